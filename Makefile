@@ -1,0 +1,117 @@
+# repctl - multi-master PostgreSQL replication and two-way file sync.
+#
+#   make                 build ./repctl
+#   make check           install build/test dependencies (Debian), build, and run
+#                        every unit and integration test under ASan+UBSan
+#   make check-unit      unit tests only (plain build)
+#   make check-asan      unit + integration tests under ASan+UBSan
+#   make demo            quick start: two local nodes replicating (see README)
+#   make demo-stop       stop what `make demo` started
+#   make install PREFIX=/usr/local DESTDIR=
+#   make format-check    clang-format dry run
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(PREFIX)/etc
+STATEDIR   ?= /var/lib/repctl
+DESTDIR    ?=
+
+CC      ?= cc
+OPT     ?= -O2 -g
+PKGS     = libpq libconfig libssh libzstd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -lconfig -lssh -lzstd)
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-missing-field-initializers
+DEFS     = -D_GNU_SOURCE -DSYSCONFDIR='"$(SYSCONFDIR)"' -DSTATEDIR='"$(STATEDIR)"'
+ALL_CFLAGS = -std=c11 $(OPT) $(WARN) $(DEFS) -Iinclude $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) $(LDLIBS)
+
+BUILD ?= build
+SAN   ?=
+ifeq ($(SAN),1)
+BUILD = build-asan
+ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+SRCS    := $(sort $(wildcard src/*/*.c))
+OBJS    := $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/sql_embed.o
+MAINOBJ := $(BUILD)/main.o
+SQL     := $(sort $(wildcard sql/*.sql))
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+ifeq ($(SAN),1)
+all: $(BUILD)/repctl
+else
+all: repctl
+repctl: $(BUILD)/repctl
+	cp $< $@
+endif
+
+$(BUILD)/repctl: $(OBJS) $(MAINOBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/%.o: src/%.c $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/sql_embed.c: $(SQL) scripts/sql_embed.sh
+	@mkdir -p $(BUILD)
+	sh scripts/sql_embed.sh $@ $(SQL)
+
+$(BUILD)/sql_embed.o: $(BUILD)/sql_embed.c include/sql_embed.h
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OBJS) $(LDLIBS_ALL) -lcmocka
+
+unit-bins: $(UNIT_BINS)
+
+deps:
+	sh scripts/deps.sh
+
+check-unit: all unit-bins
+	bash tests/run unit $(UNIT_BINS)
+
+check-integration: all
+	bash tests/run integration
+
+# Everything under AddressSanitizer and UBSan: the unit tests, and the
+# integration tests driving the sanitized binary.
+check-asan:
+	$(MAKE) SAN=1 all unit-bins
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  bash tests/run unit $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BINS))
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  REPCTL_BIN=$(CURDIR)/build-asan/repctl bash tests/run integration
+
+# The README's test command: dependencies, plain build, everything under sanitizers.
+check: deps
+	$(MAKE) all unit-bins
+	$(MAKE) check-asan
+
+demo: deps all
+	bash scripts/demo.sh start
+
+demo-stop:
+	bash scripts/demo.sh stop
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSCONFDIR)
+	install -m 0755 repctl $(DESTDIR)$(BINDIR)/repctl
+	install -m 0644 docs/repctl.1 $(DESTDIR)$(MANDIR)/man1/repctl.1
+	install -m 0644 etc/repctl.conf.example $(DESTDIR)$(SYSCONFDIR)/repctl.conf.example
+
+format-check:
+	clang-format --dry-run --Werror src/*.c src/*/*.c include/*.h tests/unit/*.c
+
+clean:
+	rm -rf build build-asan repctl
+
+.PHONY: all deps check check-unit check-integration check-asan demo demo-stop install \
+	format-check clean unit-bins

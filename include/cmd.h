@@ -1,0 +1,41 @@
+/*
+ * cmd.h - the command handlers named in the grammar table (cli.c).
+ *
+ * Each returns the process exit status: 0 on success, 1 on a user or
+ * server error (already printed to stderr with what/where/how to fix),
+ * other values where the command documents them (validate, status).
+ */
+#ifndef REPCTL_CMD_H
+#define REPCTL_CMD_H
+
+struct cli_ctx;
+struct args;
+
+#define CMD_HANDLER(name) int name(struct cli_ctx *ctx, struct args *args)
+
+CMD_HANDLER(cmd_help);
+CMD_HANDLER(cmd_version);
+CMD_HANDLER(cmd_config);
+CMD_HANDLER(cmd_install);
+CMD_HANDLER(cmd_add_database);
+CMD_HANDLER(cmd_add_table);
+CMD_HANDLER(cmd_add_all_tables);
+CMD_HANDLER(cmd_add_herd);
+CMD_HANDLER(cmd_add_sync);
+CMD_HANDLER(cmd_remove_table);
+CMD_HANDLER(cmd_remove_database);
+CMD_HANDLER(cmd_remove_herd);
+CMD_HANDLER(cmd_remove_sync);
+CMD_HANDLER(cmd_list_databases);
+CMD_HANDLER(cmd_list_herds);
+CMD_HANDLER(cmd_list_tables);
+CMD_HANDLER(cmd_list_syncs);
+CMD_HANDLER(cmd_update_database);
+CMD_HANDLER(cmd_update_sync);
+CMD_HANDLER(cmd_validate);
+CMD_HANDLER(cmd_status);
+
+/* Print an error for the user (what, where, how to fix) to stderr. */
+void cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,661 @@
+/*
+ * cli.c - the grammar table, the matcher, argument parsing and dispatch.
+ *
+ * Data flow: main.c strips the global options and calls cli_dispatch();
+ * cli_match() picks the command from the words, cli_parse_args() checks
+ * the options against the command's list (after compat.c has mapped
+ * Bucardo's spellings), the dispatcher loads the configuration and opens
+ * the metadata database as the command's flags ask, then calls the
+ * handler.  Handlers never parse argv themselves.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "cmd.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "meta.h"
+#include "xmalloc.h"
+
+#define M (CMD_CONFIG | CMD_META | CMD_INSTALLED)
+
+const struct cmd cli_commands[] = {
+	{ "help [<command>]", cmd_help, 0, "*", "[COMMAND WORDS...]",
+	    "Show all commands, or the usage of the commands starting with the given words." },
+	{ "version", cmd_version, 0, "", "", "Print the version." },
+	{ "config", cmd_config, CMD_CONFIG, "", "",
+	    "Check the configuration file and print every key with its effective value." },
+	{ "install", cmd_install, CMD_CONFIG | CMD_META, "", "",
+	    "Create the metadata schema 'repctl' in the metadata database, or upgrade\n"
+	    "it to this version of repctl.  Safe to run again." },
+	{ "add database|db <name>", cmd_add_database, M,
+	    "dbname= host= port= user= pass= sslmode= sslrootcert= sslcert= sslkey= service= conn=",
+	    "NAME dbname=DB [host=H] [port=P] [user=U] [pass=PW] [sslmode=M] [service=S]",
+	    "Register a node.  Connects and checks the server before recording it.  A\n"
+	    "password (pass= or Bucardo's password=) goes to the secrets file (pgpass\n"
+	    "format, mode 0600), never to the metadata tables.  conn= takes a whole\n"
+	    "libpq connection string instead of the separate keys." },
+	{ "add table <table>", cmd_add_table, M, "herd=! db=! conflict_column= *",
+	    "SCHEMA.TABLE... --herd=HERD --db=NODE [--conflict_column=COL]",
+	    "Add tables of node NODE to a herd (created when new), install nothing yet.\n"
+	    "Tables without a primary key are refused, naming each." },
+	{ "add all tables", cmd_add_all_tables, M, "herd=! db=! schema= exclude= conflict_column=",
+	    "--herd=HERD --db=NODE [--schema=S] [--exclude=PATTERN]",
+	    "Add every table of node NODE (all user schemas, or --schema) to HERD.\n"
+	    "--exclude takes a LIKE pattern on schema.table, comma separated for several.\n"
+	    "Tables without a primary key are skipped with a warning naming each.  Run it\n"
+	    "once per node, as the archive guide does; running it again changes nothing." },
+	{ "add herd|relgroup <name>", cmd_add_herd, M, "", "NAME", "Create an empty herd." },
+	{ "add sync <name>", cmd_add_sync, M,
+	    "herd=! dbs=! conflict_strategy= conflict_column= interval= onetimecopy= status=",
+	    "NAME herd=HERD dbs=A:source,B:target[,C:source...] [conflict_strategy=latest]\n"
+	    "      [conflict_column=updated_at] [interval=SECONDS] [onetimecopy=0|1|2]\n"
+	    "      [status=active|inactive]",
+	    "Create a sync: HERD replicated between the nodes in dbs=.  relgroup= is\n"
+	    "accepted for herd=.  With two or more sources every source is also a\n"
+	    "target (multi-source, full mesh).  Strategies: latest, first, source,\n"
+	    "target, skip, abort; Bucardo's bucardo_* names are accepted." },
+	{ "remove table <table>", cmd_remove_table, M, "herd= db= *",
+	    "SCHEMA.TABLE... [--db=NODE] [--herd=HERD]",
+	    "Remove tables from herds (all, or --herd) on all nodes, or only on --db." },
+	{ "remove database|db <name>", cmd_remove_database, M, "", "NAME",
+	    "Forget a node.  Refused while a sync uses it (remove the sync first)." },
+	{ "remove herd|relgroup <name>", cmd_remove_herd, M, "", "NAME",
+	    "Remove a herd and its table list.  Refused while a sync uses it." },
+	{ "remove sync <name>", cmd_remove_sync, M, "", "NAME", "Remove a sync and its history." },
+	{ "list databases|dbs|database|db|nodes", cmd_list_databases, M, "json", "[--json]",
+	    "List the nodes (passwords never shown)." },
+	{ "list herds|relgroups|herd|relgroup", cmd_list_herds, M, "json", "[--json]",
+	    "List the herds with their table counts per node." },
+	{ "list tables|table", cmd_list_tables, M, "json herd= db=", "[--herd=H] [--db=N] [--json]",
+	    "List the tables of the herds, per node." },
+	{ "list syncs|sync", cmd_list_syncs, M, "json", "[--json]", "List the syncs." },
+	{ "update database|db <name>", cmd_update_database, M,
+	    "dbname= host= port= user= pass= sslmode= sslrootcert= sslcert= sslkey= service= conn= "
+	    "status=",
+	    "NAME key=value...",
+	    "Change a node's connection settings (checked before they are stored) or\n"
+	    "status=active|inactive." },
+	{ "update sync <name>", cmd_update_sync, M,
+	    "conflict_strategy= conflict_column= interval= onetimecopy= status= herd=",
+	    "NAME key=value...",
+	    "Change a sync's strategy, conflict column, interval, onetimecopy or status." },
+	{ "validate [<sync>]", cmd_validate, M, "json", "[SYNC]",
+	    "Connect to every node of every sync (or SYNC) and check that each herd\n"
+	    "table exists on each node with the same primary key and columns, and the\n"
+	    "privileges the engine needs.  Exit 0 only when all is well." },
+	{ "status [<sync>]", cmd_status, M, "json", "[SYNC] [--json]",
+	    "Show each sync: state, last good run, last I/U/D, last bad run." },
+	{ NULL, NULL, 0, NULL, NULL, NULL },
+};
+
+/* ---- pattern tokens ---- */
+
+struct token {
+	char text[128];
+	int literal;	/* word (with |alternatives) or placeholder */
+	int optional;	/* [<x>] */
+};
+
+/* Split pattern into tokens; returns count. */
+static int
+tokenize(const char *pattern, struct token *t, int max)
+{
+	int n = 0;
+	const char *p = pattern;
+
+	while (*p && n < max) {
+		size_t len = strcspn(p, " ");
+		size_t cp = len < sizeof(t[n].text) - 1 ? len : sizeof(t[n].text) - 1;
+
+		memcpy(t[n].text, p, cp);
+		t[n].text[cp] = '\0';
+		t[n].optional = t[n].text[0] == '[';
+		t[n].literal = t[n].text[0] != '<' && !t[n].optional;
+		n++;
+		p += len;
+		while (*p == ' ')
+			p++;
+	}
+	return n;
+}
+
+/* Canonical (first) spelling of a literal token into out. */
+static void
+canonical(const struct token *t, char *out, size_t len)
+{
+	size_t n = strcspn(t->text, "|");
+
+	if (n >= len)
+		n = len - 1;
+	memcpy(out, t->text, n);
+	out[n] = '\0';
+}
+
+/* 2: exact match of one alternative, 1: prefix of one, 0: none. */
+static int
+word_matches(const struct token *t, const char *word)
+{
+	char alt[128];
+	const char *p = t->text;
+	int best = 0;
+	size_t wl = strlen(word);
+
+	while (*p) {
+		size_t n = strcspn(p, "|");
+
+		if (n < sizeof(alt)) {
+			memcpy(alt, p, n);
+			alt[n] = '\0';
+			if (strcmp(alt, word) == 0)
+				return 2;
+			if (wl > 0 && strncmp(alt, word, wl) == 0)
+				best = 1;
+		}
+		p += n;
+		if (*p == '|')
+			p++;
+	}
+	return best;
+}
+
+static int
+looks_like_option(const char *a)
+{
+	return a[0] == '-' || strchr(a, '=') != NULL;
+}
+
+/* The canonical literal words of a command ("add database"), for messages. */
+static void
+cmd_words(struct buf *b, const struct cmd *c)
+{
+	struct token t[16];
+	int n = tokenize(c->pattern, t, 16), i;
+
+	for (i = 0; i < n && t[i].literal; i++) {
+		char w[128];
+
+		canonical(&t[i], w, sizeof(w));
+		buf_printf(b, "%s%s", i ? " " : "", w);
+	}
+}
+
+/* The literal words typed so far, for messages. */
+static void
+words_so_far(struct buf *b, char **argv, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		buf_printf(b, "%s%s", i ? " " : "", argv[i]);
+}
+
+const struct cmd *
+cli_match(int argc, char **argv, struct args *args, int *consumed, char *err,
+    size_t errlen)
+{
+	enum { MAXC = 64 };
+	int alive[MAXC], nalive = 0, level, i;
+	const struct cmd *c, *found = NULL;
+	struct token toks[16];
+	int ntok;
+
+	for (c = cli_commands; c->pattern && nalive < MAXC; c++)
+		alive[nalive++] = (int)(c - cli_commands);
+
+	for (level = 0;; level++) {
+		int next[MAXC], nnext = 0, nexact = 0, complete = -1;
+		char cands[MAXC][128];
+		int ncands = 0, j;
+		const char *word = level < argc ? argv[level] : NULL;
+
+		/* which alive commands still have a literal at this level */
+		for (i = 0; i < nalive; i++) {
+			ntok = tokenize(cli_commands[alive[i]].pattern, toks, 16);
+			if (level >= ntok || !toks[level].literal) {
+				complete = alive[i];
+				continue;
+			}
+			canonical(&toks[level], cands[ncands], sizeof(cands[0]));
+			for (j = 0; j < ncands; j++)
+				if (strcmp(cands[j], cands[ncands]) == 0)
+					break;
+			if (j == ncands)
+				ncands++;
+		}
+		if (ncands == 0)
+			break;
+		if (word == NULL || looks_like_option(word)) {
+			if (complete >= 0) {
+				alive[0] = complete;
+				nalive = 1;
+				break;
+			}
+			goto missing;
+		}
+		for (i = 0; i < nalive; i++) {
+			int m;
+
+			ntok = tokenize(cli_commands[alive[i]].pattern, toks, 16);
+			if (level >= ntok || !toks[level].literal)
+				continue;
+			m = word_matches(&toks[level], word);
+			if (m == 2) {
+				if (nexact == 0)
+					nnext = 0;
+				nexact = 1;
+				next[nnext++] = alive[i];
+			} else if (m == 1 && !nexact) {
+				next[nnext++] = alive[i];
+			}
+		}
+		if (nnext == 0) {
+			if (complete >= 0 && level > 0) {
+				alive[0] = complete;
+				nalive = 1;
+				break;
+			}
+			goto unknown;
+		}
+		if (!nexact) {
+			/* prefix: all survivors must share one canonical word */
+			char first[128];
+
+			ntok = tokenize(cli_commands[next[0]].pattern, toks, 16);
+			canonical(&toks[level], first, sizeof(first));
+			for (i = 1; i < nnext; i++) {
+				char other[128];
+
+				ntok = tokenize(cli_commands[next[i]].pattern, toks, 16);
+				canonical(&toks[level], other, sizeof(other));
+				if (strcmp(first, other) != 0)
+					goto ambiguous;
+			}
+		}
+		memcpy(alive, next, sizeof(int) * (size_t)nnext);
+		nalive = nnext;
+		continue;
+
+missing:
+unknown:
+ambiguous: {
+		struct buf b = BUF_INIT, ctx = BUF_INIT;
+		int k;
+
+		words_so_far(&ctx, argv, level);
+		for (k = 0; k < ncands; k++) {
+			if (word && !looks_like_option(word) && strncmp(cands[k], word, strlen(word)) != 0
+			    && nnext > 0)
+				continue;
+			buf_printf(&b, "%s%s", b.len ? ", " : "", cands[k]);
+		}
+		if (word == NULL || looks_like_option(word))
+			snprintf(err, errlen, "missing word%s%s%s; expected one of: %s",
+			    level ? " after '" : "", ctx.data ? ctx.data : "", level ? "'" : "", b.data);
+		else if (nnext == 0)
+			snprintf(err, errlen, "unknown word '%s'%s%s%s; valid words: %s", word,
+			    level ? " after '" : "", ctx.data ? ctx.data : "", level ? "'" : "", b.data);
+		else
+			snprintf(err, errlen, "ambiguous word '%s'%s%s%s: it could be %s", word,
+			    level ? " after '" : "", ctx.data ? ctx.data : "", level ? "'" : "", b.data);
+		buf_free(&b);
+		buf_free(&ctx);
+		return NULL;
+	}
+	}
+
+	found = &cli_commands[alive[0]];
+	/* placeholders */
+	ntok = tokenize(found->pattern, toks, 16);
+	args->words = xcalloc((size_t)ntok + 1, sizeof(char *));
+	for (i = level; i < ntok; i++) {
+		const char *a = i < argc ? argv[i] : NULL;
+
+		if (a == NULL || looks_like_option(a)) {
+			if (toks[i].optional)
+				break;
+			{
+				struct buf ctx = BUF_INIT;
+				char name[128];
+				size_t n = strlen(toks[i].text);
+
+				cmd_words(&ctx, found);
+				snprintf(name, sizeof(name), "%.*s", (int)(n > 2 ? n - 2 : 0),
+				    toks[i].text + 1);
+				snprintf(err, errlen, "'%s' needs a %s; usage: repctl %s %s", ctx.data,
+				    name, ctx.data, found->usage);
+				buf_free(&ctx);
+			}
+			free(args->words);
+			args->words = NULL;
+			return NULL;
+		}
+		args->words[args->nwords++] = xstrdup(a);
+	}
+	*consumed = level + args->nwords;
+	return found;
+}
+
+/* ---- options ---- */
+
+/* Look key up in spec ("herd=! db= json *"): 0 absent, 1 flag, 2 takes value; *req. */
+static int
+spec_find(const char *spec, const char *key, int *required)
+{
+	const char *p = spec;
+	size_t kl = strlen(key);
+
+	while (*p) {
+		size_t n = strcspn(p, " ");
+
+		if (n >= kl && strncmp(p, key, kl) == 0 && (n == kl || p[kl] == '=')) {
+			*required = n > kl + 1 && p[kl + 1] == '!';
+			return n == kl ? 1 : 2;
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	return 0;
+}
+
+static void
+spec_describe(const char *spec, struct buf *b)
+{
+	const char *p = spec;
+
+	while (*p) {
+		size_t n = strcspn(p, " ");
+		size_t kl = strcspn(p, "= ");
+
+		if (!(n == 1 && *p == '*'))
+			buf_printf(b, "%s%.*s%s", b->len ? ", " : "", (int)kl, p,
+			    kl < n ? "=" : "");
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+}
+
+int
+cli_parse_args(const struct cmd *cmd, int argc, char **argv, struct args *args,
+    char *err, size_t errlen)
+{
+	int i, j, req;
+	const char *spec = cmd->opts;
+	int allow_pos = strchr(spec, '*') != NULL;
+
+	args->opts = xcalloc((size_t)argc + 1, sizeof(struct opt));
+	args->pos = xcalloc((size_t)argc + 1, sizeof(char *));
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i], *eq;
+		char *key;
+		const char *nkey;
+		int kind, dashed = 0;
+
+		if (strcmp(a, "--") == 0) {
+			for (i++; i < argc; i++)
+				args->pos[args->npos++] = xstrdup(argv[i]);
+			break;
+		}
+		if (a[0] == '-' && a[1] != '\0') {
+			dashed = 1;
+			a += a[1] == '-' ? 2 : 1;
+		} else if (strchr(a, '=') == NULL) {
+			if (!allow_pos) {
+				struct buf w = BUF_INIT;
+
+				cmd_words(&w, cmd);
+				snprintf(err, errlen, "unexpected argument '%s'; usage: repctl %s %s",
+				    argv[i], w.data, cmd->usage);
+				buf_free(&w);
+				return -1;
+			}
+			args->pos[args->npos++] = xstrdup(a);
+			continue;
+		}
+		eq = strchr(a, '=');
+		key = eq ? xstrndup(a, (size_t)(eq - a)) : xstrdup(a);
+		nkey = compat_option_key(key);
+		kind = spec_find(spec, nkey, &req);
+		if (kind == 0 || strcmp(nkey, "*") == 0) {
+			struct buf b = BUF_INIT;
+			struct buf w = BUF_INIT;
+
+			cmd_words(&w, cmd);
+			spec_describe(spec, &b);
+			snprintf(err, errlen, "unknown option '%s' for '%s'; %s%s", key, w.data,
+			    b.len ? "valid options: " : "it takes no options", b.len ? b.data : "");
+			buf_free(&b);
+			buf_free(&w);
+			free(key);
+			return -1;
+		}
+		for (j = 0; j < args->nopts; j++) {
+			if (strcmp(args->opts[j].key, nkey) == 0) {
+				snprintf(err, errlen, "option '%s' given twice", key);
+				free(key);
+				return -1;
+			}
+		}
+		if (kind == 1 && eq) {
+			snprintf(err, errlen, "option '%s' takes no value (write --%s alone)", key, nkey);
+			free(key);
+			return -1;
+		}
+		args->opts[args->nopts].key = xstrdup(nkey);
+		if (kind == 2) {
+			if (eq)
+				args->opts[args->nopts].value = xstrdup(eq + 1);
+			else if (dashed && i + 1 < argc && argv[i + 1][0] != '-')
+				args->opts[args->nopts].value = xstrdup(argv[++i]);
+			else {
+				snprintf(err, errlen, "option '%s' needs a value (%s=VALUE)", key, nkey);
+				free(args->opts[args->nopts].key);
+				free(key);
+				return -1;
+			}
+		}
+		args->nopts++;
+		free(key);
+	}
+	/* required options */
+	{
+		const char *p = spec;
+
+		while (*p) {
+			size_t n = strcspn(p, " ");
+
+			if (n > 2 && p[n - 1] == '!') {
+				char name[64];
+				int have = 0;
+
+				snprintf(name, sizeof(name), "%.*s", (int)(n - 2), p);
+				for (j = 0; j < args->nopts; j++)
+					if (strcmp(args->opts[j].key, name) == 0)
+						have = args->opts[j].value && *args->opts[j].value;
+				if (!have) {
+					struct buf w = BUF_INIT;
+
+					cmd_words(&w, cmd);
+					snprintf(err, errlen, "'%s' needs %s=...; usage: repctl %s %s",
+					    w.data, name, w.data, cmd->usage);
+					buf_free(&w);
+					return -1;
+				}
+			}
+			p += n;
+			while (*p == ' ')
+				p++;
+		}
+	}
+	return 0;
+}
+
+void
+cli_args_free(struct args *args)
+{
+	int i;
+
+	for (i = 0; i < args->nwords; i++)
+		free(args->words[i]);
+	free(args->words);
+	for (i = 0; i < args->npos; i++)
+		free(args->pos[i]);
+	free(args->pos);
+	for (i = 0; i < args->nopts; i++) {
+		free(args->opts[i].key);
+		free(args->opts[i].value);
+	}
+	free(args->opts);
+	memset(args, 0, sizeof(*args));
+}
+
+const char *
+args_get(struct args *args, const char *key)
+{
+	int i;
+
+	for (i = 0; i < args->nopts; i++) {
+		if (strcmp(args->opts[i].key, key) == 0) {
+			args->opts[i].used = 1;
+			return args->opts[i].value;
+		}
+	}
+	return NULL;
+}
+
+int
+args_has(struct args *args, const char *key)
+{
+	int i;
+
+	for (i = 0; i < args->nopts; i++)
+		if (strcmp(args->opts[i].key, key) == 0)
+			return 1;
+	return 0;
+}
+
+/* ---- help ---- */
+
+static void
+print_pattern(const char *pattern)
+{
+	struct token t[16];
+	int n = tokenize(pattern, t, 16), i;
+
+	for (i = 0; i < n; i++) {
+		char w[128];
+
+		if (t[i].literal) {
+			canonical(&t[i], w, sizeof(w));
+			printf("%s%s", i ? " " : "", w);
+		} else {
+			printf("%s%s", i ? " " : "", t[i].text);
+		}
+	}
+}
+
+int
+cli_help(int nwords, char **words)
+{
+	const struct cmd *c;
+	int shown = 0;
+
+	if (nwords == 0) {
+		printf("usage: repctl [-c CONFIG] [-v] COMMAND [ARGS]\n\ncommands:\n");
+		for (c = cli_commands; c->pattern; c++) {
+			printf("  ");
+			print_pattern(c->pattern);
+			printf("\n");
+		}
+		printf("\n'repctl help COMMAND' shows a command's arguments.\n"
+		       "Environment: REPCTL_CONFIG, REPCTL_META, REPCTL_STATE_DIR, REPCTL_NODE.\n");
+		return 0;
+	}
+	for (c = cli_commands; c->pattern; c++) {
+		struct token t[16];
+		int n = tokenize(c->pattern, t, 16), i, ok = 1;
+
+		for (i = 0; i < nwords && ok; i++)
+			ok = i < n && t[i].literal && word_matches(&t[i], words[i]) > 0;
+		if (!ok)
+			continue;
+		{
+			struct buf w = BUF_INIT;
+
+			cmd_words(&w, c);
+			printf("%susage: repctl %s%s%s\n\n%s\n", shown ? "\n" : "", w.data,
+			    *c->usage ? " " : "", c->usage, c->help);
+			buf_free(&w);
+		}
+		shown++;
+	}
+	if (!shown) {
+		struct buf b = BUF_INIT;
+		int i;
+
+		for (i = 0; i < nwords; i++)
+			buf_printf(&b, "%s%s", i ? " " : "", words[i]);
+		fprintf(stderr, "repctl: error: no command '%s'; 'repctl help' lists them\n", b.data);
+		buf_free(&b);
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- dispatch ---- */
+
+int
+cli_dispatch(struct cli_ctx *ctx, int argc, char **argv)
+{
+	char err[ERRLEN];
+	struct args args;
+	const struct cmd *cmd;
+	int consumed = 0, rc = 1;
+
+	memset(&args, 0, sizeof(args));
+	if (argc == 0) {
+		cli_help(0, NULL);
+		return 2;
+	}
+	cmd = cli_match(argc, argv, &args, &consumed, err, sizeof(err));
+	if (cmd == NULL) {
+		cmd_error("%s\nhint: 'repctl help' lists the commands", err);
+		cli_args_free(&args);
+		return 2;
+	}
+	if (cli_parse_args(cmd, argc - consumed, argv + consumed, &args, err, sizeof(err)) < 0) {
+		cmd_error("%s", err);
+		rc = 2;
+		goto out;
+	}
+	ctx->json = args_has(&args, "json");
+	if (cmd->flags & CMD_CONFIG && ctx->cfg == NULL) {
+		ctx->cfg = config_load(ctx->config_path, getenv, err, sizeof(err));
+		if (ctx->cfg == NULL) {
+			cmd_error("%s", err);
+			goto out;
+		}
+	}
+	if (cmd->flags & CMD_META) {
+		ctx->meta = meta_connect(ctx->cfg, err, sizeof(err));
+		if (ctx->meta == NULL) {
+			cmd_error("%s", err);
+			goto out;
+		}
+		if (cmd->flags & CMD_INSTALLED && meta_check_installed(ctx->meta, ctx->cfg, err,
+							 sizeof(err)) < 0) {
+			cmd_error("%s", err);
+			goto out;
+		}
+	}
+	rc = cmd->fn(ctx, &args);
+out:
+	cli_args_free(&args);
+	return rc;
+}

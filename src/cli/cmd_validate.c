@@ -1,0 +1,386 @@
+/*
+ * cmd_validate.c - check, before the first sync, what would break it.
+ *
+ * For each sync (or the one named): connect to every node; for every table
+ * of the herd, check it exists on each node that registered it, with the
+ * same primary key and the same column names and types on every node; and
+ * check the privileges the engine needs on each node.  Each problem is one
+ * line saying what, where, and how to fix it; the exit status is 0 only
+ * when there is none.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "cmd.h"
+#include "config.h"
+#include "db.h"
+#include "meta.h"
+#include "xmalloc.h"
+
+struct vnode {
+	char *name;
+	PGconn *conn;	/* NULL when unreachable */
+	int version;
+	int super;
+};
+
+struct vctx {
+	struct cli_ctx *cli;
+	struct vnode *nodes;
+	int nnodes;
+	int problems;
+};
+
+static void
+problem(struct vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+problem(struct vctx *v, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("problem: ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+	v->problems++;
+}
+
+/* Connect (once) to a node; NULL when it is unreachable (problem reported). */
+static struct vnode *
+vnode_get(struct vctx *v, const char *name)
+{
+	char err[ERRLEN];
+	struct node n;
+	struct vnode *vn;
+	int i, found;
+
+	for (i = 0; i < v->nnodes; i++)
+		if (strcmp(v->nodes[i].name, name) == 0)
+			return &v->nodes[i];
+	v->nodes = xrealloc(v->nodes, sizeof(*v->nodes) * (size_t)(v->nnodes + 1));
+	vn = &v->nodes[v->nnodes++];
+	memset(vn, 0, sizeof(*vn));
+	vn->name = xstrdup(name);
+	found = meta_node_get(v->cli->meta, name, &n, err, sizeof(err));
+	if (found != 0) {
+		problem(v, "node '%s': %s", name, found < 0 ? err : "not in the metadata");
+		node_clear(&n);
+		return vn;
+	}
+	vn->conn = node_connect(v->cli->cfg, &n, err, sizeof(err));
+	node_clear(&n);
+	if (vn->conn == NULL) {
+		const char *hint = db_connect_hint(err);
+
+		problem(v, "%s%s%s", err, hint ? "\n  hint: " : "", hint ? hint : "");
+		return vn;
+	}
+	vn->version = PQserverVersion(vn->conn);
+	{
+		char *s = db_value(vn->conn,
+		    "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user", 0,
+		    NULL, err, sizeof(err));
+
+		vn->super = s && s[0] == 't';
+		free(s);
+	}
+	return vn;
+}
+
+/* Node-wide privileges: create the repctl schema, set session_replication_role. */
+static void
+check_node_privileges(struct vctx *v, struct vnode *vn)
+{
+	char err[ERRLEN];
+	char *s;
+
+	if (vn->conn == NULL || vn->super)
+		return;
+	s = db_value(vn->conn,
+	    "SELECT has_database_privilege(current_database(), 'CREATE') OR "
+	    "(to_regnamespace('repctl') IS NOT NULL AND "
+	    " has_schema_privilege('repctl', 'CREATE,USAGE'))",
+	    0, NULL, err, sizeof(err));
+	if (s == NULL || s[0] != 't')
+		problem(v,
+		    "node '%s': the replication user cannot create the schema 'repctl'\n"
+		    "  hint: GRANT CREATE ON DATABASE <db> TO <user>; (or create schema repctl "
+		    "owned by it)",
+		    vn->name);
+	free(s);
+	if (vn->version < 150000) {
+		problem(v,
+		    "node '%s': PostgreSQL %d needs a superuser to set session_replication_role\n"
+		    "  hint: use a superuser, or upgrade to PostgreSQL 15 and GRANT SET ON "
+		    "PARAMETER session_replication_role TO <user>",
+		    vn->name, vn->version / 10000);
+		return;
+	}
+	s = db_value(vn->conn,
+	    "SELECT has_parameter_privilege('session_replication_role', 'SET')", 0, NULL, err,
+	    sizeof(err));
+	if (s == NULL || s[0] != 't')
+		problem(v,
+		    "node '%s': the replication user may not set session_replication_role\n"
+		    "  hint: GRANT SET ON PARAMETER session_replication_role TO <user>;",
+		    vn->name);
+	free(s);
+}
+
+/* Columns "name type" one per line, sorted; NULL when the table is missing. */
+static PGresult *
+table_info(PGconn *c, const char *schema, const char *table, char *err, size_t errlen)
+{
+	const char *params[2] = { schema, table };
+
+	return db_query(c,
+	    "SELECT (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), "
+	    "  E'\\n' ORDER BY a.attname) FROM pg_catalog.pg_attribute a "
+	    "  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS cols, "
+	    "(SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_catalog.pg_index i "
+	    "  CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
+	    "  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+	    "  WHERE i.indrelid = c.oid AND i.indisprimary)::text AS pk, "
+	    "has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'INSERT'), "
+	    "has_table_privilege(c.oid, 'UPDATE'), has_table_privilege(c.oid, 'DELETE'), "
+	    "has_table_privilege(c.oid, 'TRIGGER'), pg_has_role(c.relowner, 'USAGE'), "
+	    "pg_get_userbyid(c.relowner) "
+	    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	    "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+	    2, params, err, errlen);
+}
+
+/* Report columns of a that b lacks or types differently. */
+static void
+diff_columns(struct vctx *v, const char *tname, const char *an, const char *acols,
+    const char *bn, const char *bcols)
+{
+	char *copy = xstrdup(acols), *line, *save = NULL;
+
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *sp = strchr(line, ' ');
+		struct buf key = BUF_INIT;
+		const char *p;
+		int found = 0;
+
+		if (sp == NULL)
+			continue;
+		buf_add(&key, line, (size_t)(sp - line + 1));
+		for (p = bcols; p && *p;) {
+			const char *nl = strchr(p, '\n');
+			size_t len = nl ? (size_t)(nl - p) : strlen(p);
+
+			if (len >= key.len && strncmp(p, key.data, key.len) == 0) {
+				found = 1;
+				if (len != strlen(line) || strncmp(p, line, len) != 0)
+					problem(v,
+					    "table %s: column '%.*s' is %s on node '%s' but %.*s on "
+					    "node '%s'\n  hint: make the types equal (ALTER TABLE ... "
+					    "ALTER COLUMN ... TYPE ...)",
+					    tname, (int)(sp - line), line, sp + 1, an,
+					    (int)(len - key.len), p + key.len, bn);
+				break;
+			}
+			p = nl ? nl + 1 : NULL;
+		}
+		if (!found)
+			problem(v,
+			    "table %s: column '%.*s' (%s) exists on node '%s' but not on node '%s'\n"
+			    "  hint: run the same migration on '%s' (ALTER TABLE ... ADD COLUMN)",
+			    tname, (int)(sp - line), line, sp + 1, an, bn, bn);
+		buf_free(&key);
+	}
+	free(copy);
+}
+
+static void
+check_table(struct vctx *v, const char *schema, const char *table, const char *reg_pk,
+    char **nodes, int nn)
+{
+	char err[ERRLEN];
+	char *tname = xasprintf("%s.%s", schema, table);
+	char *ref_cols = NULL, *ref_pk = NULL;
+	const char *ref_node = NULL;
+	int i;
+
+	for (i = 0; i < nn; i++) {
+		struct vnode *vn = vnode_get(v, nodes[i]);
+		PGresult *r;
+		static const char *const privs[] = { "SELECT", "INSERT", "UPDATE", "DELETE",
+			"TRIGGER" };
+		struct buf missing = BUF_INIT;
+		int p;
+
+		if (vn->conn == NULL)
+			continue;
+		r = table_info(vn->conn, schema, table, err, sizeof(err));
+		if (r == NULL) {
+			problem(v, "node '%s': %s", vn->name, err);
+			continue;
+		}
+		if (PQntuples(r) == 0) {
+			problem(v,
+			    "table %s is in the herd but does not exist on node '%s'\n  hint: "
+			    "create it there (same schema as the other nodes), or 'repctl remove "
+			    "table %s --db=%s'",
+			    tname, vn->name, tname, vn->name);
+			PQclear(r);
+			continue;
+		}
+		if (PQgetisnull(r, 0, 1))
+			problem(v, "table %s has no primary key on node '%s'\n  hint: ALTER TABLE %s "
+				   "ADD PRIMARY KEY (%s)",
+			    tname, vn->name, tname, reg_pk);
+		else if (ref_pk == NULL) {
+			ref_pk = xstrdup(PQgetvalue(r, 0, 1));
+		} else if (strcmp(ref_pk, PQgetvalue(r, 0, 1)) != 0) {
+			problem(v, "table %s: primary key %s on node '%s' but %s on node '%s'\n  hint: "
+				   "the key must be the same columns on every node",
+			    tname, ref_pk, ref_node, PQgetvalue(r, 0, 1), vn->name);
+		}
+		if (ref_cols == NULL) {
+			ref_cols = xstrdup(PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0));
+			ref_node = nodes[i];
+		} else if (strcmp(ref_cols, PQgetvalue(r, 0, 0)) != 0) {
+			diff_columns(v, tname, ref_node, ref_cols, vn->name, PQgetvalue(r, 0, 0));
+			diff_columns(v, tname, vn->name, PQgetvalue(r, 0, 0), ref_node, ref_cols);
+		}
+		if (!vn->super) {
+			for (p = 0; p < 5; p++)
+				if (PQgetvalue(r, 0, 2 + p)[0] != 't')
+					buf_printf(&missing, "%s%s", missing.len ? ", " : "", privs[p]);
+			if (missing.len)
+				problem(v, "node '%s': the replication user lacks %s on %s\n  hint: "
+					   "GRANT %s ON %s TO <user>;",
+				    vn->name, missing.data, tname, missing.data, tname);
+			if (PQgetvalue(r, 0, 7)[0] != 't')
+				problem(v,
+				    "node '%s': the replication user must own %s (or be a member of "
+				    "its owner '%s') to install capture triggers\n  hint: GRANT %s TO "
+				    "<user>;",
+				    vn->name, tname, PQgetvalue(r, 0, 8), PQgetvalue(r, 0, 8));
+		}
+		buf_free(&missing);
+		PQclear(r);
+	}
+	free(tname);
+	free(ref_cols);
+	free(ref_pk);
+}
+
+static void
+check_sync(struct vctx *v, const char *sync)
+{
+	char err[ERRLEN];
+	const char *params[1] = { sync };
+	PGresult *nodes, *tables;
+	int i, j, before = v->problems;
+
+	nodes = db_query(v->cli->meta,
+	    "SELECT node FROM repctl.sync_node WHERE sync = $1 ORDER BY ord", 1, params, err,
+	    sizeof(err));
+	tables = db_query(v->cli->meta,
+	    "SELECT t.schema_name, t.table_name, min(t.pk_columns::text), "
+	    "  array_agg(t.node ORDER BY t.node)::text "
+	    "FROM repctl.sync s JOIN repctl.herd_table t ON t.herd = s.herd "
+	    "JOIN repctl.sync_node sn ON sn.sync = s.name AND sn.node = t.node "
+	    "WHERE s.name = $1 GROUP BY 1, 2 ORDER BY 1, 2",
+	    1, params, err, sizeof(err));
+	if (nodes == NULL || tables == NULL) {
+		problem(v, "sync '%s': %s", sync, err);
+		goto out;
+	}
+	for (i = 0; i < PQntuples(nodes); i++) {
+		struct vnode *vn = vnode_get(v, PQgetvalue(nodes, i, 0));
+
+		if (vn->conn && vn - v->nodes == v->nnodes - 1)
+			check_node_privileges(v, vn);
+	}
+	if (PQntuples(tables) == 0)
+		problem(v, "sync '%s': no table of its herd is registered on its nodes\n  hint: "
+			   "'repctl add all tables --herd=... --db=NODE' for each node",
+		    sync);
+	for (i = 0; i < PQntuples(tables); i++) {
+		/* nodes of this sync that registered the table */
+		char *list[64];
+		int nn = 0;
+		char *arr = xstrdup(PQgetvalue(tables, i, 3)), *tok, *save = NULL;
+
+		for (tok = strtok_r(arr + 1, ",}", &save); tok && nn < 64;
+		     tok = strtok_r(NULL, ",}", &save))
+			list[nn++] = tok;
+		if (nn < PQntuples(nodes)) {
+			for (j = 0; j < PQntuples(nodes); j++) {
+				int k, has = 0;
+
+				for (k = 0; k < nn; k++)
+					has |= strcmp(list[k], PQgetvalue(nodes, j, 0)) == 0;
+				if (!has)
+					problem(v,
+					    "sync '%s': table %s.%s is not registered on node '%s', so it "
+					    "will not replicate there\n  hint: repctl add table %s.%s "
+					    "--herd=<herd> --db=%s",
+					    sync, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1),
+					    PQgetvalue(nodes, j, 0), PQgetvalue(tables, i, 0),
+					    PQgetvalue(tables, i, 1), PQgetvalue(nodes, j, 0));
+			}
+		}
+		check_table(v, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1),
+		    PQgetvalue(tables, i, 2), list, nn);
+		free(arr);
+	}
+	if (v->problems == before)
+		printf("sync '%s': OK (%d table(s) on %d node(s))\n", sync, PQntuples(tables),
+		    PQntuples(nodes));
+out:
+	PQclear(nodes);
+	PQclear(tables);
+}
+
+CMD_HANDLER(cmd_validate)
+{
+	char err[ERRLEN];
+	const char *only = args->nwords > 0 ? args->words[0] : NULL;
+	const char *params[1] = { only };
+	struct vctx v;
+	PGresult *r;
+	int i;
+
+	memset(&v, 0, sizeof(v));
+	v.cli = ctx;
+	printf("configuration %s: OK\n", ctx->cfg->path ? ctx->cfg->path : "(defaults)");
+	r = db_query(ctx->meta,
+	    "SELECT name FROM repctl.sync WHERE $1::text IS NULL OR name = $1 ORDER BY name", 1,
+	    params, err, sizeof(err));
+	if (r == NULL) {
+		cmd_error("%s", err);
+		return 1;
+	}
+	if (only && PQntuples(r) == 0) {
+		cmd_error("no sync '%s'\nhint: 'repctl list syncs' shows them", only);
+		PQclear(r);
+		return 1;
+	}
+	if (PQntuples(r) == 0)
+		printf("no syncs yet: nothing else to check (add one with 'repctl add sync')\n");
+	for (i = 0; i < PQntuples(r); i++)
+		check_sync(&v, PQgetvalue(r, i, 0));
+	PQclear(r);
+	for (i = 0; i < v.nnodes; i++) {
+		db_close(v.nodes[i].conn);
+		free(v.nodes[i].name);
+	}
+	free(v.nodes);
+	if (v.problems) {
+		printf("%d problem(s) found\n", v.problems);
+		return 1;
+	}
+	printf("all checks passed\n");
+	return 0;
+}

@@ -1,0 +1,176 @@
+/*
+ * secrets.c - maintain the pgpass-format secrets file.
+ *
+ * The file is rewritten whole into a temporary file (0600) and renamed over
+ * the old one, so a crash leaves either the old or the new file.  Fields
+ * are escaped as libpq expects (backslash before ':' and '\').
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "db.h"
+#include "secrets.h"
+#include "xmalloc.h"
+
+int
+mkdir_p(const char *dir, int mode)
+{
+	char *p = xstrdup(dir), *s;
+	int rc = 0;
+
+	for (s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST) {
+			rc = -1;
+			goto out;
+		}
+		*s = '/';
+	}
+	if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST)
+		rc = -1;
+out:
+	free(p);
+	return rc;
+}
+
+void
+secret_key_from_conninfo(const char *conninfo, struct secret_key *k)
+{
+	char *host = db_conninfo_get(conninfo, "host");
+	char *port = db_conninfo_get(conninfo, "port");
+	char *db = db_conninfo_get(conninfo, "dbname");
+	char *user = db_conninfo_get(conninfo, "user");
+
+	/* libpq matches a socket connection against "localhost" */
+	if (host == NULL || host[0] == '/' || host[0] == '\0') {
+		free(host);
+		host = xstrdup("localhost");
+	}
+	k->host = host;
+	k->port = port ? port : xstrdup("5432");
+	k->user = user ? user : xstrdup(getenv("USER") ? getenv("USER") : "*");
+	k->dbname = db ? db : xstrdup(k->user);
+}
+
+void
+secret_key_clear(struct secret_key *k)
+{
+	free(k->host);
+	free(k->port);
+	free(k->dbname);
+	free(k->user);
+	memset(k, 0, sizeof(*k));
+}
+
+static void
+put_field(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == ':' || *s == '\\')
+			buf_putc(b, '\\');
+		buf_putc(b, *s);
+	}
+}
+
+static void
+key_prefix(struct buf *b, const struct secret_key *k)
+{
+	put_field(b, k->host);
+	buf_putc(b, ':');
+	put_field(b, k->port);
+	buf_putc(b, ':');
+	put_field(b, k->dbname);
+	buf_putc(b, ':');
+	put_field(b, k->user);
+	buf_putc(b, ':');
+}
+
+/* Rewrite the file without k's line, plus newline (when not NULL). */
+static int
+rewrite(const char *path, const struct secret_key *k, const char *newline, char *err,
+    size_t errlen)
+{
+	struct buf prefix = BUF_INIT, out = BUF_INIT;
+	char *tmp = xasprintf("%s.tmp", path), *dir = xstrdup(path), *slash;
+	FILE *fp;
+	char line[4096];
+	int fd = -1, rc = -1;
+
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir_p(dir, 0700) < 0) {
+			snprintf(err, errlen, "cannot create directory \"%s\": %s", dir,
+			    strerror(errno));
+			goto out;
+		}
+	}
+	key_prefix(&prefix, k);
+	fp = fopen(path, "r");
+	if (fp) {
+		while (fgets(line, sizeof(line), fp))
+			if (strncmp(line, prefix.data, prefix.len) != 0)
+				buf_puts(&out, line);
+		fclose(fp);
+	} else if (errno != ENOENT) {
+		snprintf(err, errlen, "cannot read secrets file \"%s\": %s", path, strerror(errno));
+		goto out;
+	}
+	if (newline)
+		buf_puts(&out, newline);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || fchmod(fd, 0600) < 0 ||
+	    (out.len && write(fd, out.data, out.len) != (ssize_t)out.len) || fsync(fd) < 0) {
+		snprintf(err, errlen, "cannot write secrets file \"%s\": %s", tmp, strerror(errno));
+		goto out;
+	}
+	close(fd);
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		snprintf(err, errlen, "cannot replace secrets file \"%s\": %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	buf_free(&prefix);
+	buf_free(&out);
+	free(tmp);
+	free(dir);
+	return rc;
+}
+
+int
+secrets_put(const char *path, const struct secret_key *k, const char *password, char *err,
+    size_t errlen)
+{
+	struct buf line = BUF_INIT;
+	int rc;
+
+	key_prefix(&line, k);
+	put_field(&line, password);
+	buf_putc(&line, '\n');
+	rc = rewrite(path, k, line.data, err, errlen);
+	buf_free(&line);
+	return rc;
+}
+
+int
+secrets_drop(const char *path, const struct secret_key *k, char *err, size_t errlen)
+{
+	if (access(path, F_OK) != 0)
+		return 0;
+	return rewrite(path, k, NULL, err, errlen);
+}
