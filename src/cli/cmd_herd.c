@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "capture.h"
 #include "cli.h"
 #include "cmd.h"
 #include "config.h"
@@ -190,6 +191,14 @@ CMD_HANDLER(cmd_add_all_tables)
 		if (register_table(ctx->meta, herd, db, s, t, PQgetvalue(r, i, 3), ccol, &added,
 			&present, err, sizeof(err)) < 0)
 			goto fail;
+		if (capture_install(c, db, s, t, err, sizeof(err)) < 0) {
+			char *msg = xasprintf("installing capture of %s.%s on node '%s': %s", s, t, db,
+			    err);
+
+			snprintf(err, sizeof(err), "%s", msg);
+			free(msg);
+			goto fail;
+		}
 	}
 	if (db_commit(ctx->meta, err, sizeof(err)) < 0)
 		goto fail;
@@ -264,7 +273,8 @@ CMD_HANDLER(cmd_add_table)
 			goto out;
 		}
 		if (register_table(ctx->meta, herd, db, s, t, PQgetvalue(r, 0, 3), ccol, &added,
-			&present, err, sizeof(err)) < 0) {
+			&present, err, sizeof(err)) < 0 ||
+		    capture_install(c, db, s, t, err, sizeof(err)) < 0) {
 			PQclear(r);
 			free(s);
 			free(t);
@@ -335,7 +345,7 @@ CMD_HANDLER(cmd_remove_table)
 {
 	char err[ERRLEN];
 	const char *herd = args_get(args, "herd"), *db = args_get(args, "db");
-	int i, ntables = args->nwords + args->npos, total = 0;
+	int i, ntables = args->nwords + args->npos, total = 0, removed_capture = 0;
 
 	if (db && must_exist(ctx->meta, "node", "SELECT 1 FROM repctl.node WHERE name = $1", db,
 		      "repctl list databases") < 0)
@@ -359,9 +369,12 @@ CMD_HANDLER(cmd_remove_table)
 		params[2] = db;
 		params[3] = herd;
 		r = db_query(ctx->meta,
-		    "DELETE FROM repctl.herd_table WHERE schema_name = $1 AND table_name = $2 "
-		    "AND ($3::text IS NULL OR node = $3) AND ($4::text IS NULL OR herd = $4) "
-		    "RETURNING herd, node",
+		    "WITH d AS (DELETE FROM repctl.herd_table WHERE schema_name = $1 "
+		    "AND table_name = $2 AND ($3::text IS NULL OR node = $3) "
+		    "AND ($4::text IS NULL OR herd = $4) RETURNING herd, node) "
+		    "SELECT d.node, NOT EXISTS (SELECT 1 FROM repctl.herd_table t "
+		    "WHERE t.node = d.node AND t.schema_name = $1 AND t.table_name = $2 "
+		    "AND NOT (t.herd, t.node) IN (SELECT herd, node FROM d)) FROM d ORDER BY 1",
 		    4, params, err, sizeof(err));
 		if (r == NULL) {
 			free(s);
@@ -369,6 +382,37 @@ CMD_HANDLER(cmd_remove_table)
 			goto fail;
 		}
 		nrows = PQntuples(r);
+		{
+			/* nodes where no herd captures the table any more */
+			int k;
+
+			for (k = 0; k < PQntuples(r); k++) {
+				struct node n;
+				PGconn *c;
+
+				if (PQgetvalue(r, k, 1)[0] != 't')
+					continue;
+				c = open_node(ctx, PQgetvalue(r, k, 0), &n);
+				int drc;
+
+				drc = c ? capture_remove(c, s, t, err, sizeof(err)) : -1;
+
+				db_close(c);
+				node_clear(&n);
+				if (drc < 0) {
+					PQclear(r);
+					free(s);
+					free(t);
+					db_rollback(ctx->meta);
+					if (c)
+						cmd_error("removing capture of %s: %s\nnothing was "
+							  "changed",
+						    arg, err);
+					return 1;
+				}
+				removed_capture++;
+			}
+		}
 		PQclear(r);
 		if (nrows == 0) {
 			db_rollback(ctx->meta);
@@ -386,8 +430,8 @@ CMD_HANDLER(cmd_remove_table)
 	}
 	if (db_commit(ctx->meta, err, sizeof(err)) < 0)
 		goto fail;
-	printf("removed %d table registration(s)%s%s\n", total,
-	    db ? " on node " : " on all nodes", db ? db : "");
+	printf("removed %d table registration(s)%s%s; capture removed from %d node table(s)\n",
+	    total, db ? " on node " : " on all nodes", db ? db : "", removed_capture);
 	printf("hint: a running coordinator picks this up on 'repctl reload'\n");
 	return 0;
 fail:

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "capture.h"
 #include "cli.h"
 #include "cmd.h"
 #include "config.h"
@@ -306,6 +307,24 @@ CMD_HANDLER(cmd_remove_database)
 		goto out;
 	}
 	PQclear(r);
+	{
+		/* take capture off the node; a node that cannot be reached keeps it */
+		PGconn *c = node_connect(ctx->cfg, &n, err, sizeof(err));
+
+		if (c == NULL)
+			fprintf(stderr,
+			    "repctl: warning: %s\nthe capture triggers and schema repctl stay on that "
+			    "node; remove them there with: DROP SCHEMA repctl CASCADE (and the "
+			    "repctl_capture_* triggers)\n",
+			    err);
+		else if (capture_remove_all(c, err, sizeof(err)) < 0) {
+			db_close(c);
+			cmd_error("removing capture from node '%s': %s\nnothing was changed", name,
+			    err);
+			goto out;
+		}
+		db_close(c);
+	}
 	if (db_begin(ctx->meta, err, sizeof(err)) < 0 ||
 	    db_execp(ctx->meta, "DELETE FROM repctl.node WHERE name = $1", 1, params, err,
 		sizeof(err)) < 0)

@@ -1,0 +1,367 @@
+/*
+ * capture.c - install and remove change capture on a node.
+ *
+ * Where it sits: `add table` / `add all tables` call capture_install() on
+ * the node for each table; the coordinator's sync runs (sync.c) read what
+ * it records.  For each table we create, in schema repctl on the node:
+ *
+ *   s_<oid>      the shadow table: the primary key columns (same types),
+ *                repctl_vv (version vector {node: counter}), repctl_txid
+ *                (xid8 of the last writer), repctl_origin (NULL: local),
+ *                repctl_changed_at (change time at the origin) and
+ *                repctl_deleted (tombstone).  Indexed on repctl_txid, which
+ *                is how a batch finds what changed.
+ *   cap_<oid>()  one PL/pgSQL trigger function with the column lists
+ *                compiled in (no dynamic SQL per statement).
+ *   triggers     AFTER INSERT / UPDATE / DELETE FOR EACH STATEMENT with
+ *                transition tables (one set-based upsert per statement, not
+ *                one call per row) and BEFORE TRUNCATE (tombstones for every
+ *                key about to vanish, so TRUNCATE replicates as deletes,
+ *                CASCADE included), all ENABLE ALWAYS so they also fire
+ *                under session_replication_role = replica.
+ *
+ * A local write bumps this node's counter in the row's vector.  A write by
+ * the applier (repctl.origin set) is skipped by the trigger: the applier
+ * writes the shadow row itself with the merged vector, in the same
+ * transaction.  Each writing transaction sends one NOTIFY repctl (identical
+ * notifications in a transaction are folded into one by PostgreSQL).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "capture.h"
+#include "db.h"
+#include "sql_embed.h"
+#include "xmalloc.h"
+
+char *
+capture_shadow(PGconn *conn, const char *schema, const char *table, char *err, size_t errlen)
+{
+	const char *params[2] = { schema, table };
+	PGresult *r;
+	char *s = NULL;
+
+	r = db_query(conn,
+	    "SELECT shadow FROM repctl.captured WHERE schema_name = $1 AND table_name = $2 "
+	    "AND pg_catalog.to_regclass('repctl.captured') IS NOT NULL",
+	    2, params, err, errlen);
+	if (r == NULL)
+		return NULL;
+	if (PQntuples(r) == 1)
+		s = xstrdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return s;
+}
+
+/* "n.k1, n.k2" with the given alias. */
+static void
+keylist(PGconn *c, struct buf *b, PGresult *pk, const char *alias)
+{
+	int i;
+
+	for (i = 0; i < PQntuples(pk); i++) {
+		char *q = db_ident(c, PQgetvalue(pk, i, 0));
+
+		buf_printf(b, "%s%s%s%s", i ? ", " : "", alias ? alias : "", alias ? "." : "", q);
+		free(q);
+	}
+}
+
+/* Build the trigger function for one table. free(). */
+static char *
+trigger_function(PGconn *c, const char *func, const char *shadow, const char *qtable,
+    const char *self, PGresult *pk)
+{
+	struct buf b = BUF_INIT, keys = BUF_INIT, nkeys = BUF_INIT, okeys = BUF_INIT,
+		   tkeys = BUF_INIT;
+	char *lself = db_literal(c, self);
+	const char *branch[4][2];
+	char *sub[4];
+	int i;
+
+	keylist(c, &keys, pk, NULL);
+	keylist(c, &nkeys, pk, "n");
+	keylist(c, &okeys, pk, "o");
+	keylist(c, &tkeys, pk, "t");
+	/* each branch yields (key columns..., deleted) */
+	sub[0] = xasprintf("SELECT %s, false FROM repctl_new n", nkeys.data);
+	sub[1] = xasprintf("SELECT %s, false FROM repctl_new n UNION ALL "
+			   "SELECT %s, true FROM repctl_old o WHERE NOT EXISTS "
+			   "(SELECT 1 FROM repctl_new n WHERE (%s) IS NOT DISTINCT FROM (%s))",
+	    nkeys.data, okeys.data, nkeys.data, okeys.data);
+	sub[2] = xasprintf("SELECT %s, true FROM repctl_old o", okeys.data);
+	sub[3] = xasprintf("SELECT %s, true FROM %s t", tkeys.data, qtable);
+	branch[0][0] = "IF TG_OP = 'INSERT'";
+	branch[1][0] = "ELSIF TG_OP = 'UPDATE'";
+	branch[2][0] = "ELSIF TG_OP = 'DELETE'";
+	branch[3][0] = "ELSIF TG_OP = 'TRUNCATE'";
+	for (i = 0; i < 4; i++)
+		branch[i][1] = sub[i];
+
+	buf_printf(&b,
+	    "CREATE OR REPLACE FUNCTION repctl.%s() RETURNS trigger LANGUAGE plpgsql "
+	    "SET search_path = pg_catalog, pg_temp AS $repctl$\n"
+	    "BEGIN\n"
+	    "  IF pg_catalog.current_setting('repctl.origin', true) <> '' THEN RETURN NULL; END IF;\n",
+	    func);
+	for (i = 0; i < 4; i++)
+		buf_printf(&b,
+		    "  %s THEN\n"
+		    "    INSERT INTO repctl.%s AS s (%s, repctl_deleted, repctl_vv, repctl_txid, "
+		    "repctl_origin, repctl_changed_at)\n"
+		    "    SELECT x.*, jsonb_build_object(%s, 1), pg_current_xact_id(), NULL, "
+		    "clock_timestamp() FROM (%s) x\n"
+		    "    ON CONFLICT (%s) DO UPDATE SET repctl_vv = s.repctl_vv || "
+		    "jsonb_build_object(%s, coalesce((s.repctl_vv ->> %s)::bigint, 0) + 1), "
+		    "repctl_txid = EXCLUDED.repctl_txid, repctl_origin = NULL, "
+		    "repctl_changed_at = EXCLUDED.repctl_changed_at, "
+		    "repctl_deleted = EXCLUDED.repctl_deleted;\n",
+		    branch[i][0], shadow, keys.data, lself, branch[i][1], keys.data, lself, lself);
+	buf_puts(&b, "  END IF;\n"
+		     "  PERFORM pg_notify('repctl', '');\n"
+		     "  RETURN NULL;\n"
+		     "END\n$repctl$");
+	for (i = 0; i < 4; i++)
+		free(sub[i]);
+	buf_free(&keys);
+	buf_free(&nkeys);
+	buf_free(&okeys);
+	buf_free(&tkeys);
+	free(lself);
+	return buf_steal(&b);
+}
+
+/* Primary key columns of relid in key order; NULL on error. */
+static PGresult *
+pk_columns(PGconn *c, const char *relid, char *err, size_t errlen)
+{
+	const char *params[1] = { relid };
+
+	return db_query(c,
+	    "SELECT a.attname FROM pg_catalog.pg_index i "
+	    "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
+	    "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+	    "WHERE i.indrelid = $1::oid AND i.indisprimary ORDER BY k.ord",
+	    1, params, err, errlen);
+}
+
+int
+capture_install(PGconn *c, const char *self, const char *schema, const char *table,
+    char *err, size_t errlen)
+{
+	const char *params[5];
+	char *qtable = db_qualified(c, schema, table);
+	char *relid = NULL, *shadow = NULL, *func = NULL, *fsql = NULL, *existing = NULL;
+	PGresult *pk = NULL, *r;
+	struct buf sql = BUF_INIT, keys = BUF_INIT, arr = BUF_INIT;
+	int i, rc = -1;
+	static const char *const trig[4][2] = {
+		{ "repctl_capture_ins", "AFTER INSERT ON %s REFERENCING NEW TABLE AS repctl_new" },
+		{ "repctl_capture_upd",
+		    "AFTER UPDATE ON %s REFERENCING OLD TABLE AS repctl_old NEW TABLE AS repctl_new" },
+		{ "repctl_capture_del", "AFTER DELETE ON %s REFERENCING OLD TABLE AS repctl_old" },
+		{ "repctl_capture_trunc", "BEFORE TRUNCATE ON %s" },
+	};
+
+	if (db_begin(c, err, errlen) < 0)
+		goto out;
+	if (db_exec(c, sql_get("node_schema.sql"), err, errlen) < 0)
+		goto fail;
+	params[0] = schema;
+	params[1] = table;
+	relid = db_value(c,
+	    "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+	    "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+	    2, params, err, errlen);
+	if (relid == NULL) {
+		snprintf(err, errlen, "table %s does not exist", qtable);
+		goto fail;
+	}
+	pk = pk_columns(c, relid, err, errlen);
+	if (pk == NULL)
+		goto fail;
+	if (PQntuples(pk) == 0) {
+		snprintf(err, errlen, "table %s has no primary key", qtable);
+		goto fail;
+	}
+	keylist(c, &keys, pk, NULL);
+	buf_putc(&arr, '{');
+	for (i = 0; i < PQntuples(pk); i++) {
+		buf_printf(&arr, "%s", i ? "," : "");
+		buf_json_str(&arr, PQgetvalue(pk, i, 0));
+	}
+	buf_putc(&arr, '}');
+	existing = capture_shadow(c, schema, table, err, errlen);
+	shadow = existing ? xstrdup(existing) : xasprintf("s_%s", relid);
+	func = xasprintf("cap_%s", shadow + 2);
+	if (existing == NULL) {
+		char *qshadow = db_ident(c, shadow);
+
+		buf_printf(&sql,
+		    "CREATE TABLE repctl.%s AS SELECT %s FROM %s WITH NO DATA;\n"
+		    "ALTER TABLE repctl.%s ADD COLUMN repctl_vv jsonb NOT NULL DEFAULT '{}', "
+		    "ADD COLUMN repctl_txid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(), "
+		    "ADD COLUMN repctl_origin text, "
+		    "ADD COLUMN repctl_changed_at timestamptz NOT NULL DEFAULT "
+		    "pg_catalog.clock_timestamp(), "
+		    "ADD COLUMN repctl_deleted boolean NOT NULL DEFAULT false, "
+		    "ADD PRIMARY KEY (%s);\n"
+		    "CREATE INDEX ON repctl.%s (repctl_txid);\n",
+		    qshadow, keys.data, qtable, qshadow, keys.data, qshadow);
+		free(qshadow);
+	}
+	fsql = trigger_function(c, func, shadow, qtable, self, pk);
+	buf_puts(&sql, fsql);
+	buf_puts(&sql, ";\n");
+	for (i = 0; i < 4; i++) {
+		buf_printf(&sql, "DROP TRIGGER IF EXISTS %s ON %s;\nCREATE TRIGGER %s ", trig[i][0],
+		    qtable, trig[i][0]);
+		buf_printf(&sql, trig[i][1], qtable);
+		buf_printf(&sql, " FOR EACH STATEMENT EXECUTE FUNCTION repctl.%s();\n"
+				 "ALTER TABLE %s ENABLE ALWAYS TRIGGER %s;\n",
+		    func, qtable, trig[i][0]);
+	}
+	if (db_exec(c, sql.data, err, errlen) < 0)
+		goto fail;
+	params[0] = schema;
+	params[1] = table;
+	params[2] = shadow;
+	params[3] = arr.data;
+	params[4] = self;
+	r = db_query(c,
+	    "INSERT INTO repctl.captured (schema_name, table_name, shadow, pk_columns, self) "
+	    "VALUES ($1, $2, $3, $4::text[], $5) ON CONFLICT (schema_name, table_name) DO UPDATE "
+	    "SET pk_columns = EXCLUDED.pk_columns, self = EXCLUDED.self",
+	    5, params, err, errlen);
+	if (r == NULL)
+		goto fail;
+	PQclear(r);
+	if (db_commit(c, err, errlen) < 0)
+		goto fail;
+	rc = 0;
+	goto out;
+fail:
+	db_rollback(c);
+out:
+	PQclear(pk);
+	buf_free(&sql);
+	buf_free(&keys);
+	buf_free(&arr);
+	free(qtable);
+	free(relid);
+	free(shadow);
+	free(existing);
+	free(func);
+	free(fsql);
+	return rc;
+}
+
+/* SQL that drops the capture of one table (inside a transaction). */
+static int
+drop_one(PGconn *c, const char *schema, const char *table, const char *shadow, char *err,
+    size_t errlen)
+{
+	const char *params[2] = { schema, table };
+	char *qshadow = db_ident(c, shadow);
+	char *qfunc = NULL, *sql;
+	char *exists;
+	int rc;
+
+	exists = db_value(c,
+	    "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1::text, $2::text)) "
+	    "IS NOT NULL",
+	    2, params, err, errlen);
+	if (exists == NULL)
+		return -1;
+	{
+		char *f = xasprintf("cap_%s", shadow + 2);
+
+		qfunc = db_ident(c, f);
+		free(f);
+	}
+	if (exists[0] == 't') {
+		char *qtable = db_qualified(c, schema, table);
+
+		sql = xasprintf("DROP TRIGGER IF EXISTS repctl_capture_ins ON %s;"
+				"DROP TRIGGER IF EXISTS repctl_capture_upd ON %s;"
+				"DROP TRIGGER IF EXISTS repctl_capture_del ON %s;"
+				"DROP TRIGGER IF EXISTS repctl_capture_trunc ON %s;"
+				"DROP FUNCTION IF EXISTS repctl.%s();"
+				"DROP TABLE IF EXISTS repctl.%s;",
+		    qtable, qtable, qtable, qtable, qfunc, qshadow);
+		free(qtable);
+	} else {
+		sql = xasprintf("DROP FUNCTION IF EXISTS repctl.%s() CASCADE;"
+				"DROP TABLE IF EXISTS repctl.%s;",
+		    qfunc, qshadow);
+	}
+	rc = db_exec(c, sql, err, errlen);
+	if (rc == 0)
+		rc = db_execp(c,
+		    "DELETE FROM repctl.captured WHERE schema_name = $1 AND table_name = $2", 2,
+		    params, err, errlen);
+	free(sql);
+	free(exists);
+	free(qshadow);
+	free(qfunc);
+	return rc;
+}
+
+int
+capture_remove(PGconn *c, const char *schema, const char *table, char *err, size_t errlen)
+{
+	char *shadow;
+
+	err[0] = '\0';
+	shadow = capture_shadow(c, schema, table, err, errlen);
+	if (shadow == NULL)
+		return err[0] ? -1 : 0;
+	if (db_begin(c, err, errlen) < 0 || drop_one(c, schema, table, shadow, err, errlen) < 0 ||
+	    db_commit(c, err, errlen) < 0) {
+		db_rollback(c);
+		free(shadow);
+		return -1;
+	}
+	free(shadow);
+	return 0;
+}
+
+int
+capture_remove_all(PGconn *c, char *err, size_t errlen)
+{
+	PGresult *r;
+	char *has = db_value(c, "SELECT pg_catalog.to_regclass('repctl.captured') IS NOT NULL", 0,
+	    NULL, err, errlen);
+	int i;
+
+	if (has == NULL)
+		return -1;
+	if (has[0] != 't') {
+		free(has);
+		return 0;
+	}
+	free(has);
+	if (db_begin(c, err, errlen) < 0)
+		return -1;
+	r = db_query(c, "SELECT schema_name, table_name, shadow FROM repctl.captured", 0, NULL, err,
+	    errlen);
+	if (r == NULL)
+		goto fail;
+	for (i = 0; i < PQntuples(r); i++) {
+		if (drop_one(c, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), err,
+			errlen) < 0) {
+			PQclear(r);
+			goto fail;
+		}
+	}
+	PQclear(r);
+	if (db_exec(c, "DROP SCHEMA repctl CASCADE", err, errlen) < 0 ||
+	    db_commit(c, err, errlen) < 0)
+		goto fail;
+	return 0;
+fail:
+	db_rollback(c);
+	return -1;
+}
