@@ -330,8 +330,7 @@ ambiguous: {
 				    name, ctx.data, found->usage);
 				buf_free(&ctx);
 			}
-			free(args->words);
-			args->words = NULL;
+			cli_args_free(args);
 			return NULL;
 		}
 		args->words[args->nwords++] = xstrdup(a);

@@ -137,16 +137,21 @@ members_free(struct member *m, int n)
 int
 parse_dbs(const char *in, struct member **out, int *n, char *err, size_t errlen)
 {
-	char *copy = xstrdup(in), *item, *save = NULL;
+	char *copy = xstrdup(in), *item, *rest = copy;
 	struct member *m = NULL;
 	int cnt = 0, i, nsrc = 0, ntgt = 0;
 
 	*out = NULL;
 	*n = 0;
-	for (item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+	while ((item = strsep(&rest, ",")) != NULL) {
 		char *colon = strchr(item, ':');
 		enum role role = cnt == 0 ? ROLE_SOURCE : ROLE_TARGET;
 
+		if (*item == '\0') {
+			snprintf(err, errlen, "dbs=%s: item %d is empty; write dbs=A:source,B:target",
+			    in, cnt + 1);
+			goto fail;
+		}
 		if (colon) {
 			*colon = '\0';
 			if (strcmp(colon + 1, "source") == 0 || strcmp(colon + 1, "s") == 0)
