@@ -34,6 +34,7 @@ CMD_HANDLER(cmd_update_database);
 CMD_HANDLER(cmd_update_sync);
 CMD_HANDLER(cmd_validate);
 CMD_HANDLER(cmd_status);
+CMD_HANDLER(cmd_run);
 
 /* Print an error for the user (what, where, how to fix) to stderr. */
 void cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

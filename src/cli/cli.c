@@ -88,6 +88,9 @@ const struct cmd cli_commands[] = {
 	    "Connect to every node of every sync (or SYNC) and check that each herd\n"
 	    "table exists on each node with the same primary key and columns, and the\n"
 	    "privileges the engine needs.  Exit 0 only when all is well." },
+	{ "run <sync>", cmd_run, M, "", "SYNC",
+	    "Run SYNC once now in this process, without the coordinator, and print the\n"
+	    "result (I/U/D, conflicts).  Exit 0 when every edge succeeded." },
 	{ "status [<sync>]", cmd_status, M, "json", "[SYNC] [--json]",
 	    "Show each sync: state, last good run, last I/U/D, last bad run." },
 	{ NULL, NULL, 0, NULL, NULL, NULL },

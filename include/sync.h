@@ -1,0 +1,58 @@
+/*
+ * sync.h - one run of one sync: every edge source -> target, each applied
+ * in one transaction on its target.
+ */
+#ifndef REPCTL_SYNC_H
+#define REPCTL_SYNC_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+struct config;
+
+struct sync_member {
+	char *node;
+	int source;	/* role source */
+	int target;	/* receives changes (targets, and sources of a multi-source sync) */
+};
+
+struct sync_def {
+	char *name;
+	char *herd;
+	char *strategy;
+	char *conflict_column;
+	char *status;
+	int interval;		/* seconds, 0 = the configured default */
+	struct sync_member *m;
+	int nm;
+};
+
+struct run_stats {
+	long inserts, updates, deletes, conflicts;
+	int edges_ok, edges_failed;
+};
+
+/* Connections to nodes, kept across runs; reconnects a broken one. */
+struct node_pool;
+struct node_pool *pool_new(const struct config *cfg, PGconn *meta);
+void pool_free(struct node_pool *p);
+/* The connection to node, (re)connecting when needed; NULL with err. */
+PGconn *pool_get(struct node_pool *p, const char *node, char *err, size_t errlen);
+/* Drop a node's connection (after an error). */
+void pool_drop(struct node_pool *p, const char *node);
+
+/* Load a sync; 0, 1 when it does not exist, -1 on error. */
+int sync_load(PGconn *meta, const char *name, struct sync_def *out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+void sync_def_free(struct sync_def *s);
+
+/*
+ * Run the sync once over every edge.  Records the run in repctl.run and
+ * the conflicts in repctl.conflict.  A failing edge does not stop the
+ * others.  Returns 0 when every edge succeeded, -1 otherwise (err holds
+ * the first error).
+ */
+int sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
+    const struct config *cfg, struct run_stats *st, char *err, size_t errlen);
+
+#endif

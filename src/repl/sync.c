@@ -1,0 +1,1119 @@
+/*
+ * sync.c - one run of one sync.
+ *
+ * Where it sits: the coordinator's worker (or `repctl run`) calls
+ * sync_run(); capture.c's triggers have filled the shadow tables on each
+ * source.  For each edge source S -> target T of the sync:
+ *
+ *  1. On S, in one REPEATABLE READ transaction: take the snapshot; the
+ *     batch of a table is the shadow rows whose writer xid is visible now
+ *     and was not visible in the edge's previous snapshot (repctl.position).
+ *     A transaction open across a run commits later with an older xid: it
+ *     was not visible then and is visible the next time, so it is never
+ *     skipped.
+ *  2. On T, in one transaction with session_replication_role = replica and
+ *     repctl.origin set: stream the current state of those keys from S
+ *     (COPY out of S, COPY into a temporary staging table on T; memory
+ *     stays bounded whatever the batch size), lock the existing target and
+ *     shadow rows (table first, then shadow: the same order as a local
+ *     writer and its trigger, so no deadlock), and classify every key
+ *     set-based by comparing version vectors: older or equal -> skip (old
+ *     news and echoes stop here), newer -> apply, concurrent -> a true
+ *     conflict, decided row by row by conflict_decide() and logged.
+ *  3. Apply set-based: one upsert that writes nothing where the target row
+ *     is already equal, one delete, one upsert of the shadow rows with the
+ *     merged vectors (whose new xid feeds T's own outgoing edges: that is
+ *     how a change crosses a hub).  Commit T.
+ *  4. Only then advance the edge's position in the metadata.  A crash
+ *     between 3 and 4 reruns the batch, which finds the vectors equal and
+ *     writes nothing: apply is idempotent.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "capture.h"
+#include "config.h"
+#include "conflict.h"
+#include "db.h"
+#include "log.h"
+#include "meta.h"
+#include "sync.h"
+#include "xmalloc.h"
+
+/* ---- node connection pool ---- */
+
+struct pool_entry {
+	char *node;
+	PGconn *conn;
+};
+
+struct node_pool {
+	const struct config *cfg;
+	PGconn *meta;
+	struct pool_entry *e;
+	int n;
+};
+
+struct node_pool *
+pool_new(const struct config *cfg, PGconn *meta)
+{
+	struct node_pool *p = xcalloc(1, sizeof(*p));
+
+	p->cfg = cfg;
+	p->meta = meta;
+	return p;
+}
+
+void
+pool_free(struct node_pool *p)
+{
+	int i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->n; i++) {
+		db_close(p->e[i].conn);
+		free(p->e[i].node);
+	}
+	free(p->e);
+	free(p);
+}
+
+static struct pool_entry *
+pool_entry(struct node_pool *p, const char *node)
+{
+	int i;
+
+	for (i = 0; i < p->n; i++)
+		if (strcmp(p->e[i].node, node) == 0)
+			return &p->e[i];
+	p->e = xrealloc(p->e, sizeof(*p->e) * (size_t)(p->n + 1));
+	p->e[p->n].node = xstrdup(node);
+	p->e[p->n].conn = NULL;
+	return &p->e[p->n++];
+}
+
+void
+pool_drop(struct node_pool *p, const char *node)
+{
+	struct pool_entry *e = pool_entry(p, node);
+
+	db_close(e->conn);
+	e->conn = NULL;
+}
+
+PGconn *
+pool_get(struct node_pool *p, const char *node, char *err, size_t errlen)
+{
+	struct pool_entry *e = pool_entry(p, node);
+	struct node n;
+	int found;
+
+	if (e->conn && PQstatus(e->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(e->conn) == PQTRANS_IDLE)
+		return e->conn;
+	db_close(e->conn);
+	e->conn = NULL;
+	found = meta_node_get(p->meta, node, &n, err, errlen);
+	if (found != 0) {
+		if (found > 0)
+			snprintf(err, errlen, "node '%s' is not in the metadata", node);
+		node_clear(&n);
+		return NULL;
+	}
+	e->conn = node_connect(p->cfg, &n, err, errlen);
+	node_clear(&n);
+	if (e->conn && db_exec(e->conn, "LISTEN repctl", err, errlen) < 0) {
+		db_close(e->conn);
+		e->conn = NULL;
+	}
+	return e->conn;
+}
+
+/* ---- sync definition ---- */
+
+void
+sync_def_free(struct sync_def *s)
+{
+	int i;
+
+	free(s->name);
+	free(s->herd);
+	free(s->strategy);
+	free(s->conflict_column);
+	free(s->status);
+	for (i = 0; i < s->nm; i++)
+		free(s->m[i].node);
+	free(s->m);
+	memset(s, 0, sizeof(*s));
+}
+
+int
+sync_load(PGconn *meta, const char *name, struct sync_def *out, char *err, size_t errlen)
+{
+	const char *params[1] = { name };
+	PGresult *r;
+	int i, nsrc = 0;
+
+	memset(out, 0, sizeof(*out));
+	r = db_query(meta,
+	    "SELECT herd, strategy, conflict_column, status, coalesce(interval_s, 0) "
+	    "FROM repctl.sync WHERE name = $1",
+	    1, params, err, errlen);
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return 1;
+	}
+	out->name = xstrdup(name);
+	out->herd = xstrdup(PQgetvalue(r, 0, 0));
+	out->strategy = xstrdup(PQgetvalue(r, 0, 1));
+	out->conflict_column = xstrdup(PQgetvalue(r, 0, 2));
+	out->status = xstrdup(PQgetvalue(r, 0, 3));
+	out->interval = atoi(PQgetvalue(r, 0, 4));
+	PQclear(r);
+	r = db_query(meta, "SELECT node, role FROM repctl.sync_node WHERE sync = $1 ORDER BY ord",
+	    1, params, err, errlen);
+	if (r == NULL) {
+		sync_def_free(out);
+		return -1;
+	}
+	out->nm = PQntuples(r);
+	out->m = xcalloc((size_t)out->nm + 1, sizeof(*out->m));
+	for (i = 0; i < out->nm; i++) {
+		out->m[i].node = xstrdup(PQgetvalue(r, i, 0));
+		out->m[i].source = strcmp(PQgetvalue(r, i, 1), "source") == 0;
+		nsrc += out->m[i].source;
+	}
+	/* multi-source: every source is also a target */
+	for (i = 0; i < out->nm; i++)
+		out->m[i].target = !out->m[i].source || nsrc >= 2;
+	PQclear(r);
+	return 0;
+}
+
+/* ---- one table of one edge ---- */
+
+struct table_ctx {
+	const char *schema, *table;
+	char *qtable;		/* "schema"."table" */
+	char *sshadow;		/* repctl."s_..." on the source */
+	char *tshadow;		/* on the target */
+	struct buf cols;	/* all replicated columns, target order, quoted */
+	struct buf keys;	/* key columns, quoted */
+	struct buf nonkeys;	/* non-key columns */
+	int nkeys, nnonkeys;
+	char *cc_expr;		/* conflict column as float8 epoch, or NULL */
+	char *cc_name;
+};
+
+static void
+table_ctx_free(struct table_ctx *t)
+{
+	free(t->qtable);
+	free(t->sshadow);
+	free(t->tshadow);
+	buf_free(&t->cols);
+	buf_free(&t->keys);
+	buf_free(&t->nonkeys);
+	free(t->cc_expr);
+	free(t->cc_name);
+	memset(t, 0, sizeof(*t));
+}
+
+/* "a.k1, a.k2" */
+static char *
+key_list(PGconn *c, PGresult *pk, const char *a)
+{
+	struct buf j = BUF_INIT;
+	int i;
+
+	for (i = 0; i < PQntuples(pk); i++) {
+		char *q = db_ident(c, PQgetvalue(pk, i, 0));
+
+		buf_printf(&j, "%s%s.%s", i ? ", " : "", a, q);
+		free(q);
+	}
+	return buf_steal(&j);
+}
+
+/* "a.k1 = b.k1 AND a.k2 = b.k2" */
+static char *
+key_join(PGconn *c, PGresult *pk, const char *a, const char *b)
+{
+	struct buf j = BUF_INIT;
+	int i;
+
+	for (i = 0; i < PQntuples(pk); i++) {
+		char *q = db_ident(c, PQgetvalue(pk, i, 0));
+
+		buf_printf(&j, "%s%s.%s = %s.%s", i ? " AND " : "", a, q, b, q);
+		free(q);
+	}
+	return buf_steal(&j);
+}
+
+/* Columns of a table as "name type" rows in attnum order (generated ones excluded). */
+static PGresult *
+columns_of(PGconn *c, const char *qtable, char *err, size_t errlen)
+{
+	const char *params[1] = { qtable };
+
+	return db_query(c,
+	    "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
+	    "EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = a.attrelid AND "
+	    "i.indisprimary AND a.attnum = ANY (i.indkey::int2[])), "
+	    "t.typcategory "
+	    "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+	    "WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+	    "AND a.attgenerated = '' ORDER BY a.attnum",
+	    1, params, err, errlen);
+}
+
+/*
+ * Prepare the column lists of one table for an edge; -1 with err on drift
+ * (columns differ between source and target) or a missing capture.
+ */
+static int
+table_prepare(PGconn *sc, PGconn *tc, const struct sync_def *s, const char *snode,
+    const char *tnode, const char *ccol_override, struct table_ctx *t, char *err, size_t errlen)
+{
+	PGresult *tcols = NULL, *scols = NULL;
+	int i, j, rc = -1;
+	const char *ccol = ccol_override ? ccol_override : s->conflict_column;
+
+	t->qtable = db_qualified(tc, t->schema, t->table);
+	t->sshadow = capture_shadow(sc, t->schema, t->table, err, errlen);
+	if (t->sshadow == NULL) {
+		if (!*err)
+			snprintf(err, errlen, "table %s is not captured on node '%s'; run 'repctl add "
+					      "all tables --herd=%s --db=%s'",
+			    t->qtable, snode, s->herd, snode);
+		goto out;
+	}
+	t->tshadow = capture_shadow(tc, t->schema, t->table, err, errlen);
+	if (t->tshadow == NULL) {
+		if (!*err)
+			snprintf(err, errlen, "table %s is not captured on node '%s'; run 'repctl add "
+					      "all tables --herd=%s --db=%s'",
+			    t->qtable, tnode, s->herd, tnode);
+		goto out;
+	}
+	tcols = columns_of(tc, t->qtable, err, errlen);
+	scols = tcols ? columns_of(sc, t->qtable, err, errlen) : NULL;
+	if (scols == NULL)
+		goto out;
+	if (PQntuples(scols) != PQntuples(tcols))
+		goto drift;
+	for (i = 0; i < PQntuples(tcols); i++) {
+		const char *name = PQgetvalue(tcols, i, 0);
+		char *q = db_ident(tc, name);
+
+		for (j = 0; j < PQntuples(scols); j++)
+			if (strcmp(PQgetvalue(scols, j, 0), name) == 0)
+				break;
+		if (j == PQntuples(scols) ||
+		    strcmp(PQgetvalue(scols, j, 1), PQgetvalue(tcols, i, 1)) != 0) {
+			free(q);
+			goto drift;
+		}
+		buf_printf(&t->cols, "%s%s", t->cols.len ? ", " : "", q);
+		if (PQgetvalue(tcols, i, 2)[0] == 't') {
+			buf_printf(&t->keys, "%s%s", t->keys.len ? ", " : "", q);
+			t->nkeys++;
+		} else {
+			buf_printf(&t->nonkeys, "%s%s", t->nonkeys.len ? ", " : "", q);
+			t->nnonkeys++;
+		}
+		if (strcmp(name, ccol) == 0) {
+			char cat = PQgetvalue(tcols, i, 3)[0];
+
+			t->cc_name = xstrdup(name);
+			if (cat == 'D')	/* date/time */
+				t->cc_expr = xasprintf(
+				    "extract(epoch FROM %%s.%s::timestamptz)::float8", q);
+			else if (cat == 'N')
+				t->cc_expr = xasprintf("%%s.%s::float8", q);
+		}
+		free(q);
+	}
+	rc = 0;
+	goto out;
+drift:
+	snprintf(err, errlen,
+	    "table %s differs between node '%s' and node '%s' (columns or types); run 'repctl "
+	    "validate' for the details and make the schemas equal",
+	    t->qtable, snode, tnode);
+out:
+	PQclear(tcols);
+	PQclear(scols);
+	return rc;
+}
+
+/* Expression with the alias put in, or "NULL". */
+static char *
+cc_for(const struct table_ctx *t, const char *alias)
+{
+	if (t->cc_expr == NULL)
+		return xstrdup("NULL::float8");
+	return xasprintf(t->cc_expr, alias);
+}
+
+/* Stream the batch of one table from S into the staging table on T; rows copied or -1. */
+static long
+copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, const char *snode,
+    const char *prev, const char *stage, char *err, size_t errlen)
+{
+	struct buf sel = BUF_INIT, cols = BUF_INIT, out = BUF_INIT;
+	PGresult *tcols = NULL, *r;
+	char *join = key_join(sc, pk, "sh", "t");
+	char *lnode = db_literal(sc, snode);
+	char *lprev = prev ? db_literal(sc, prev) : NULL;
+	char *first_key = db_ident(sc, PQgetvalue(pk, 0, 0));
+	long rows = -1;
+	int i, n;
+	char *buf;
+
+	/* select list in the target's column order: keys from the shadow row */
+	tcols = columns_of(tc, t->qtable, err, errlen);
+	if (tcols == NULL)
+		goto out;
+	for (i = 0; i < PQntuples(tcols); i++) {
+		char *q = db_ident(sc, PQgetvalue(tcols, i, 0));
+
+		buf_printf(&sel, "%s%s.%s", i ? ", " : "", PQgetvalue(tcols, i, 2)[0] == 't' ? "sh" : "t",
+		    q);
+		free(q);
+	}
+	buf_printf(&out,
+	    "COPY (SELECT %s, sh.repctl_vv, sh.repctl_changed_at, "
+	    "sh.repctl_deleted OR t.%s IS NULL, coalesce(sh.repctl_origin, %s) "
+	    "FROM repctl.%s sh LEFT JOIN %s t ON %s",
+	    sel.data, first_key, lnode, t->sshadow, t->qtable, join);
+	if (lprev)
+		buf_printf(&out,
+		    " WHERE sh.repctl_txid >= pg_catalog.pg_snapshot_xmin(%s::pg_catalog.pg_snapshot) "
+		    "AND NOT pg_catalog.pg_visible_in_snapshot(sh.repctl_txid, "
+		    "%s::pg_catalog.pg_snapshot)",
+		    lprev, lprev);
+	buf_puts(&out, ") TO STDOUT");
+	buf_printf(&cols, "COPY %s (%s, repctl_vv, repctl_changed_at, repctl_deleted, repctl_origin) "
+			  "FROM STDIN",
+	    stage, t->cols.data);
+
+	r = PQexec(tc, cols.data);
+	if (PQresultStatus(r) != PGRES_COPY_IN) {
+		db_set_error(err, errlen, "starting COPY into the target", PQerrorMessage(tc));
+		PQclear(r);
+		goto out;
+	}
+	PQclear(r);
+	r = PQexec(sc, out.data);
+	if (PQresultStatus(r) != PGRES_COPY_OUT) {
+		db_set_error(err, errlen, "reading the batch from the source", PQerrorMessage(sc));
+		PQclear(r);
+		PQputCopyEnd(tc, "source failed");
+		while ((r = PQgetResult(tc)) != NULL)
+			PQclear(r);
+		goto out;
+	}
+	PQclear(r);
+	rows = 0;
+	while ((n = PQgetCopyData(sc, &buf, 0)) > 0) {
+		if (PQputCopyData(tc, buf, n) != 1) {
+			PQfreemem(buf);
+			db_set_error(err, errlen, "writing to the target", PQerrorMessage(tc));
+			rows = -1;
+			break;
+		}
+		PQfreemem(buf);
+		rows++;
+	}
+	if (n == -2 && rows >= 0) {
+		db_set_error(err, errlen, "reading from the source", PQerrorMessage(sc));
+		rows = -1;
+	}
+	while ((r = PQgetResult(sc)) != NULL) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && rows >= 0) {
+			db_set_error(err, errlen, "reading the batch from the source",
+			    PQresultErrorMessage(r));
+			rows = -1;
+		}
+		PQclear(r);
+	}
+	PQputCopyEnd(tc, rows < 0 ? "aborted" : NULL);
+	while ((r = PQgetResult(tc)) != NULL) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && rows >= 0) {
+			db_set_error(err, errlen, "copying into the target", PQresultErrorMessage(r));
+			rows = -1;
+		}
+		PQclear(r);
+	}
+out:
+	PQclear(tcols);
+	buf_free(&sel);
+	buf_free(&cols);
+	buf_free(&out);
+	free(join);
+	free(lnode);
+	free(lprev);
+	free(first_key);
+	return rows;
+}
+
+/* A conflict decided, kept until the target committed, then logged. */
+struct conflict_rec {
+	char *table, *pk, *local_row, *remote_row, *winner, *rule;
+};
+
+struct edge_ctx {
+	const struct sync_def *s;
+	const struct config *cfg;
+	const char *snode, *tnode;
+	int srank, trank;
+	struct run_stats *st;
+	struct conflict_rec *conf;
+	int nconf;
+	long written;	/* shadow rows written on the target */
+};
+
+static double
+num_or(PGresult *r, int row, int col, double dflt, int *has)
+{
+	if (PQgetisnull(r, row, col)) {
+		if (has)
+			*has = 0;
+		return dflt;
+	}
+	if (has)
+		*has = 1;
+	return strtod(PQgetvalue(r, row, col), NULL);
+}
+
+/* Decide the true conflicts of one table; -1 on error or abort. */
+static int
+resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk,
+    const char *d, char *err, size_t errlen)
+{
+	struct buf q = BUF_INIT, kj = BUF_INIT;
+	char *join = key_join(tc, pk, "d", "t");
+	char *ccd = cc_for(t, "d"), *cct = cc_for(t, "t");
+	PGresult *r;
+	int i, rc = -1;
+	struct strategy strat;
+
+	for (i = 0; i < PQntuples(pk); i++) {
+		char *lit = db_literal(tc, PQgetvalue(pk, i, 0));
+		char *id = db_ident(tc, PQgetvalue(pk, i, 0));
+
+		buf_printf(&kj, "%s%s, d.%s", i ? ", " : "", lit, id);
+		free(lit);
+		free(id);
+	}
+	buf_printf(&q,
+	    "SELECT jsonb_build_object(%s)::text, "
+	    "CASE WHEN d.repctl_deleted THEN NULL ELSE (to_jsonb(d) - 'repctl_vv' - "
+	    "'repctl_changed_at' - 'repctl_deleted' - 'repctl_origin' - 't_vv' - 't_changed' - "
+	    "'t_deleted' - 't_origin' - 't_exists' - 'repctl_cmp')::text END, "
+	    "to_jsonb(t)::text, d.repctl_deleted, (t.* IS NULL OR coalesce(d.t_deleted, false)), "
+	    "extract(epoch FROM d.repctl_changed_at)::float8, "
+	    "extract(epoch FROM d.t_changed)::float8, d.repctl_origin, d.t_origin, %s, %s "
+	    "FROM %s d LEFT JOIN %s t ON %s WHERE d.repctl_cmp = 2",
+	    kj.data, ccd, cct, d, t->qtable, join);
+	r = db_query(tc, q.data, 0, NULL, err, errlen);
+	if (r == NULL)
+		goto out;
+	strat.kind = strategy_parse(e->s->strategy);
+	strat.now = (double)time(NULL);
+	strat.future_limit = e->cfg->future_limit;
+	for (i = 0; i < PQntuples(r); i++) {
+		struct row_version local, remote;
+		struct decision dec;
+		const char *params[2];
+		char code[4];
+		const char *winner;
+
+		memset(&local, 0, sizeof(local));
+		memset(&remote, 0, sizeof(remote));
+		remote.node = PQgetvalue(r, i, 7);
+		remote.deleted = PQgetvalue(r, i, 3)[0] == 't';
+		remote.changed_at = num_or(r, i, 5, 0, NULL);
+		remote.value = num_or(r, i, 9, 0, &remote.has_value);
+		remote.rank = e->srank;
+		local.node = PQgetisnull(r, i, 8) ? e->tnode : PQgetvalue(r, i, 8);
+		local.deleted = PQgetvalue(r, i, 4)[0] == 't';
+		local.changed_at = num_or(r, i, 6, 0, NULL);
+		local.value = num_or(r, i, 10, 0, &local.has_value);
+		local.rank = e->trank;
+		conflict_decide(&local, &remote, &strat, &dec);
+		if (dec.res == RES_ABORT) {
+			snprintf(err, errlen,
+			    "conflict on %s key %s between node '%s' and node '%s' (%s): "
+			    "conflict_strategy abort stops the run; resolve it by hand or change "
+			    "the strategy",
+			    t->qtable, PQgetvalue(r, i, 0), e->snode, e->tnode,
+			    conflict_type_names[dec.type]);
+			PQclear(r);
+			goto out;
+		}
+		snprintf(code, sizeof(code), "%d",
+		    dec.res == RES_REMOTE ? 1 : dec.res == RES_LOCAL ? 3 : 4);
+		params[0] = code;
+		params[1] = PQgetvalue(r, i, 0);
+		{
+			char *u = xasprintf("UPDATE %s d SET repctl_cmp = $1::int "
+					    "WHERE jsonb_build_object(%s) = $2::jsonb",
+			    d, kj.data);
+			int urc = db_execp(tc, u, 2, params, err, errlen);
+
+			free(u);
+			if (urc < 0) {
+				PQclear(r);
+				goto out;
+			}
+		}
+		winner = dec.res == RES_REMOTE ? remote.node : dec.res == RES_LOCAL ? local.node : "none";
+		log_info("conflict on %s key %s: %s version from '%s' vs '%s': winner %s (%s%s)",
+		    t->qtable, PQgetvalue(r, i, 0), conflict_type_names[dec.type], remote.node,
+		    local.node, winner, dec.rule, dec.clamped ? ", a future value was clamped" : "");
+		e->conf = xrealloc(e->conf, sizeof(*e->conf) * (size_t)(e->nconf + 1));
+		e->conf[e->nconf].table = xasprintf("%s.%s", t->schema, t->table);
+		e->conf[e->nconf].pk = xstrdup(PQgetvalue(r, i, 0));
+		e->conf[e->nconf].remote_row = PQgetisnull(r, i, 1) ? NULL : xstrdup(PQgetvalue(r, i, 1));
+		e->conf[e->nconf].local_row = local.deleted || PQgetisnull(r, i, 2)
+		    ? NULL
+		    : xstrdup(PQgetvalue(r, i, 2));
+		e->conf[e->nconf].winner = xstrdup(winner);
+		e->conf[e->nconf].rule = xasprintf("%s %s%s", conflict_type_names[dec.type], dec.rule,
+		    dec.clamped ? " (future value clamped)" : "");
+		e->nconf++;
+		e->st->conflicts++;
+	}
+	PQclear(r);
+	rc = 0;
+out:
+	buf_free(&q);
+	buf_free(&kj);
+	free(join);
+	free(ccd);
+	free(cct);
+	return rc;
+}
+
+/* Classify and apply one staged table on the target (inside its transaction). */
+static int
+apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk,
+    const char *stage, const char *d, char *err, size_t errlen)
+{
+	struct buf q = BUF_INIT;
+	char *jt = key_join(tc, pk, "t", "s"), *jsh = key_join(tc, pk, "sh", "s");
+	char *jdt = key_join(tc, pk, "t", "d"), *first = db_ident(tc, PQgetvalue(pk, 0, 0));
+	char *kt = key_list(tc, pk, "t"), *ksh = key_list(tc, pk, "sh");
+	PGresult *r;
+	int rc = -1;
+
+	/* lock: table rows first, then shadow rows, in key order */
+	buf_printf(&q,
+	    "SELECT 1 FROM %s t JOIN %s s ON %s ORDER BY %s FOR UPDATE OF t;"
+	    "SELECT 1 FROM repctl.%s sh JOIN %s s ON %s ORDER BY %s FOR UPDATE OF sh;"
+	    "CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT s.*, sh.repctl_vv AS t_vv, "
+	    "sh.repctl_changed_at AS t_changed, sh.repctl_deleted AS t_deleted, "
+	    "sh.repctl_origin AS t_origin, (t.%s IS NOT NULL) AS t_exists, "
+	    "repctl.vv_cmp(s.repctl_vv, coalesce(sh.repctl_vv, '{}'::jsonb)) AS repctl_cmp "
+	    "FROM %s s LEFT JOIN repctl.%s sh ON %s LEFT JOIN %s t ON %s;",
+	    t->qtable, stage, jt, kt, t->tshadow, stage, jsh, ksh, d, first, stage, t->tshadow, jsh,
+	    t->qtable, jt);
+	if (db_exec(tc, q.data, err, errlen) < 0)
+		goto out;
+	if (resolve_conflicts(e, tc, t, pk, d, err, errlen) < 0)
+		goto out;
+
+	/* upsert: nothing written where the row is already equal */
+	buf_reset(&q);
+	buf_printf(&q,
+	    "WITH w AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s "
+	    "WHERE repctl_cmp = 1 AND NOT repctl_deleted ON CONFLICT (%s) ",
+	    t->qtable, t->cols.data, t->cols.data, d, t->keys.data);
+	if (t->nnonkeys) {
+		struct buf set = BUF_INIT, ex = BUF_INIT, cur = BUF_INIT;
+		const char *p = t->nonkeys.data;
+
+		/* nonkeys is "a, b, c": build SET a = EXCLUDED.a, ... */
+		while (*p) {
+			const char *start = p;
+			int inq = 0;
+
+			while (*p && (inq || *p != ',')) {
+				if (*p == '"')
+					inq = !inq;
+				p++;
+			}
+			buf_printf(&set, "%s%.*s = EXCLUDED.%.*s", set.len ? ", " : "",
+			    (int)(p - start), start, (int)(p - start), start);
+			buf_printf(&ex, "%sEXCLUDED.%.*s", ex.len ? ", " : "", (int)(p - start), start);
+			buf_printf(&cur, "%st.%.*s", cur.len ? ", " : "", (int)(p - start), start);
+			if (*p == ',')
+				p += 2;
+		}
+		buf_printf(&q,
+		    "DO UPDATE SET %s WHERE ROW(%s)::text IS DISTINCT FROM ROW(%s)::text ",
+		    set.data, cur.data, ex.data);
+		buf_free(&set);
+		buf_free(&ex);
+		buf_free(&cur);
+	} else {
+		buf_puts(&q, "DO NOTHING ");
+	}
+	buf_puts(&q, "RETURNING (xmax = 0) AS ins) "
+		     "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM w");
+	r = db_query(tc, q.data, 0, NULL, err, errlen);
+	if (r == NULL)
+		goto out;
+	e->st->inserts += atol(PQgetvalue(r, 0, 0));
+	e->st->updates += atol(PQgetvalue(r, 0, 1));
+	PQclear(r);
+
+	buf_reset(&q);
+	buf_printf(&q,
+	    "WITH w AS (DELETE FROM %s t USING %s d WHERE %s AND d.repctl_cmp = 1 AND "
+	    "d.repctl_deleted RETURNING 1) SELECT count(*) FROM w",
+	    t->qtable, d, jdt);
+	r = db_query(tc, q.data, 0, NULL, err, errlen);
+	if (r == NULL)
+		goto out;
+	e->st->deletes += atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+
+	/* shadow rows: merged vectors; a kept local version goes back out */
+	buf_reset(&q);
+	buf_printf(&q,
+	    "WITH w AS (INSERT INTO repctl.%s AS sh (%s, repctl_vv, repctl_txid, repctl_origin, "
+	    "repctl_changed_at, repctl_deleted) SELECT %s, "
+	    "repctl.vv_merge(repctl_vv, t_vv), pg_catalog.pg_current_xact_id(), "
+	    "CASE WHEN repctl_cmp = 3 THEN t_origin ELSE repctl_origin END, "
+	    "CASE WHEN repctl_cmp = 3 THEN t_changed ELSE repctl_changed_at END, "
+	    "CASE WHEN repctl_cmp = 3 THEN coalesce(t_deleted, NOT t_exists) ELSE repctl_deleted END "
+	    "FROM %s WHERE repctl_cmp IN (1, 3) ON CONFLICT (%s) DO UPDATE SET "
+	    "repctl_vv = EXCLUDED.repctl_vv, repctl_txid = EXCLUDED.repctl_txid, "
+	    "repctl_origin = EXCLUDED.repctl_origin, repctl_changed_at = EXCLUDED.repctl_changed_at, "
+	    "repctl_deleted = EXCLUDED.repctl_deleted "
+	    "WHERE sh.repctl_vv IS DISTINCT FROM EXCLUDED.repctl_vv "
+	    "OR sh.repctl_deleted IS DISTINCT FROM EXCLUDED.repctl_deleted RETURNING 1) "
+	    "SELECT count(*) FROM w",
+	    t->tshadow, t->keys.data, t->keys.data, d, t->keys.data);
+	r = db_query(tc, q.data, 0, NULL, err, errlen);
+	if (r == NULL)
+		goto out;
+	e->written += atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	rc = 0;
+out:
+	buf_free(&q);
+	free(jt);
+	free(jsh);
+	free(jdt);
+	free(first);
+	free(kt);
+	free(ksh);
+	return rc;
+}
+
+/* Primary key columns of the target table, key order. */
+static PGresult *
+pk_of(PGconn *c, const char *qtable, char *err, size_t errlen)
+{
+	const char *params[1] = { qtable };
+
+	return db_query(c,
+	    "SELECT a.attname FROM pg_catalog.pg_index i "
+	    "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
+	    "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+	    "WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.ord",
+	    1, params, err, errlen);
+}
+
+static void
+conflicts_free(struct edge_ctx *e)
+{
+	int i;
+
+	for (i = 0; i < e->nconf; i++) {
+		free(e->conf[i].table);
+		free(e->conf[i].pk);
+		free(e->conf[i].local_row);
+		free(e->conf[i].remote_row);
+		free(e->conf[i].winner);
+		free(e->conf[i].rule);
+	}
+	free(e->conf);
+	e->conf = NULL;
+	e->nconf = 0;
+}
+
+/* After the target committed: log conflicts and advance the position. */
+static int
+edge_record(PGconn *meta, struct edge_ctx *e, const char *snapshot, char *err, size_t errlen)
+{
+	int i;
+	const char *pp[4] = { e->s->name, e->snode, e->tnode, snapshot };
+
+	if (db_begin(meta, err, errlen) < 0)
+		return -1;
+	for (i = 0; i < e->nconf; i++) {
+		char *dot = strchr(e->conf[i].table, '.');
+		char *schema = xstrndup(e->conf[i].table, (size_t)(dot - e->conf[i].table));
+		const char *p[10] = { e->s->name, schema, dot + 1, e->conf[i].pk, e->tnode,
+			e->conf[i].local_row, e->snode, e->conf[i].remote_row, e->conf[i].winner,
+			e->conf[i].rule };
+		int rc = db_execp(meta,
+		    "INSERT INTO repctl.conflict (sync, schema_name, table_name, pk, local_node, "
+		    "local_row, remote_node, remote_row, winner, rule) VALUES ($1, $2, $3, $4::jsonb, "
+		    "$5, $6::jsonb, $7, $8::jsonb, $9, $10)",
+		    10, p, err, errlen);
+
+		free(schema);
+		if (rc < 0)
+			goto fail;
+	}
+	if (db_execp(meta,
+		"INSERT INTO repctl.position (sync, source, target, snapshot) VALUES ($1, $2, $3, $4) "
+		"ON CONFLICT (sync, source, target) DO UPDATE SET snapshot = EXCLUDED.snapshot, "
+		"updated_at = now()",
+		4, pp, err, errlen) < 0)
+		goto fail;
+	return db_commit(meta, err, errlen);
+fail:
+	db_rollback(meta);
+	return -1;
+}
+
+/* Which herd tables both nodes registered (schema, table, conflict column override). */
+static PGresult *
+edge_tables(PGconn *meta, const struct sync_def *s, const char *a, const char *b, char *err,
+    size_t errlen)
+{
+	const char *p[3] = { s->herd, a, b };
+
+	return db_query(meta,
+	    "SELECT x.schema_name, x.table_name, coalesce(x.conflict_column, y.conflict_column) "
+	    "FROM repctl.herd_table x JOIN repctl.herd_table y "
+	    "ON y.herd = x.herd AND y.schema_name = x.schema_name AND y.table_name = x.table_name "
+	    "WHERE x.herd = $1 AND x.node = $2 AND y.node = $3 ORDER BY 1, 2",
+	    3, p, err, errlen);
+}
+
+/* Run one edge S -> T.  0 or -1 with err. */
+static int
+edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, size_t errlen)
+{
+	PGconn *sc = NULL, *tc = NULL;
+	PGresult *tables = NULL, *r;
+	char *prev = NULL, *snap = NULL;
+	const char *pp[3] = { e->s->name, e->snode, e->tnode };
+	int i, rc = -1, any = 0, target_open = 0;
+	char inner[ERRLEN];
+
+	inner[0] = '\0';
+	tables = edge_tables(meta, e->s, e->snode, e->tnode, err, errlen);
+	if (tables == NULL)
+		return -1;
+	if (PQntuples(tables) == 0) {
+		PQclear(tables);
+		return 0;
+	}
+	r = db_query(meta,
+	    "SELECT snapshot FROM repctl.position WHERE sync = $1 AND source = $2 AND target = $3",
+	    3, pp, err, errlen);
+	if (r == NULL)
+		goto out;
+	if (PQntuples(r))
+		prev = xstrdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+
+	sc = pool_get(pool, e->snode, inner, sizeof(inner));
+	if (sc == NULL) {
+		snprintf(err, errlen, "%s", inner);
+		goto out;
+	}
+	if (db_exec(sc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, errlen) < 0)
+		goto source_fail;
+	snap = db_value(sc, "SELECT pg_catalog.pg_current_snapshot()::text", 0, NULL, err, errlen);
+	if (snap == NULL)
+		goto source_fail;
+	if (prev && strcmp(prev, snap) == 0) {
+		rc = 0;		/* nothing committed since */
+		goto out;
+	}
+	/* anything to send at all?  Then only do we touch the target. */
+	for (i = 0; i < PQntuples(tables) && !any; i++) {
+		char *sh = capture_shadow(sc, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1), err,
+		    errlen);
+		char *q, *v, *lprev;
+
+		if (sh == NULL)
+			continue;	/* reported by table_prepare below if it matters */
+		lprev = prev ? db_literal(sc, prev) : NULL;
+		q = lprev ? xasprintf("SELECT EXISTS (SELECT 1 FROM repctl.%s sh WHERE "
+				      "sh.repctl_txid >= pg_catalog.pg_snapshot_xmin(%s::pg_snapshot) AND "
+				      "NOT pg_catalog.pg_visible_in_snapshot(sh.repctl_txid, "
+				      "%s::pg_snapshot))",
+				sh, lprev, lprev)
+			  : xasprintf("SELECT EXISTS (SELECT 1 FROM repctl.%s)", sh);
+		v = db_value(sc, q, 0, NULL, err, errlen);
+		any = v && v[0] == 't';
+		free(v);
+		free(q);
+		free(sh);
+		free(lprev);
+	}
+	if (!any) {
+		rc = 0;
+		goto record;
+	}
+
+	tc = pool_get(pool, e->tnode, inner, sizeof(inner));
+	if (tc == NULL) {
+		snprintf(err, errlen, "%s", inner);
+		goto out;
+	}
+	{
+		const char *op[1] = { e->snode };
+
+		if (db_exec(tc, "BEGIN; SET LOCAL session_replication_role = replica", err, errlen) <
+			0 ||
+		    db_execp(tc, "SELECT pg_catalog.set_config('repctl.origin', $1, true)", 1, op,
+			err, errlen) < 0)
+			goto target_fail;
+		target_open = 1;
+	}
+	for (i = 0; i < PQntuples(tables); i++) {
+		struct table_ctx t;
+		PGresult *pk;
+		char stage[32], d[32];
+		long rows;
+
+		memset(&t, 0, sizeof(t));
+		t.schema = PQgetvalue(tables, i, 0);
+		t.table = PQgetvalue(tables, i, 1);
+		err[0] = '\0';
+		if (table_prepare(sc, tc, e->s, e->snode, e->tnode,
+			PQgetisnull(tables, i, 2) ? NULL : PQgetvalue(tables, i, 2), &t, err,
+			errlen) < 0) {
+			table_ctx_free(&t);
+			goto target_fail;
+		}
+		pk = pk_of(tc, t.qtable, err, errlen);
+		if (pk == NULL || PQntuples(pk) == 0) {
+			if (pk)
+				snprintf(err, errlen, "table %s has no primary key on node '%s'",
+				    t.qtable, e->tnode);
+			PQclear(pk);
+			table_ctx_free(&t);
+			goto target_fail;
+		}
+		snprintf(stage, sizeof(stage), "repctl_stage_%d", i);
+		snprintf(d, sizeof(d), "repctl_batch_%d", i);
+		{
+			char *q = xasprintf(
+			    "CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA;"
+			    "ALTER TABLE %s ADD COLUMN repctl_vv jsonb, ADD COLUMN repctl_changed_at "
+			    "timestamptz, ADD COLUMN repctl_deleted boolean, ADD COLUMN repctl_origin text",
+			    stage, t.cols.data, t.qtable, stage);
+			int qrc = db_exec(tc, q, err, errlen);
+
+			free(q);
+			if (qrc < 0) {
+				PQclear(pk);
+				table_ctx_free(&t);
+				goto target_fail;
+			}
+		}
+		rows = copy_batch(sc, tc, &t, pk, e->snode, prev, stage, err, errlen);
+		if (rows < 0 || (rows > 0 && apply_table(e, tc, &t, pk, stage, d, err, errlen) < 0)) {
+			PQclear(pk);
+			table_ctx_free(&t);
+			goto target_fail;
+		}
+		if (rows > 0)
+			log_debug("%s -> %s: %s: %ld key(s) in batch", e->snode, e->tnode, t.qtable,
+			    rows);
+		PQclear(pk);
+		table_ctx_free(&t);
+	}
+	if (e->written > 0 &&
+	    db_exec(tc, "SELECT pg_catalog.pg_notify('repctl', '')", err, errlen) < 0)
+		goto target_fail;
+	if (db_commit(tc, err, errlen) < 0)
+		goto target_fail;
+	target_open = 0;
+record:
+	db_rollback(sc);	/* end the read-only snapshot */
+	if (edge_record(meta, e, snap, err, errlen) < 0)
+		goto out;
+	rc = 0;
+	goto out;
+source_fail:
+	{
+		char *m = xasprintf("node '%s' (source): %s", e->snode, err);
+
+		snprintf(err, errlen, "%s", m);
+		free(m);
+		pool_drop(pool, e->snode);
+		sc = NULL;
+	}
+	goto out;
+target_fail:
+	{
+		char *m = xasprintf("applying %s -> %s: %s", e->snode, e->tnode, err);
+
+		snprintf(err, errlen, "%s", m);
+		free(m);
+	}
+	if (target_open)
+		db_rollback(tc);
+	if (tc && PQstatus(tc) != CONNECTION_OK)
+		pool_drop(pool, e->tnode);
+out:
+	if (sc && PQstatus(sc) == CONNECTION_OK)
+		db_rollback(sc);
+	else if (sc)
+		pool_drop(pool, e->snode);
+	PQclear(tables);
+	free(prev);
+	free(snap);
+	return rc;
+}
+
+/* Circuit breaker: 1 when the node's circuit is open (skip it). */
+static int
+circuit_open(PGconn *meta, const char *node)
+{
+	char err[ERRLEN];
+
+	return meta_exists(meta,
+		   "SELECT 1 FROM repctl.node_state WHERE node = $1 AND circuit_open_until > now()",
+		   node, err, sizeof(err)) == 1;
+}
+
+static void
+node_result(PGconn *meta, const struct config *cfg, const char *node, const char *error)
+{
+	char err[ERRLEN], fails[16], reset[16];
+	const char *p[4] = { node, error, fails, reset };
+
+	snprintf(fails, sizeof(fails), "%d", cfg->circuit_failures);
+	snprintf(reset, sizeof(reset), "%d", cfg->circuit_reset);
+	if (db_execp(meta,
+		"INSERT INTO repctl.node_state AS s (node, failures, last_contact, last_error) "
+		"VALUES ($1, CASE WHEN $2::text IS NULL THEN 0 ELSE 1 END, "
+		"CASE WHEN $2::text IS NULL THEN now() END, $2) "
+		"ON CONFLICT (node) DO UPDATE SET "
+		"failures = CASE WHEN $2::text IS NULL THEN 0 ELSE s.failures + 1 END, "
+		"last_contact = CASE WHEN $2::text IS NULL THEN now() ELSE s.last_contact END, "
+		"last_error = $2, "
+		"circuit_open_until = CASE WHEN $2::text IS NULL THEN NULL "
+		"  WHEN s.failures + 1 >= $3::int THEN now() + make_interval(secs => $4::int) "
+		"  ELSE s.circuit_open_until END, updated_at = now()",
+		4, p, err, sizeof(err)) < 0)
+		log_warnx("cannot record the state of node '%s': %s", node, err);
+}
+
+int
+sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
+    const struct config *cfg, struct run_stats *st, char *err, size_t errlen)
+{
+	char rid[32], first_err[ERRLEN];
+	int i, j, rc = 0;
+	const char *p1[1] = { s->name };
+	char *id;
+
+	memset(st, 0, sizeof(*st));
+	first_err[0] = '\0';
+	id = db_value(meta, "INSERT INTO repctl.run (sync) VALUES ($1) RETURNING id", 1, p1, err,
+	    errlen);
+	if (id == NULL)
+		return -1;
+	snprintf(rid, sizeof(rid), "%s", id);
+	free(id);
+	for (i = 0; i < s->nm; i++) {
+		if (!s->m[i].source)
+			continue;
+		for (j = 0; j < s->nm; j++) {
+			struct edge_ctx e;
+			char eerr[ERRLEN];
+			const char *bad = NULL;
+
+			if (i == j || !s->m[j].target)
+				continue;
+			if (circuit_open(meta, s->m[i].node) || circuit_open(meta, s->m[j].node)) {
+				snprintf(eerr, sizeof(eerr),
+				    "edge %s -> %s skipped: circuit open (node failed repeatedly; "
+				    "next try after circuit.reset seconds)",
+				    s->m[i].node, s->m[j].node);
+				st->edges_failed++;
+				if (!first_err[0])
+					snprintf(first_err, sizeof(first_err), "%s", eerr);
+				rc = -1;
+				continue;
+			}
+			memset(&e, 0, sizeof(e));
+			e.s = s;
+			e.cfg = cfg;
+			e.snode = s->m[i].node;
+			e.tnode = s->m[j].node;
+			e.srank = i;
+			e.trank = j;
+			e.st = st;
+			eerr[0] = '\0';
+			if (edge_run(pool, meta, &e, eerr, sizeof(eerr)) < 0) {
+				st->edges_failed++;
+				log_warnx("sync %s: %s", s->name, eerr);
+				if (!first_err[0])
+					snprintf(first_err, sizeof(first_err), "%s", eerr);
+				rc = -1;
+				/* blame the node the message names, for the breaker */
+				if (strstr(eerr, "cannot connect to node"))
+					bad = strstr(eerr, s->m[i].node) == strstr(eerr, "node '") + 6
+					    ? s->m[i].node
+					    : s->m[j].node;
+				else if (strstr(eerr, "(source)"))
+					bad = s->m[i].node;
+				if (bad)
+					node_result(meta, cfg, bad, eerr);
+			} else {
+				st->edges_ok++;
+				node_result(meta, cfg, s->m[i].node, NULL);
+				node_result(meta, cfg, s->m[j].node, NULL);
+			}
+			conflicts_free(&e);
+		}
+	}
+	{
+		char ins[24], upd[24], del[24], con[24], ok[8], eo[16], ef[16];
+		const char *p[10] = { rid, rc == 0 ? "true" : "false", ins, upd, del, con,
+			first_err[0] ? first_err : NULL, eo, ef, NULL };
+
+		snprintf(ins, sizeof(ins), "%ld", st->inserts);
+		snprintf(upd, sizeof(upd), "%ld", st->updates);
+		snprintf(del, sizeof(del), "%ld", st->deletes);
+		snprintf(con, sizeof(con), "%ld", st->conflicts);
+		snprintf(eo, sizeof(eo), "%d", st->edges_ok);
+		snprintf(ef, sizeof(ef), "%d", st->edges_failed);
+		(void)ok;
+		if (db_execp(meta,
+			"UPDATE repctl.run SET ended_at = clock_timestamp(), ok = $2::boolean, "
+			"inserts = $3::bigint, updates = $4::bigint, deletes = $5::bigint, "
+			"conflicts = $6::bigint, error = $7, edges_ok = $8::int, edges_failed = $9::int "
+			"WHERE id = $1::bigint",
+			9, p, err, errlen) < 0)
+			return -1;
+	}
+	if (rc < 0)
+		snprintf(err, errlen, "%s", first_err);
+	return rc;
+}
