@@ -35,6 +35,13 @@ CMD_HANDLER(cmd_update_sync);
 CMD_HANDLER(cmd_validate);
 CMD_HANDLER(cmd_status);
 CMD_HANDLER(cmd_run);
+CMD_HANDLER(cmd_start);
+CMD_HANDLER(cmd_stop);
+CMD_HANDLER(cmd_reload);
+CMD_HANDLER(cmd_kick);
+CMD_HANDLER(cmd_pause);
+CMD_HANDLER(cmd_resume);
+CMD_HANDLER(cmd_conflicts);
 
 /* Print an error for the user (what, where, how to fix) to stderr. */
 void cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

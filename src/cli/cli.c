@@ -88,6 +88,22 @@ const struct cmd cli_commands[] = {
 	    "Connect to every node of every sync (or SYNC) and check that each herd\n"
 	    "table exists on each node with the same primary key and columns, and the\n"
 	    "privileges the engine needs.  Exit 0 only when all is well." },
+	{ "start", cmd_start, CMD_CONFIG, "foreground", "[--foreground]",
+	    "Start the coordinator: one worker per sync, woken by NOTIFY from the\n"
+	    "sources, by kicks and by the interval.  Returns once it is up (or says\n"
+	    "why not).  --foreground stays attached and logs to stderr (containers)." },
+	{ "stop", cmd_stop, CMD_CONFIG, "", "",
+	    "Stop the coordinator and wait until it has exited." },
+	{ "reload", cmd_reload, CMD_CONFIG, "", "",
+	    "Make the coordinator reread its syncs, tables and reloadable settings (SIGHUP)." },
+	{ "kick <sync>", cmd_kick, M, "wait timeout=", "SYNC [--wait] [--timeout=SECONDS]",
+	    "Ask the running coordinator to run SYNC now; --wait waits for that run and\n"
+	    "prints its result (exit 1 when it failed)." },
+	{ "pause <sync>", cmd_pause, M, "", "SYNC", "Pause a sync (its worker stops running it)." },
+	{ "resume <sync>", cmd_resume, M, "", "SYNC", "Resume a paused sync." },
+	{ "conflicts [<sync>]", cmd_conflicts, M, "json since=", "[SYNC] [--since=TIME] [--json]",
+	    "Show the conflict log: every conflict with the winner and the rule; with\n"
+	    "--json both versions of the row as well." },
 	{ "run <sync>", cmd_run, M, "", "SYNC",
 	    "Run SYNC once now in this process, without the coordinator, and print the\n"
 	    "result (I/U/D, conflicts).  Exit 0 when every edge succeeded." },

@@ -14,24 +14,10 @@
 #include "cli.h"
 #include "cmd.h"
 #include "config.h"
+#include "daemon.h"
 #include "db.h"
 #include "meta.h"
 #include "output.h"
-
-/* pid of a live coordinator from the pid file, or 0. */
-static long
-coordinator_pid(const struct config *cfg)
-{
-	FILE *fp = fopen(cfg->pid_file, "r");
-	long pid = 0;
-
-	if (fp == NULL)
-		return 0;
-	if (fscanf(fp, "%ld", &pid) != 1 || pid <= 0 || kill((pid_t)pid, 0) != 0)
-		pid = 0;
-	fclose(fp);
-	return pid;
-}
 
 #define STATUS_SQL                                                                        \
 	"SELECT s.name, "                                                                     \

@@ -1,0 +1,243 @@
+/*
+ * cmd_control.c - start, stop, reload, kick, pause, resume: talking to the
+ * coordinator (signals through the pid file; kicks and pauses through the
+ * metadata database with NOTIFY repctl_control, so they also work when the
+ * coordinator runs in another container).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cmd.h"
+#include "config.h"
+#include "daemon.h"
+#include "db.h"
+#include "meta.h"
+#include "output.h"
+#include "parse.h"
+
+CMD_HANDLER(cmd_start)
+{
+	return coordinator_start(ctx->cfg, ctx->config_path, args_has(args, "foreground"));
+}
+
+/* 0 when gone within timeout seconds. */
+static int
+wait_gone(long pid, int timeout)
+{
+	int i;
+
+	for (i = 0; i < timeout * 10; i++) {
+		if (kill((pid_t)pid, 0) != 0)
+			return 0;
+		usleep(100000);
+	}
+	return -1;
+}
+
+CMD_HANDLER(cmd_stop)
+{
+	long pid = coordinator_pid(ctx->cfg);
+
+	(void)args;
+	if (pid == 0) {
+		printf("the coordinator is not running\n");
+		return 0;
+	}
+	if (kill((pid_t)pid, SIGTERM) != 0) {
+		cmd_error("cannot signal the coordinator (pid %ld): %m", pid);
+		return 1;
+	}
+	if (wait_gone(pid, 60) < 0) {
+		cmd_error("the coordinator (pid %ld) did not stop within 60s; see its log %s", pid,
+		    ctx->cfg->log_file);
+		return 1;
+	}
+	printf("coordinator stopped (pid %ld)\n", pid);
+	return 0;
+}
+
+static long
+running_or_error(struct cli_ctx *ctx)
+{
+	long pid = coordinator_pid(ctx->cfg);
+
+	if (pid == 0)
+		cmd_error("the coordinator is not running (no live pid in %s)\nhint: start it with "
+			  "'repctl start'",
+		    ctx->cfg->pid_file);
+	return pid;
+}
+
+CMD_HANDLER(cmd_reload)
+{
+	long pid = running_or_error(ctx);
+
+	(void)args;
+	if (pid == 0)
+		return 1;
+	if (kill((pid_t)pid, SIGHUP) != 0) {
+		cmd_error("cannot signal the coordinator (pid %ld): %m", pid);
+		return 1;
+	}
+	printf("coordinator (pid %ld) reloading its syncs\n", pid);
+	return 0;
+}
+
+static int
+sync_must_exist(struct cli_ctx *ctx, const char *name)
+{
+	char err[ERRLEN];
+	int e = meta_exists(ctx->meta, "SELECT 1 FROM repctl.sync WHERE name = $1", name, err,
+	    sizeof(err));
+
+	if (e < 0)
+		cmd_error("%s", err);
+	else if (e == 0)
+		cmd_error("no sync '%s'\nhint: 'repctl list syncs' shows them", name);
+	return e == 1 ? 0 : -1;
+}
+
+static int
+notify_control(struct cli_ctx *ctx, const char *payload)
+{
+	char err[ERRLEN];
+	const char *p[1] = { payload };
+
+	if (db_execp(ctx->meta, "SELECT pg_catalog.pg_notify('repctl_control', $1)", 1, p, err,
+		sizeof(err)) < 0) {
+		cmd_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+CMD_HANDLER(cmd_kick)
+{
+	char err[ERRLEN], payload[128];
+	const char *name = args->words[0];
+	const char *tmo = args_get(args, "timeout");
+	long timeout = 300;
+	char *since = NULL;
+	int rc = 1;
+	time_t end;
+
+	if (sync_must_exist(ctx, name) < 0)
+		return 1;
+	if (tmo && parse_long(tmo, 1, 86400, &timeout) < 0) {
+		cmd_error("--timeout=%s: give seconds from 1 to 86400", tmo);
+		return 1;
+	}
+	if (running_or_error(ctx) == 0)
+		return 1;
+	since = db_value(ctx->meta, "SELECT now()::text", 0, NULL, err, sizeof(err));
+	if (since == NULL) {
+		cmd_error("%s", err);
+		return 1;
+	}
+	snprintf(payload, sizeof(payload), "kick:%s", name);
+	if (notify_control(ctx, payload) < 0)
+		goto out;
+	if (!args_has(args, "wait")) {
+		printf("kicked sync '%s'\n", name);
+		rc = 0;
+		goto out;
+	}
+	end = time(NULL) + timeout;
+	while (time(NULL) < end) {
+		const char *p[2] = { name, since };
+		PGresult *r = db_query(ctx->meta,
+		    "SELECT ok, inserts, updates, deletes, conflicts, coalesce(error, ''), "
+		    "round(extract(epoch FROM ended_at - started_at)::numeric, 3) "
+		    "FROM repctl.run WHERE sync = $1 AND started_at >= $2::timestamptz "
+		    "AND ended_at IS NOT NULL ORDER BY id LIMIT 1",
+		    2, p, err, sizeof(err));
+
+		if (r == NULL) {
+			cmd_error("%s", err);
+			goto out;
+		}
+		if (PQntuples(r) == 1) {
+			int ok = PQgetvalue(r, 0, 0)[0] == 't';
+
+			printf("sync '%s': %s in %ss, I/U/D %s/%s/%s, %s conflict(s)%s%s\n", name,
+			    ok ? "good" : "bad", PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 1),
+			    PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4),
+			    ok ? "" : ": ", PQgetvalue(r, 0, 5));
+			rc = ok ? 0 : 1;
+			PQclear(r);
+			goto out;
+		}
+		PQclear(r);
+		usleep(50000);
+	}
+	cmd_error("sync '%s' did not finish a run within %lds; see 'repctl status %s' and the log",
+	    name, timeout, name);
+out:
+	free(since);
+	return rc;
+}
+
+static int
+set_status(struct cli_ctx *ctx, const char *name, const char *status)
+{
+	char err[ERRLEN], payload[128];
+	const char *p[2] = { name, status };
+
+	if (sync_must_exist(ctx, name) < 0)
+		return 1;
+	if (db_execp(ctx->meta, "UPDATE repctl.sync SET status = $2, updated_at = now() WHERE name = $1",
+		2, p, err, sizeof(err)) < 0) {
+		cmd_error("%s", err);
+		return 1;
+	}
+	snprintf(payload, sizeof(payload), "sync:%s", name);
+	if (notify_control(ctx, payload) < 0)
+		return 1;
+	printf("sync '%s' %s\n", name, strcmp(status, "paused") == 0 ? "paused" : "resumed");
+	return 0;
+}
+
+CMD_HANDLER(cmd_pause)
+{
+	(void)args;
+	return set_status(ctx, args->words[0], "paused");
+}
+
+CMD_HANDLER(cmd_resume)
+{
+	(void)args;
+	return set_status(ctx, args->words[0], "active");
+}
+
+CMD_HANDLER(cmd_conflicts)
+{
+	const char *only = args->nwords ? args->words[0] : NULL;
+	const char *since = args_get(args, "since");
+	const char *p[2] = { only, since };
+
+	if (only && sync_must_exist(ctx, only) < 0)
+		return 1;
+	if (ctx->json)
+		return output_query(ctx->meta,
+			   "SELECT id, resolved_at, sync, schema_name, table_name, pk, local_node, "
+			   "local_row, remote_node, remote_row, winner, rule FROM repctl.conflict "
+			   "WHERE ($1::text IS NULL OR sync = $1) "
+			   "AND ($2::timestamptz IS NULL OR resolved_at >= $2::timestamptz) ORDER BY id",
+			   2, p, 1) < 0
+		    ? 1
+		    : 0;
+	return output_query(ctx->meta,
+		   "SELECT to_char(resolved_at, 'YYYY-MM-DD HH24:MI:SS') AS at, sync, "
+		   "format('%I.%I', schema_name, table_name) AS \"table\", pk::text AS key, "
+		   "remote_node || ' -> ' || local_node AS edge, winner, rule "
+		   "FROM repctl.conflict WHERE ($1::text IS NULL OR sync = $1) "
+		   "AND ($2::timestamptz IS NULL OR resolved_at >= $2::timestamptz) ORDER BY id",
+		   2, p, 0) < 0
+	    ? 1
+	    : 0;
+}

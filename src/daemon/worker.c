@@ -1,0 +1,182 @@
+/*
+ * worker.c - the loop of one sync, in its own process.
+ *
+ * Wakes when a source commits a change (NOTIFY repctl on the source
+ * connections; our own notifications, from applying, are ignored by
+ * backend pid), when the coordinator is kicked for this sync (NOTIFY
+ * repctl_control "kick:NAME" on the metadata database), or when the
+ * interval runs out (the fallback for lost notifications).  A failed run
+ * backs off (retry.min doubling up to retry.max); the node circuit breaker
+ * lives in sync.c.  Because each sync has its own process, a slow or dead
+ * node never blocks a sync that does not involve it.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "db.h"
+#include "log.h"
+#include "meta.h"
+#include "sync.h"
+#include "xmalloc.h"
+
+static volatile sig_atomic_t worker_stop;
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	worker_stop = 1;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Read metadata notifications: 1 when one is for this sync. */
+static int
+control_notified(PGconn *meta, const char *sync)
+{
+	PGnotify *nt;
+	int hit = 0;
+
+	if (PQconsumeInput(meta) == 0)
+		return -1;
+	while ((nt = PQnotifies(meta)) != NULL) {
+		const char *pl = nt->extra;
+
+		if ((strncmp(pl, "kick:", 5) == 0 || strncmp(pl, "sync:", 5) == 0) &&
+		    strcmp(pl + 5, sync) == 0)
+			hit = 1;
+		PQfreemem(nt);
+	}
+	return hit;
+}
+
+int
+worker_main(struct config *cfg, const char *sync)
+{
+	char err[ERRLEN];
+	PGconn *meta = NULL;
+	struct node_pool *pool = NULL;
+	struct sigaction sa;
+	double next = 0, backoff = 0;
+	int due = 1;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
+	log_set_context("sync %s", sync);
+
+	while (!worker_stop) {
+		struct sync_def s;
+		int interval, found;
+
+		if (meta == NULL || PQstatus(meta) != CONNECTION_OK) {
+			db_close(meta);
+			pool_free(pool);
+			pool = NULL;
+			meta = meta_connect(cfg, err, sizeof(err));
+			if (meta == NULL || db_exec(meta, "LISTEN repctl_control", err, sizeof(err)) < 0) {
+				log_warnx("%s", err);
+				db_close(meta);
+				meta = NULL;
+				sleep((unsigned)cfg->retry_min);
+				continue;
+			}
+			pool = pool_new(cfg, meta);
+		}
+		found = sync_load(meta, sync, &s, err, sizeof(err));
+		if (found != 0) {
+			if (found > 0) {
+				log_info("sync removed: worker exits");
+				break;
+			}
+			log_warnx("%s", err);
+			db_close(meta);
+			meta = NULL;
+			continue;
+		}
+		interval = s.interval > 0 ? s.interval : cfg->sync_interval;
+		if (strcmp(s.status, "active") == 0 && (due || now_s() >= next)) {
+			struct run_stats st;
+			double t0 = now_s();
+			int rc = sync_run(pool, meta, &s, cfg, &st, err, sizeof(err));
+
+			if (rc == 0) {
+				backoff = 0;
+				if (st.inserts + st.updates + st.deletes + st.conflicts > 0)
+					log_info("run good in %.3fs: I/U/D %ld/%ld/%ld, %ld conflict(s)",
+					    now_s() - t0, st.inserts, st.updates, st.deletes,
+					    st.conflicts);
+				next = now_s() + interval;
+			} else {
+				backoff = backoff == 0 ? cfg->retry_min : backoff * 2;
+				if (backoff > cfg->retry_max)
+					backoff = cfg->retry_max;
+				log_warnx("run bad (%d edge(s) failed), retry in %.0fs: %s",
+				    st.edges_failed, backoff, err);
+				next = now_s() + backoff;
+			}
+			due = 0;
+		} else if (strcmp(s.status, "active") != 0) {
+			next = now_s() + interval;
+		}
+		sync_def_free(&s);
+
+		/* wait for a notification, a kick or the deadline */
+		{
+			fd_set rfds;
+			int fds[64], n, i, maxfd, sel;
+			double wait = next - now_s();
+			struct timeval tv;
+
+			if (wait < 0)
+				wait = 0;
+			FD_ZERO(&rfds);
+			maxfd = PQsocket(meta);
+			FD_SET(maxfd, &rfds);
+			n = pool_fds(pool, fds, 64);
+			for (i = 0; i < n; i++) {
+				FD_SET(fds[i], &rfds);
+				if (fds[i] > maxfd)
+					maxfd = fds[i];
+			}
+			/* wake at least every second to notice a stop request */
+			if (wait > 1)
+				wait = 1;
+			tv.tv_sec = (long)wait;
+			tv.tv_usec = (long)((wait - (double)tv.tv_sec) * 1e6);
+			sel = select(maxfd + 1, &rfds, NULL, NULL, &tv);
+			if (sel < 0 && errno != EINTR)
+				log_warn("select");
+			if (pool_notified(pool) && backoff == 0)
+				due = 1;
+			i = control_notified(meta, sync);
+			if (i < 0) {
+				db_close(meta);
+				meta = NULL;
+			} else if (i > 0) {
+				due = 1;
+			}
+		}
+	}
+	pool_free(pool);
+	db_close(meta);
+	return 0;
+}
