@@ -181,7 +181,8 @@ vv_to_json(const struct vv *v)
 	struct vv_entry *sorted = xcalloc((size_t)v->n + 1, sizeof(*sorted));
 	int i;
 
-	memcpy(sorted, v->e, sizeof(*sorted) * (size_t)v->n);
+	if (v->n > 0)
+		memcpy(sorted, v->e, sizeof(*sorted) * (size_t)v->n);
 	qsort(sorted, (size_t)v->n, sizeof(*sorted), entry_cmp);
 	buf_putc(&b, '{');
 	for (i = 0; i < v->n; i++) {
