@@ -11,6 +11,8 @@
 
 /* Print a result as an aligned table with a header; "-" for NULLs. */
 void output_table(FILE *fp, const PGresult *res);
+/* Only the first nf columns. */
+void output_table_n(FILE *fp, const PGresult *res, int nf);
 
 /*
  * Run sql (with params) and print its rows: a table, or with json a JSON

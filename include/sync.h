@@ -63,4 +63,11 @@ void sync_def_free(struct sync_def *s);
 int sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
     const struct config *cfg, struct run_stats *st, char *err, size_t errlen);
 
+/*
+ * Keys changed on the sources and not yet applied to some target (summed
+ * over edges); -1 with err when a source cannot be reached.
+ */
+long sync_pending(struct node_pool *pool, PGconn *meta, const struct sync_def *s, char *err,
+    size_t errlen);
+
 #endif

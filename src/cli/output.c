@@ -25,7 +25,13 @@ width(const char *s)
 void
 output_table(FILE *fp, const PGresult *res)
 {
-	int nf = PQnfields(res), nr = PQntuples(res), f, r;
+	output_table_n(fp, res, PQnfields(res));
+}
+
+void
+output_table_n(FILE *fp, const PGresult *res, int nf)
+{
+	int nr = PQntuples(res), f, r;
 	size_t *w = xcalloc((size_t)nf, sizeof(size_t));
 
 	for (f = 0; f < nf; f++) {

@@ -58,6 +58,49 @@ struct node_pool {
 	int n;
 };
 
+static double
+wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * Measure the node's clock against ours (midpoint of the round trip) and
+ * record it; latest/first trust the nodes' clocks, so status warns when an
+ * offset exceeds clock.skew_warn_ms.
+ */
+static void
+clock_measure(PGconn *meta, PGconn *node, const char *name, const struct config *cfg)
+{
+	char err[ERRLEN], off[64];
+	double t0 = wall_now(), t1, remote, offset;
+	char *v = db_value(node, "SELECT extract(epoch FROM clock_timestamp())::float8", 0, NULL,
+	    err, sizeof(err));
+	const char *p[2] = { name, off };
+
+	t1 = wall_now();
+	if (v == NULL)
+		return;
+	remote = strtod(v, NULL);
+	free(v);
+	offset = (remote - (t0 + t1) / 2) * 1000.0;
+	snprintf(off, sizeof(off), "%.1f", offset);
+	if (fabs(offset) > cfg->clock_skew_warn_ms)
+		log_warnx("node '%s' clock is off by %.0f ms from the coordinator's: conflict "
+			  "resolution by time (latest/first) may pick the wrong winner; sync the clocks "
+			  "(NTP)",
+		    name, offset);
+	if (db_execp(meta,
+		"INSERT INTO repctl.node_state (node, clock_offset_ms, last_contact) "
+		"VALUES ($1, $2::float8, now()) ON CONFLICT (node) DO UPDATE SET "
+		"clock_offset_ms = EXCLUDED.clock_offset_ms, last_contact = now(), updated_at = now()",
+		2, p, err, sizeof(err)) < 0)
+		log_debug("cannot record the clock offset of node '%s': %s", name, err);
+}
+
 struct node_pool *
 pool_new(const struct config *cfg, PGconn *meta)
 {
@@ -169,6 +212,8 @@ pool_get(struct node_pool *p, const char *node, char *err, size_t errlen)
 		db_close(e->conn);
 		e->conn = NULL;
 	}
+	if (e->conn)
+		clock_measure(p->meta, e->conn, node, p->cfg);
 	return e->conn;
 }
 
@@ -1154,4 +1199,66 @@ sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
 	if (rc < 0)
 		snprintf(err, errlen, "%s", first_err);
 	return rc;
+}
+
+long
+sync_pending(struct node_pool *pool, PGconn *meta, const struct sync_def *s, char *err,
+    size_t errlen)
+{
+	long total = 0;
+	int i, j, k;
+
+	for (i = 0; i < s->nm; i++) {
+		PGconn *sc;
+
+		if (!s->m[i].source)
+			continue;
+		sc = pool_get(pool, s->m[i].node, err, errlen);
+		if (sc == NULL)
+			return -1;
+		for (j = 0; j < s->nm; j++) {
+			const char *pp[3] = { s->name, s->m[i].node, s->m[j].node };
+			PGresult *tables, *r;
+			char *prev = NULL;
+
+			if (i == j || !s->m[j].target)
+				continue;
+			r = db_query(meta, "SELECT snapshot FROM repctl.position WHERE sync = $1 AND "
+					   "source = $2 AND target = $3",
+			    3, pp, err, errlen);
+			if (r == NULL)
+				return -1;
+			if (PQntuples(r))
+				prev = xstrdup(PQgetvalue(r, 0, 0));
+			PQclear(r);
+			tables = edge_tables(meta, s, s->m[i].node, s->m[j].node, err, errlen);
+			if (tables == NULL) {
+				free(prev);
+				return -1;
+			}
+			for (k = 0; k < PQntuples(tables); k++) {
+				char *sh = capture_shadow(sc, PQgetvalue(tables, k, 0),
+				    PQgetvalue(tables, k, 1), err, errlen);
+				char *q, *v;
+				const char *qp[1] = { prev };
+
+				if (sh == NULL)
+					continue;
+				q = xasprintf("SELECT count(*) FROM repctl.%s sh WHERE $1::text IS NULL OR "
+					      "(sh.repctl_txid >= pg_catalog.pg_snapshot_xmin($1::pg_snapshot) "
+					      "AND NOT pg_catalog.pg_visible_in_snapshot(sh.repctl_txid, "
+					      "$1::pg_snapshot))",
+				    sh);
+				v = db_value(sc, q, 1, qp, err, errlen);
+				if (v)
+					total += atol(v);
+				free(v);
+				free(q);
+				free(sh);
+			}
+			PQclear(tables);
+			free(prev);
+		}
+	}
+	return total;
 }
