@@ -23,6 +23,7 @@ struct sync_def {
 	char *conflict_column;
 	char *status;
 	int interval;		/* seconds, 0 = the configured default */
+	int onetimecopy;	/* 0 never, 1 fill new targets, 2 only their empty tables */
 	struct sync_member *m;
 	int nm;
 };

@@ -244,7 +244,7 @@ sync_load(PGconn *meta, const char *name, struct sync_def *out, char *err, size_
 
 	memset(out, 0, sizeof(*out));
 	r = db_query(meta,
-	    "SELECT herd, strategy, conflict_column, status, coalesce(interval_s, 0) "
+	    "SELECT herd, strategy, conflict_column, status, coalesce(interval_s, 0), onetimecopy "
 	    "FROM repctl.sync WHERE name = $1",
 	    1, params, err, errlen);
 	if (r == NULL)
@@ -259,6 +259,7 @@ sync_load(PGconn *meta, const char *name, struct sync_def *out, char *err, size_
 	out->conflict_column = xstrdup(PQgetvalue(r, 0, 2));
 	out->status = xstrdup(PQgetvalue(r, 0, 3));
 	out->interval = atoi(PQgetvalue(r, 0, 4));
+	out->onetimecopy = atoi(PQgetvalue(r, 0, 5));
 	PQclear(r);
 	r = db_query(meta, "SELECT node, role FROM repctl.sync_node WHERE sync = $1 ORDER BY ord",
 	    1, params, err, errlen);
@@ -890,6 +891,140 @@ edge_tables(PGconn *meta, const struct sync_def *s, const char *a, const char *b
 	    3, p, err, errlen);
 }
 
+/* Relay one COPY ... TO STDOUT on sc into one COPY ... FROM STDIN on tc; rows or -1. */
+static long
+copy_relay(PGconn *sc, const char *out_sql, PGconn *tc, const char *in_sql, long *bytes,
+    char *err, size_t errlen)
+{
+	PGresult *r;
+	long rows = 0;
+	char *buf;
+	int n;
+
+	r = PQexec(tc, in_sql);
+	if (PQresultStatus(r) != PGRES_COPY_IN) {
+		db_set_error(err, errlen, "starting COPY into the target", PQerrorMessage(tc));
+		PQclear(r);
+		return -1;
+	}
+	PQclear(r);
+	r = PQexec(sc, out_sql);
+	if (PQresultStatus(r) != PGRES_COPY_OUT) {
+		db_set_error(err, errlen, "reading from the source", PQerrorMessage(sc));
+		PQclear(r);
+		PQputCopyEnd(tc, "source failed");
+		while ((r = PQgetResult(tc)) != NULL)
+			PQclear(r);
+		return -1;
+	}
+	PQclear(r);
+	while ((n = PQgetCopyData(sc, &buf, 0)) > 0) {
+		if (PQputCopyData(tc, buf, n) != 1) {
+			PQfreemem(buf);
+			db_set_error(err, errlen, "writing to the target", PQerrorMessage(tc));
+			rows = -1;
+			break;
+		}
+		*bytes += n;
+		PQfreemem(buf);
+		rows++;
+	}
+	while ((r = PQgetResult(sc)) != NULL) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && rows >= 0) {
+			db_set_error(err, errlen, "reading from the source", PQresultErrorMessage(r));
+			rows = -1;
+		}
+		PQclear(r);
+	}
+	PQputCopyEnd(tc, rows < 0 ? "aborted" : NULL);
+	while ((r = PQgetResult(tc)) != NULL) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && rows >= 0) {
+			db_set_error(err, errlen, "copying into the target", PQresultErrorMessage(r));
+			rows = -1;
+		}
+		PQclear(r);
+	}
+	return rows;
+}
+
+/*
+ * onetimecopy: fill the target's table from the source snapshot (rows and
+ * version store), inside the target transaction.  With mode 2 a table that
+ * already has rows is left alone and 1 is returned: its captured changes
+ * then flow incrementally.  0 when copied, -1 on error.
+ */
+static int
+full_copy(struct edge_ctx *e, PGconn *sc, PGconn *tc, struct table_ctx *t, char *err,
+    size_t errlen)
+{
+	char *q, *in, *lnode = db_literal(sc, e->snode);
+	long rows, srows, bytes = 0;
+	char *has;
+	int rc = -1;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	q = xasprintf("SELECT EXISTS (SELECT 1 FROM %s)", t->qtable);
+	has = db_value(tc, q, 0, NULL, err, errlen);
+	free(q);
+	if (has == NULL)
+		goto out;
+	if (has[0] == 't' && e->s->onetimecopy == 2) {
+		log_info("onetimecopy %s -> %s: %s is not empty: not copied, its captured changes "
+			 "flow as usual",
+		    e->snode, e->tnode, t->qtable);
+		free(has);
+		rc = 1;
+		goto out;
+	}
+	if (has[0] == 't') {
+		q = xasprintf("DELETE FROM %s", t->qtable);
+		rc = db_exec(tc, q, err, errlen);
+		free(q);
+		if (rc < 0) {
+			free(has);
+			goto out;
+		}
+		rc = -1;
+	}
+	free(has);
+	q = xasprintf("COPY (SELECT %s FROM %s) TO STDOUT", t->cols.data, t->qtable);
+	in = xasprintf("COPY %s (%s) FROM STDIN", t->qtable, t->cols.data);
+	rows = copy_relay(sc, q, tc, in, &bytes, err, errlen);
+	free(q);
+	free(in);
+	if (rows < 0)
+		goto out;
+	/* the version store, so that causality is known from the first change */
+	q = xasprintf("DELETE FROM repctl.%s", t->tshadow);
+	if (db_exec(tc, q, err, errlen) < 0) {
+		free(q);
+		goto out;
+	}
+	free(q);
+	q = xasprintf("COPY (SELECT %s, repctl_vv, coalesce(repctl_origin, %s), repctl_changed_at, "
+		      "repctl_deleted FROM repctl.%s) TO STDOUT",
+	    t->keys.data, lnode, t->sshadow);
+	in = xasprintf("COPY repctl.%s (%s, repctl_vv, repctl_origin, repctl_changed_at, "
+		       "repctl_deleted) FROM STDIN",
+	    t->tshadow, t->keys.data);
+	srows = copy_relay(sc, q, tc, in, &bytes, err, errlen);
+	free(q);
+	free(in);
+	if (srows < 0)
+		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("onetimecopy %s -> %s: %s: %ld row(s), %.1f MB in %.2fs", e->snode, e->tnode,
+	    t->qtable, rows, (double)bytes / 1e6,
+	    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	e->st->inserts += rows;
+	e->written += srows;
+	rc = 0;
+out:
+	free(lnode);
+	return rc;
+}
+
 /* Run one edge S -> T.  0 or -1 with err. */
 static int
 edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, size_t errlen)
@@ -898,7 +1033,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 	PGresult *tables = NULL, *r;
 	char *prev = NULL, *snap = NULL;
 	const char *pp[3] = { e->s->name, e->snode, e->tnode };
-	int i, rc = -1, any = 0, target_open = 0;
+	int i, rc = -1, any = 0, target_open = 0, copying;
 	char inner[ERRLEN];
 
 	inner[0] = '\0';
@@ -932,6 +1067,8 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 		rc = 0;		/* nothing committed since */
 		goto out;
 	}
+	copying = prev == NULL && e->s->onetimecopy > 0;
+	any = copying;
 	/* anything to send at all?  Then only do we touch the target. */
 	for (i = 0; i < PQntuples(tables) && !any; i++) {
 		char *sh = capture_shadow(sc, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1), err,
@@ -998,6 +1135,17 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 			PQclear(pk);
 			table_ctx_free(&t);
 			goto target_fail;
+		}
+		if (copying) {
+			int crc = full_copy(e, sc, tc, &t, err, errlen);
+
+			if (crc <= 0) {
+				PQclear(pk);
+				table_ctx_free(&t);
+				if (crc < 0)
+					goto target_fail;
+				continue;
+			}
 		}
 		snprintf(stage, sizeof(stage), "repctl_stage_%d", i);
 		snprintf(d, sizeof(d), "repctl_batch_%d", i);
