@@ -31,4 +31,11 @@ int capture_remove_all(PGconn *conn, char *err, size_t errlen)
 char *capture_shadow(PGconn *conn, const char *schema, const char *table, char *err,
     size_t errlen);
 
+/*
+ * Primary key columns of a table (a regclass text such as "public"."t"), in
+ * key order, one row each; NULL with err.  PQclear() the result.
+ */
+PGresult *capture_pk_columns(PGconn *conn, const char *rel, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 #endif

@@ -133,17 +133,16 @@ trigger_function(PGconn *c, const char *func, const char *shadow, const char *qt
 	return buf_steal(&b);
 }
 
-/* Primary key columns of relid in key order; NULL on error. */
-static PGresult *
-pk_columns(PGconn *c, const char *relid, char *err, size_t errlen)
+PGresult *
+capture_pk_columns(PGconn *c, const char *rel, char *err, size_t errlen)
 {
-	const char *params[1] = { relid };
+	const char *params[1] = { rel };
 
 	return db_query(c,
 	    "SELECT a.attname FROM pg_catalog.pg_index i "
 	    "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
 	    "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-	    "WHERE i.indrelid = $1::oid AND i.indisprimary ORDER BY k.ord",
+	    "WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.ord",
 	    1, params, err, errlen);
 }
 
@@ -179,7 +178,7 @@ capture_install(PGconn *c, const char *self, const char *schema, const char *tab
 		snprintf(err, errlen, "table %s does not exist", qtable);
 		goto fail;
 	}
-	pk = pk_columns(c, relid, err, errlen);
+	pk = capture_pk_columns(c, qtable, err, errlen);
 	if (pk == NULL)
 		goto fail;
 	if (PQntuples(pk) == 0) {

@@ -448,20 +448,75 @@ cc_for(const struct table_ctx *t, const char *alias)
 	return xasprintf(t->cc_expr, alias);
 }
 
+/* Relay one COPY ... TO STDOUT on sc into one COPY ... FROM STDIN on tc; rows or -1. */
+static long
+copy_relay(PGconn *sc, const char *out_sql, PGconn *tc, const char *in_sql, long *bytes,
+    char *err, size_t errlen)
+{
+	PGresult *r;
+	long rows = 0;
+	char *buf;
+	int n;
+
+	r = PQexec(tc, in_sql);
+	if (PQresultStatus(r) != PGRES_COPY_IN) {
+		db_set_error(err, errlen, "starting COPY into the target", PQerrorMessage(tc));
+		PQclear(r);
+		return -1;
+	}
+	PQclear(r);
+	r = PQexec(sc, out_sql);
+	if (PQresultStatus(r) != PGRES_COPY_OUT) {
+		db_set_error(err, errlen, "reading from the source", PQerrorMessage(sc));
+		PQclear(r);
+		PQputCopyEnd(tc, "source failed");
+		while ((r = PQgetResult(tc)) != NULL)
+			PQclear(r);
+		return -1;
+	}
+	PQclear(r);
+	while ((n = PQgetCopyData(sc, &buf, 0)) > 0) {
+		if (PQputCopyData(tc, buf, n) != 1) {
+			PQfreemem(buf);
+			db_set_error(err, errlen, "writing to the target", PQerrorMessage(tc));
+			rows = -1;
+			break;
+		}
+		*bytes += n;
+		PQfreemem(buf);
+		rows++;
+	}
+	while ((r = PQgetResult(sc)) != NULL) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && rows >= 0) {
+			db_set_error(err, errlen, "reading from the source", PQresultErrorMessage(r));
+			rows = -1;
+		}
+		PQclear(r);
+	}
+	PQputCopyEnd(tc, rows < 0 ? "aborted" : NULL);
+	while ((r = PQgetResult(tc)) != NULL) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && rows >= 0) {
+			db_set_error(err, errlen, "copying into the target", PQresultErrorMessage(r));
+			rows = -1;
+		}
+		PQclear(r);
+	}
+	return rows;
+}
+
 /* Stream the batch of one table from S into the staging table on T; rows copied or -1. */
 static long
 copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, const char *snode,
     const char *prev, const char *stage, char *err, size_t errlen)
 {
 	struct buf sel = BUF_INIT, cols = BUF_INIT, out = BUF_INIT;
-	PGresult *tcols = NULL, *r;
+	PGresult *tcols = NULL;
 	char *join = key_join(sc, pk, "sh", "t");
 	char *lnode = db_literal(sc, snode);
 	char *lprev = prev ? db_literal(sc, prev) : NULL;
 	char *first_key = db_ident(sc, PQgetvalue(pk, 0, 0));
 	long rows = -1;
-	int i, n;
-	char *buf;
+	int i;
 
 	/* select list in the target's column order: keys from the shadow row */
 	tcols = columns_of(tc, t->qtable, err, errlen);
@@ -490,53 +545,10 @@ copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, cons
 			  "FROM STDIN",
 	    stage, t->cols.data);
 
-	r = PQexec(tc, cols.data);
-	if (PQresultStatus(r) != PGRES_COPY_IN) {
-		db_set_error(err, errlen, "starting COPY into the target", PQerrorMessage(tc));
-		PQclear(r);
-		goto out;
-	}
-	PQclear(r);
-	r = PQexec(sc, out.data);
-	if (PQresultStatus(r) != PGRES_COPY_OUT) {
-		db_set_error(err, errlen, "reading the batch from the source", PQerrorMessage(sc));
-		PQclear(r);
-		PQputCopyEnd(tc, "source failed");
-		while ((r = PQgetResult(tc)) != NULL)
-			PQclear(r);
-		goto out;
-	}
-	PQclear(r);
-	rows = 0;
-	while ((n = PQgetCopyData(sc, &buf, 0)) > 0) {
-		if (PQputCopyData(tc, buf, n) != 1) {
-			PQfreemem(buf);
-			db_set_error(err, errlen, "writing to the target", PQerrorMessage(tc));
-			rows = -1;
-			break;
-		}
-		PQfreemem(buf);
-		rows++;
-	}
-	if (n == -2 && rows >= 0) {
-		db_set_error(err, errlen, "reading from the source", PQerrorMessage(sc));
-		rows = -1;
-	}
-	while ((r = PQgetResult(sc)) != NULL) {
-		if (PQresultStatus(r) != PGRES_COMMAND_OK && rows >= 0) {
-			db_set_error(err, errlen, "reading the batch from the source",
-			    PQresultErrorMessage(r));
-			rows = -1;
-		}
-		PQclear(r);
-	}
-	PQputCopyEnd(tc, rows < 0 ? "aborted" : NULL);
-	while ((r = PQgetResult(tc)) != NULL) {
-		if (PQresultStatus(r) != PGRES_COMMAND_OK && rows >= 0) {
-			db_set_error(err, errlen, "copying into the target", PQresultErrorMessage(r));
-			rows = -1;
-		}
-		PQclear(r);
+	{
+		long bytes = 0;
+
+		rows = copy_relay(sc, out.data, tc, cols.data, &bytes, err, errlen);
 	}
 out:
 	PQclear(tcols);
@@ -807,20 +819,6 @@ out:
 	return rc;
 }
 
-/* Primary key columns of the target table, key order. */
-static PGresult *
-pk_of(PGconn *c, const char *qtable, char *err, size_t errlen)
-{
-	const char *params[1] = { qtable };
-
-	return db_query(c,
-	    "SELECT a.attname FROM pg_catalog.pg_index i "
-	    "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
-	    "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-	    "WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.ord",
-	    1, params, err, errlen);
-}
-
 static void
 conflicts_free(struct edge_ctx *e)
 {
@@ -889,62 +887,6 @@ edge_tables(PGconn *meta, const struct sync_def *s, const char *a, const char *b
 	    "ON y.herd = x.herd AND y.schema_name = x.schema_name AND y.table_name = x.table_name "
 	    "WHERE x.herd = $1 AND x.node = $2 AND y.node = $3 ORDER BY 1, 2",
 	    3, p, err, errlen);
-}
-
-/* Relay one COPY ... TO STDOUT on sc into one COPY ... FROM STDIN on tc; rows or -1. */
-static long
-copy_relay(PGconn *sc, const char *out_sql, PGconn *tc, const char *in_sql, long *bytes,
-    char *err, size_t errlen)
-{
-	PGresult *r;
-	long rows = 0;
-	char *buf;
-	int n;
-
-	r = PQexec(tc, in_sql);
-	if (PQresultStatus(r) != PGRES_COPY_IN) {
-		db_set_error(err, errlen, "starting COPY into the target", PQerrorMessage(tc));
-		PQclear(r);
-		return -1;
-	}
-	PQclear(r);
-	r = PQexec(sc, out_sql);
-	if (PQresultStatus(r) != PGRES_COPY_OUT) {
-		db_set_error(err, errlen, "reading from the source", PQerrorMessage(sc));
-		PQclear(r);
-		PQputCopyEnd(tc, "source failed");
-		while ((r = PQgetResult(tc)) != NULL)
-			PQclear(r);
-		return -1;
-	}
-	PQclear(r);
-	while ((n = PQgetCopyData(sc, &buf, 0)) > 0) {
-		if (PQputCopyData(tc, buf, n) != 1) {
-			PQfreemem(buf);
-			db_set_error(err, errlen, "writing to the target", PQerrorMessage(tc));
-			rows = -1;
-			break;
-		}
-		*bytes += n;
-		PQfreemem(buf);
-		rows++;
-	}
-	while ((r = PQgetResult(sc)) != NULL) {
-		if (PQresultStatus(r) != PGRES_COMMAND_OK && rows >= 0) {
-			db_set_error(err, errlen, "reading from the source", PQresultErrorMessage(r));
-			rows = -1;
-		}
-		PQclear(r);
-	}
-	PQputCopyEnd(tc, rows < 0 ? "aborted" : NULL);
-	while ((r = PQgetResult(tc)) != NULL) {
-		if (PQresultStatus(r) != PGRES_COMMAND_OK && rows >= 0) {
-			db_set_error(err, errlen, "copying into the target", PQresultErrorMessage(r));
-			rows = -1;
-		}
-		PQclear(r);
-	}
-	return rows;
 }
 
 /*
@@ -1127,7 +1069,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 			table_ctx_free(&t);
 			goto target_fail;
 		}
-		pk = pk_of(tc, t.qtable, err, errlen);
+		pk = capture_pk_columns(tc, t.qtable, err, errlen);
 		if (pk == NULL || PQntuples(pk) == 0) {
 			if (pk)
 				snprintf(err, errlen, "table %s has no primary key on node '%s'",
