@@ -9,7 +9,7 @@
 CREATE TABLE repctl.node (
     name            text PRIMARY KEY
                     CHECK (name ~ '^[A-Za-z_][A-Za-z0-9_.-]{0,62}$'),
-    conninfo        text NOT NULL CHECK (conninfo !~* 'password'),
+    conninfo        text NOT NULL CHECK (conninfo !~* '(^|\s)password\s*='),
     has_secret      boolean NOT NULL DEFAULT false,
     ssh             text,
     agent           text,

@@ -99,10 +99,14 @@ build_conninfo(const char *base, struct args *args, char **conninfo, char **pass
 	return 0;
 }
 
-/* Connect with the new settings and check the server; returns its version or -1. */
+/*
+ * Connect with the new settings and check the server; returns its version
+ * or -1.  key (when not NULL) gets the coordinates libpq really used, under
+ * which a password is stored (a service= resolves to its host and port).
+ */
 static int
 check_node(const struct config *cfg, const char *name, const char *conninfo,
-    const char *password)
+    const char *password, struct secret_key *key)
 {
 	char err[ERRLEN];
 	PGconn *c = db_connect(conninfo, "repctl", cfg->secrets_file, password,
@@ -117,6 +121,8 @@ check_node(const struct config *cfg, const char *name, const char *conninfo,
 		return -1;
 	}
 	v = PQserverVersion(c);
+	if (key)
+		secret_key_from_conn(c, key);
 	db_close(c);
 	if (v < MIN_SERVER_VERSION) {
 		cmd_error("node '%s' runs PostgreSQL %d; repctl needs 13 or later\n"
@@ -128,16 +134,10 @@ check_node(const struct config *cfg, const char *name, const char *conninfo,
 }
 
 static int
-store_password(const struct config *cfg, const char *conninfo, const char *password,
+store_password(const struct config *cfg, const struct secret_key *k, const char *password,
     char *err, size_t errlen)
 {
-	struct secret_key k;
-	int rc;
-
-	secret_key_from_conninfo(conninfo, &k);
-	rc = secrets_put(cfg->secrets_file, &k, password, err, errlen);
-	secret_key_clear(&k);
-	return rc;
+	return secrets_put(cfg->secrets_file, k, password, err, errlen);
 }
 
 CMD_HANDLER(cmd_add_database)
@@ -146,8 +146,10 @@ CMD_HANDLER(cmd_add_database)
 	const char *name = args->words[0];
 	char *conninfo = NULL, *password = NULL;
 	struct node existing;
+	struct secret_key key;
 	int v, rc = 1, found;
 
+	memset(&key, 0, sizeof(key));
 	if (!parse_valid_name(name)) {
 		cmd_error("'%s' is not a valid node name: use letters, digits, '_', '.' or '-', "
 			  "starting with a letter (at most 63)",
@@ -170,7 +172,7 @@ CMD_HANDLER(cmd_add_database)
 		cmd_error("add database %s: %s\nnothing was changed", name, err);
 		return 1;
 	}
-	v = check_node(ctx->cfg, name, conninfo, password);
+	v = check_node(ctx->cfg, name, conninfo, password, &key);
 	if (v < 0)
 		goto out;
 	snprintf(vbuf, sizeof(vbuf), "%d", v);
@@ -183,8 +185,7 @@ CMD_HANDLER(cmd_add_database)
 			"VALUES ($1, $2, $3::boolean, $4::int)",
 			4, params, err, sizeof(err)) < 0)
 			goto fail;
-		if (password &&
-		    store_password(ctx->cfg, conninfo, password, err, sizeof(err)) < 0)
+		if (password && store_password(ctx->cfg, &key, password, err, sizeof(err)) < 0)
 			goto fail;
 		if (db_commit(ctx->meta, err, sizeof(err)) < 0)
 			goto fail;
@@ -199,6 +200,7 @@ fail:
 	db_rollback(ctx->meta);
 	cmd_error("add database %s: %s\nnothing was changed", name, err);
 out:
+	secret_key_clear(&key);
 	free(conninfo);
 	free(password);
 	return rc;
@@ -211,8 +213,10 @@ CMD_HANDLER(cmd_update_database)
 	const char *status = args_get(args, "status");
 	char *conninfo = NULL, *password = NULL;
 	struct node n;
+	struct secret_key key;
 	int found, v = 0, rc = 1, i, conn_change = 0;
 
+	memset(&key, 0, sizeof(key));
 	if (args->nopts == 0) {
 		cmd_error("update database %s: nothing to change; give key=value pairs, e.g. "
 			  "host=10.8.0.5 or status=inactive",
@@ -241,7 +245,7 @@ CMD_HANDLER(cmd_update_database)
 			cmd_error("update database %s: %s\nnothing was changed", name, err);
 			goto out;
 		}
-		v = check_node(ctx->cfg, name, conninfo, password);
+		v = check_node(ctx->cfg, name, conninfo, password, &key);
 		if (v < 0)
 			goto out;
 	}
@@ -257,8 +261,7 @@ CMD_HANDLER(cmd_update_database)
 			"status = coalesce($5, status), updated_at = now() WHERE name = $1",
 			5, params, err, sizeof(err)) < 0)
 			goto fail;
-		if (password &&
-		    store_password(ctx->cfg, conninfo, password, err, sizeof(err)) < 0)
+		if (password && store_password(ctx->cfg, &key, password, err, sizeof(err)) < 0)
 			goto fail;
 		if (db_commit(ctx->meta, err, sizeof(err)) < 0)
 			goto fail;
@@ -270,6 +273,7 @@ fail:
 	db_rollback(ctx->meta);
 	cmd_error("update database %s: %s\nnothing was changed", name, err);
 out:
+	secret_key_clear(&key);
 	node_clear(&n);
 	free(conninfo);
 	free(password);

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,23 +42,103 @@ out:
 	return rc;
 }
 
-void
-secret_key_from_conninfo(const char *conninfo, struct secret_key *k)
+/* The operating system user, libpq's default user name. */
+static char *
+os_user(void)
 {
-	char *host = db_conninfo_get(conninfo, "host");
-	char *port = db_conninfo_get(conninfo, "port");
-	char *db = db_conninfo_get(conninfo, "dbname");
-	char *user = db_conninfo_get(conninfo, "user");
+	struct passwd *pw = getpwuid(geteuid());
 
+	return xstrdup(pw ? pw->pw_name : "postgres");
+}
+
+static char *
+or_env(char *v, const char *env)
+{
+	if (v == NULL && getenv(env) && *getenv(env))
+		v = xstrdup(getenv(env));
+	return v;
+}
+
+/* Fill the fields as libpq matches password-file lines. */
+static void
+key_fill(struct secret_key *k, char *host, char *port, char *db, char *user)
+{
 	/* libpq matches a socket connection against "localhost" */
 	if (host == NULL || host[0] == '/' || host[0] == '\0') {
 		free(host);
 		host = xstrdup("localhost");
 	}
 	k->host = host;
-	k->port = port ? port : xstrdup("5432");
-	k->user = user ? user : xstrdup(getenv("USER") ? getenv("USER") : "*");
-	k->dbname = db ? db : xstrdup(k->user);
+	k->port = port && *port ? port : (free(port), xstrdup("5432"));
+	k->user = user && *user ? user : (free(user), os_user());
+	k->dbname = db && *db ? db : (free(db), xstrdup(k->user));
+}
+
+void
+secret_key_from_conninfo(const char *conninfo, struct secret_key *k)
+{
+	key_fill(k, or_env(db_conninfo_get(conninfo, "host"), "PGHOST"),
+	    or_env(db_conninfo_get(conninfo, "port"), "PGPORT"),
+	    or_env(db_conninfo_get(conninfo, "dbname"), "PGDATABASE"),
+	    or_env(db_conninfo_get(conninfo, "user"), "PGUSER"));
+}
+
+void
+secret_key_from_conn(PGconn *conn, struct secret_key *k)
+{
+	const char *h = PQhost(conn), *p = PQport(conn), *d = PQdb(conn), *u = PQuser(conn);
+
+	key_fill(k, h ? xstrdup(h) : NULL, p ? xstrdup(p) : NULL, d ? xstrdup(d) : NULL,
+	    u ? xstrdup(u) : NULL);
+}
+
+/* Split one pgpass line into 5 unescaped fields; 0 or -1. */
+static int
+split_line(const char *line, char f[5][256])
+{
+	int i = 0;
+	size_t n = 0;
+
+	for (; *line && *line != '\n'; line++) {
+		if (*line == '\\' && line[1] && line[1] != '\n') {
+			line++;
+		} else if (*line == ':' && i < 4) {
+			f[i][n] = '\0';
+			i++;
+			n = 0;
+			continue;
+		}
+		if (n < 255)
+			f[i][n++] = *line;
+	}
+	f[i][n] = '\0';
+	return i == 4 ? 0 : -1;
+}
+
+static int
+field_match(const char *pattern, const char *value)
+{
+	return strcmp(pattern, "*") == 0 || strcmp(pattern, value) == 0;
+}
+
+char *
+secrets_lookup(const char *path, const struct secret_key *k)
+{
+	FILE *fp = fopen(path, "r");
+	char line[4096], f[5][256];
+	char *pw = NULL;
+
+	if (fp == NULL)
+		return NULL;
+	while (pw == NULL && fgets(line, sizeof(line), fp)) {
+		if (line[0] == '#' || split_line(line, f) < 0)
+			continue;
+		if (field_match(f[0], k->host) && field_match(f[1], k->port) &&
+		    field_match(f[2], k->dbname) && field_match(f[3], k->user))
+			pw = xstrdup(f[4]);
+	}
+	fclose(fp);
+	return pw;
 }
 
 void

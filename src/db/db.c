@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "db.h"
 #include "log.h"
+#include "secrets.h"
 #include "xmalloc.h"
 
 void
@@ -67,8 +68,6 @@ db_connect(const char *conninfo, const char *appname, const char *passfile,
 	/* defaults first: values from the conninfo string override them */
 	snprintf(tmo, sizeof(tmo), "%d", timeout > 0 ? timeout : 10);
 	keys[n] = "connect_timeout", vals[n++] = tmo;
-	if (passfile && access(passfile, R_OK) == 0)
-		keys[n] = "passfile", vals[n++] = passfile;
 	keys[n] = "dbname", vals[n++] = conninfo;
 	keys[n] = "fallback_application_name", vals[n++] = appname ? appname : "repctl";
 	if (password)
@@ -79,6 +78,28 @@ db_connect(const char *conninfo, const char *appname, const char *passfile,
 	if (conn == NULL) {
 		snprintf(err, errlen, "out of memory connecting");
 		return NULL;
+	}
+	if (PQstatus(conn) != CONNECTION_OK && password == NULL && passfile &&
+	    PQconnectionNeedsPassword(conn)) {
+		/* the secrets file may know it: match on the connection's real coordinates */
+		struct secret_key k;
+		char *pw;
+
+		secret_key_from_conn(conn, &k);
+		pw = secrets_lookup(passfile, &k);
+		secret_key_clear(&k);
+		if (pw) {
+			keys[n] = "password", vals[n++] = pw;
+			keys[n] = NULL, vals[n] = NULL;
+			PQfinish(conn);
+			conn = PQconnectdbParams(keys, vals, 1);
+			memset(pw, 0, strlen(pw));
+			free(pw);
+			if (conn == NULL) {
+				snprintf(err, errlen, "out of memory connecting");
+				return NULL;
+			}
+		}
 	}
 	if (PQstatus(conn) != CONNECTION_OK) {
 		db_set_error(err, errlen, NULL, PQerrorMessage(conn));
