@@ -55,9 +55,14 @@ endif
 $(BUILD)/repctl: $(OBJS) $(MAINOBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/%.o: src/%.c $(wildcard include/*.h)
+$(BUILD)/%.o: src/%.c $(wildcard include/*.h) $(BUILD)/flags.stamp
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Rebuild when the compiled-in paths or flags change (make install PREFIX=...).
+$(BUILD)/flags.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(ALL_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS)' > $@
 
 $(BUILD)/sql_embed.c: $(SQL) scripts/sql_embed.sh
 	@mkdir -p $(BUILD)
@@ -106,6 +111,7 @@ install: all
 	install -m 0755 repctl $(DESTDIR)$(BINDIR)/repctl
 	install -m 0644 docs/repctl.1 $(DESTDIR)$(MANDIR)/man1/repctl.1
 	install -m 0644 etc/repctl.conf.example $(DESTDIR)$(SYSCONFDIR)/repctl.conf.example
+	install -m 0644 etc/repctl-minimal.conf $(DESTDIR)$(SYSCONFDIR)/repctl-minimal.conf
 
 format-check:
 	clang-format --dry-run --Werror src/*.c src/*/*.c include/*.h tests/unit/*.c
@@ -113,5 +119,7 @@ format-check:
 clean:
 	rm -rf build build-asan repctl
 
-.PHONY: all deps check check-unit check-integration check-asan demo demo-stop install \
+FORCE:
+
+.PHONY: FORCE all deps check check-unit check-integration check-asan demo demo-stop install \
 	format-check clean unit-bins

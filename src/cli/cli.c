@@ -41,12 +41,15 @@ const struct cmd cli_commands[] = {
 	    "libpq connection string instead of the separate keys." },
 	{ "add table <table>", cmd_add_table, M, "herd=! db=! conflict_column= *",
 	    "SCHEMA.TABLE... --herd=HERD --db=NODE [--conflict_column=COL]",
-	    "Add tables of node NODE to a herd (created when new), install nothing yet.\n"
-	    "Tables without a primary key are refused, naming each." },
+	    "Add tables of node NODE to a herd (created when new) and install their\n"
+	    "change capture on NODE.  Tables without a primary key are refused, naming\n"
+	    "each; on any error nothing is recorded or installed." },
 	{ "add all tables", cmd_add_all_tables, M, "herd=! db=! schema= exclude= conflict_column=",
 	    "--herd=HERD --db=NODE [--schema=S] [--exclude=PATTERN]",
 	    "Add every table of node NODE (all user schemas, or --schema) to HERD.\n"
-	    "--exclude takes a LIKE pattern on schema.table, comma separated for several.\n"
+	    "--exclude takes shell glob patterns (ar_*, public.schema_*) matched against\n"
+	    "TABLE and SCHEMA.TABLE, comma separated for several.  Capture is installed\n"
+	    "on NODE for every table added.\n"
 	    "Tables without a primary key are skipped with a warning naming each.  Run it\n"
 	    "once per node, as the archive guide does; running it again changes nothing." },
 	{ "add herd|relgroup <name>", cmd_add_herd, M, "", "NAME", "Create an empty herd." },
@@ -83,8 +86,9 @@ const struct cmd cli_commands[] = {
 	{ "update sync <name>", cmd_update_sync, M,
 	    "conflict_strategy= conflict_column= interval= onetimecopy= status= herd=",
 	    "NAME key=value...",
-	    "Change a sync's strategy, conflict column, interval, onetimecopy or status." },
-	{ "validate [<sync>]", cmd_validate, M, "json", "[SYNC]",
+	    "Change a sync's conflict_strategy, conflict_column, interval, onetimecopy,\n"
+	    "status (active, inactive, paused) or herd." },
+	{ "validate [<sync>]", cmd_validate, M, "", "[SYNC]",
 	    "Connect to every node of every sync (or SYNC) and check that each herd\n"
 	    "table exists on each node with the same primary key and columns, and the\n"
 	    "privileges the engine needs.  Exit 0 only when all is well." },
@@ -108,7 +112,10 @@ const struct cmd cli_commands[] = {
 	    "Run SYNC once now in this process, without the coordinator, and print the\n"
 	    "result (I/U/D, conflicts).  Exit 0 when every edge succeeded." },
 	{ "status [<sync>]", cmd_status, M, "json", "[SYNC] [--json]",
-	    "Show each sync: state, last good run, last I/U/D, last bad run." },
+	    "Show each sync: state, last good run and its time and I/U/D, last bad run,\n"
+	    "pending keys and lag (counted on the sources), conflicts, circuit breaker and\n"
+	    "health (green/yellow/red/gray); then each node's last contact, failures,\n"
+	    "circuit and clock offset.  With SYNC, one sync in detail with its last error." },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };
 
@@ -585,7 +592,7 @@ cli_help(int nwords, char **words)
 	int shown = 0;
 
 	if (nwords == 0) {
-		printf("usage: repctl [-c CONFIG] [-v] COMMAND [ARGS]\n\ncommands:\n");
+		printf("usage: repctl [-c CONFIG] [-v|-q] [-h] [-V] COMMAND [ARGS]\n\ncommands:\n");
 		for (c = cli_commands; c->pattern; c++) {
 			printf("  ");
 			print_pattern(c->pattern);
@@ -621,7 +628,7 @@ cli_help(int nwords, char **words)
 			buf_printf(&b, "%s%s", i ? " " : "", words[i]);
 		fprintf(stderr, "repctl: error: no command '%s'; 'repctl help' lists them\n", b.data);
 		buf_free(&b);
-		return 1;
+		return 2;
 	}
 	return 0;
 }

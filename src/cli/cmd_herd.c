@@ -120,6 +120,57 @@ register_table(PGconn *meta, const char *herd, const char *node, const char *sch
 	return 0;
 }
 
+/* Tables whose capture this command installed, to take off again on failure. */
+struct installed {
+	char **schema, **table;
+	int n;
+};
+
+static int
+install_capture(PGconn *c, const char *node, const char *schema, const char *table,
+    struct installed *done, char *err, size_t errlen)
+{
+	char *had = capture_shadow(c, schema, table, err, errlen);
+
+	if (capture_install(c, node, schema, table, err, errlen) < 0) {
+		char *msg = xasprintf("installing capture of %s.%s on node '%s': %s", schema, table,
+		    node, err);
+
+		snprintf(err, errlen, "%s", msg);
+		free(msg);
+		free(had);
+		return -1;
+	}
+	if (had == NULL) {
+		done->schema = xrealloc(done->schema, sizeof(char *) * (size_t)(done->n + 1));
+		done->table = xrealloc(done->table, sizeof(char *) * (size_t)(done->n + 1));
+		done->schema[done->n] = xstrdup(schema);
+		done->table[done->n] = xstrdup(table);
+		done->n++;
+	}
+	free(had);
+	return 0;
+}
+
+/* Undo (failed) or forget (succeeded) what install_capture() did. */
+static void
+installed_finish(PGconn *c, struct installed *done, int undo)
+{
+	char err[ERRLEN];
+	int i;
+
+	for (i = 0; i < done->n; i++) {
+		if (undo && c && capture_remove(c, done->schema[i], done->table[i], err, sizeof(err)) < 0)
+			fprintf(stderr, "repctl: warning: could not take capture of %s.%s off again: %s\n",
+			    done->schema[i], done->table[i], err);
+		free(done->schema[i]);
+		free(done->table[i]);
+	}
+	free(done->schema);
+	free(done->table);
+	memset(done, 0, sizeof(*done));
+}
+
 static int
 ensure_herd(PGconn *meta, const char *herd, char *err, size_t errlen)
 {
@@ -148,11 +199,13 @@ CMD_HANDLER(cmd_add_all_tables)
 	const char *ccol = args_get(args, "conflict_column");
 	const char *params[1] = { schema };
 	struct node n;
+	struct installed done;
 	PGconn *c = NULL;
 	PGresult *r = NULL;
 	int i, added = 0, present = 0, skipped = 0, rc = 1;
 
 	memset(&n, 0, sizeof(n));
+	memset(&done, 0, sizeof(done));
 	if (check_herd_name(herd) < 0)
 		return 1;
 	c = open_node(ctx, db, &n);
@@ -191,14 +244,8 @@ CMD_HANDLER(cmd_add_all_tables)
 		if (register_table(ctx->meta, herd, db, s, t, PQgetvalue(r, i, 3), ccol, &added,
 			&present, err, sizeof(err)) < 0)
 			goto fail;
-		if (capture_install(c, db, s, t, err, sizeof(err)) < 0) {
-			char *msg = xasprintf("installing capture of %s.%s on node '%s': %s", s, t, db,
-			    err);
-
-			snprintf(err, sizeof(err), "%s", msg);
-			free(msg);
+		if (install_capture(c, db, s, t, &done, err, sizeof(err)) < 0)
 			goto fail;
-		}
 	}
 	if (db_commit(ctx->meta, err, sizeof(err)) < 0)
 		goto fail;
@@ -211,6 +258,7 @@ fail:
 	db_rollback(ctx->meta);
 	cmd_error("add all tables: %s\nnothing was changed", err);
 out:
+	installed_finish(c, &done, rc != 0);
 	PQclear(r);
 	db_close(c);
 	node_clear(&n);
@@ -223,10 +271,12 @@ CMD_HANDLER(cmd_add_table)
 	const char *herd = args_get(args, "herd"), *db = args_get(args, "db");
 	const char *ccol = args_get(args, "conflict_column");
 	struct node n;
+	struct installed done;
 	PGconn *c = NULL;
 	int i, added = 0, present = 0, rc = 1, ntables = args->nwords + args->npos;
 
 	memset(&n, 0, sizeof(n));
+	memset(&done, 0, sizeof(done));
 	if (check_herd_name(herd) < 0)
 		return 1;
 	c = open_node(ctx, db, &n);
@@ -274,7 +324,7 @@ CMD_HANDLER(cmd_add_table)
 		}
 		if (register_table(ctx->meta, herd, db, s, t, PQgetvalue(r, 0, 3), ccol, &added,
 			&present, err, sizeof(err)) < 0 ||
-		    capture_install(c, db, s, t, err, sizeof(err)) < 0) {
+		    install_capture(c, db, s, t, &done, err, sizeof(err)) < 0) {
 			PQclear(r);
 			free(s);
 			free(t);
@@ -294,6 +344,7 @@ fail:
 	db_rollback(ctx->meta);
 	cmd_error("add table: %s\nnothing was changed", err);
 out:
+	installed_finish(c, &done, rc != 0);
 	db_close(c);
 	node_clear(&n);
 	return rc;

@@ -55,8 +55,8 @@ check_settings(struct args *args, struct sync_settings *s, int updating)
 		return -1;
 	}
 	s->interval = args_get(args, "interval");
-	if (s->interval && parse_long(s->interval, 1, 86400 * 7, &v) < 0) {
-		cmd_error("interval=%s: give a number of seconds from 1 to 604800", s->interval);
+	if (s->interval && parse_long(s->interval, 1, 86400, &v) < 0) {
+		cmd_error("interval=%s: give a number of seconds from 1 to 86400", s->interval);
 		return -1;
 	}
 	s->onetimecopy = args_get(args, "onetimecopy");
@@ -68,7 +68,7 @@ check_settings(struct args *args, struct sync_settings *s, int updating)
 	}
 	if (status && strcmp(status, "active") != 0 && strcmp(status, "inactive") != 0 &&
 	    !(updating && strcmp(status, "paused") == 0)) {
-		cmd_error("status=%s: use active or inactive", status);
+		cmd_error("status=%s: use active or inactive%s", status, updating ? " (or paused)" : "");
 		return -1;
 	}
 	s->status = status;
@@ -112,7 +112,7 @@ CMD_HANDLER(cmd_add_sync)
 	const char *herd = args_get(args, "herd"), *dbs = args_get(args, "dbs");
 	struct sync_settings s;
 	struct member *m = NULL;
-	int nm = 0, i, e, rc = 1, nsrc = 0;
+	int nm = 0, i, e, rc = 1;
 
 	if (!parse_valid_name(name)) {
 		cmd_error("'%s' is not a valid sync name: use letters, digits, '_', '.' or '-', "
@@ -171,12 +171,6 @@ CMD_HANDLER(cmd_add_sync)
 				    m[i].node, m[i].node);
 			goto out;
 		}
-		if (m[i].role == ROLE_SOURCE)
-			nsrc++;
-	}
-	if (nsrc == 1 && nsrc == nm) {
-		cmd_error("dbs=%s: nothing to write to; mark a node :target", dbs);
-		goto out;
 	}
 	{
 		const char *p[6] = { name, herd, s.strategy ? s.strategy : "latest",

@@ -26,6 +26,7 @@ struct vnode {
 	PGconn *conn;	/* NULL when unreachable */
 	int version;
 	int super;
+	int privileges_checked;
 };
 
 struct vctx {
@@ -33,7 +34,23 @@ struct vctx {
 	struct vnode *nodes;
 	int nnodes;
 	int problems;
+	char **checked;	/* "schema.table|node,node" already checked (syncs share herds) */
+	int nchecked;
 };
+
+/* 1 when this table on these nodes was checked already; else remember it. */
+static int
+seen(struct vctx *v, const char *key)
+{
+	int i;
+
+	for (i = 0; i < v->nchecked; i++)
+		if (strcmp(v->checked[i], key) == 0)
+			return 1;
+	v->checked = xrealloc(v->checked, sizeof(char *) * (size_t)(v->nchecked + 1));
+	v->checked[v->nchecked++] = xstrdup(key);
+	return 0;
+}
 
 static void
 problem(struct vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -287,10 +304,10 @@ check_sync(struct vctx *v, const char *sync)
 	    sizeof(err));
 	tables = db_query(v->cli->meta,
 	    "SELECT t.schema_name, t.table_name, min(t.pk_columns::text), "
-	    "  array_agg(t.node ORDER BY t.node)::text "
+	    "  array_agg(t.node ORDER BY t.node)::text, s.herd "
 	    "FROM repctl.sync s JOIN repctl.herd_table t ON t.herd = s.herd "
 	    "JOIN repctl.sync_node sn ON sn.sync = s.name AND sn.node = t.node "
-	    "WHERE s.name = $1 GROUP BY 1, 2 ORDER BY 1, 2",
+	    "WHERE s.name = $1 GROUP BY 1, 2, 5 ORDER BY 1, 2",
 	    1, params, err, sizeof(err));
 	if (nodes == NULL || tables == NULL) {
 		problem(v, "sync '%s': %s", sync, err);
@@ -299,8 +316,10 @@ check_sync(struct vctx *v, const char *sync)
 	for (i = 0; i < PQntuples(nodes); i++) {
 		struct vnode *vn = vnode_get(v, PQgetvalue(nodes, i, 0));
 
-		if (vn->conn && vn - v->nodes == v->nnodes - 1)
+		if (vn->conn && !vn->privileges_checked) {
+			vn->privileges_checked = 1;
 			check_node_privileges(v, vn);
+		}
 	}
 	if (PQntuples(tables) == 0)
 		problem(v, "sync '%s': no table of its herd is registered on its nodes\n  hint: "
@@ -325,14 +344,22 @@ check_sync(struct vctx *v, const char *sync)
 					problem(v,
 					    "sync '%s': table %s.%s is not registered on node '%s', so it "
 					    "will not replicate there\n  hint: repctl add table %s.%s "
-					    "--herd=<herd> --db=%s",
+					    "--herd=%s --db=%s (or leave it out on purpose)",
 					    sync, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1),
 					    PQgetvalue(nodes, j, 0), PQgetvalue(tables, i, 0),
-					    PQgetvalue(tables, i, 1), PQgetvalue(nodes, j, 0));
+					    PQgetvalue(tables, i, 1), PQgetvalue(tables, i, 4),
+					    PQgetvalue(nodes, j, 0));
 			}
 		}
-		check_table(v, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1),
-		    PQgetvalue(tables, i, 2), list, nn);
+		{
+			char *key = xasprintf("%s.%s|%s", PQgetvalue(tables, i, 0),
+			    PQgetvalue(tables, i, 1), PQgetvalue(tables, i, 3));
+
+			if (!seen(v, key))
+				check_table(v, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1),
+				    PQgetvalue(tables, i, 2), list, nn);
+			free(key);
+		}
 		free(arr);
 	}
 	if (v->problems == before)
@@ -377,6 +404,9 @@ CMD_HANDLER(cmd_validate)
 		free(v.nodes[i].name);
 	}
 	free(v.nodes);
+	for (i = 0; i < v.nchecked; i++)
+		free(v.checked[i]);
+	free(v.checked);
 	if (v.problems) {
 		printf("%d problem(s) found\n", v.problems);
 		return 1;

@@ -307,7 +307,7 @@ test_match_optional_placeholder(void **state)
 	assert_int_equal(r.args.opts[0].used, 1);
 	done(&r);
 
-	assert_int_equal(run(&r, "validate s1 --json"), 0);
+	assert_int_equal(run(&r, "status s1 --json"), 0);
 	assert_int_equal(r.consumed, 2);
 	assert_string_equal(r.args.words[0], "s1");
 	assert_true(args_has(&r.args, "json"));
