@@ -173,10 +173,10 @@ table_info(PGconn *c, const char *schema, const char *table, char *err, size_t e
 	    2, params, err, errlen);
 }
 
-/* Report columns of a that b lacks or types differently. */
+/* Report columns of a that b lacks, and (with types) those typed differently. */
 static void
 diff_columns(struct vctx *v, const char *tname, const char *an, const char *acols,
-    const char *bn, const char *bcols)
+    const char *bn, const char *bcols, int types)
 {
 	char *copy = xstrdup(acols), *line, *save = NULL;
 
@@ -195,7 +195,7 @@ diff_columns(struct vctx *v, const char *tname, const char *an, const char *acol
 
 			if (len >= key.len && strncmp(p, key.data, key.len) == 0) {
 				found = 1;
-				if (len != strlen(line) || strncmp(p, line, len) != 0)
+				if (types && (len != strlen(line) || strncmp(p, line, len) != 0))
 					problem(v,
 					    "table %s: column '%.*s' is %s on node '%s' but %.*s on "
 					    "node '%s'\n  hint: make the types equal (ALTER TABLE ... "
@@ -217,11 +217,11 @@ diff_columns(struct vctx *v, const char *tname, const char *an, const char *acol
 }
 
 static void
-check_table(struct vctx *v, const char *schema, const char *table, const char *reg_pk,
-    char **nodes, int nn)
+check_table(struct vctx *v, const char *schema, const char *table, const char *quoted,
+    const char *reg_pk, char **nodes, int nn)
 {
 	char err[ERRLEN];
-	char *tname = xasprintf("%s.%s", schema, table);
+	char *tname = xstrdup(quoted);
 	char *ref_cols = NULL, *ref_pk = NULL;
 	const char *ref_node = NULL;
 	int i;
@@ -265,8 +265,8 @@ check_table(struct vctx *v, const char *schema, const char *table, const char *r
 			ref_cols = xstrdup(PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0));
 			ref_node = nodes[i];
 		} else if (strcmp(ref_cols, PQgetvalue(r, 0, 0)) != 0) {
-			diff_columns(v, tname, ref_node, ref_cols, vn->name, PQgetvalue(r, 0, 0));
-			diff_columns(v, tname, vn->name, PQgetvalue(r, 0, 0), ref_node, ref_cols);
+			diff_columns(v, tname, ref_node, ref_cols, vn->name, PQgetvalue(r, 0, 0), 1);
+			diff_columns(v, tname, vn->name, PQgetvalue(r, 0, 0), ref_node, ref_cols, 0);
 		}
 		if (!vn->super) {
 			for (p = 0; p < 5; p++)
@@ -304,7 +304,8 @@ check_sync(struct vctx *v, const char *sync)
 	    sizeof(err));
 	tables = db_query(v->cli->meta,
 	    "SELECT t.schema_name, t.table_name, min(t.pk_columns::text), "
-	    "  array_agg(t.node ORDER BY t.node)::text, s.herd "
+	    "  array_agg(t.node ORDER BY t.node)::text, s.herd, "
+	    "  format('%I.%I', t.schema_name, t.table_name) "
 	    "FROM repctl.sync s JOIN repctl.herd_table t ON t.herd = s.herd "
 	    "JOIN repctl.sync_node sn ON sn.sync = s.name AND sn.node = t.node "
 	    "WHERE s.name = $1 GROUP BY 1, 2, 5 ORDER BY 1, 2",
@@ -342,12 +343,11 @@ check_sync(struct vctx *v, const char *sync)
 					has |= strcmp(list[k], PQgetvalue(nodes, j, 0)) == 0;
 				if (!has)
 					problem(v,
-					    "sync '%s': table %s.%s is not registered on node '%s', so it "
-					    "will not replicate there\n  hint: repctl add table %s.%s "
+					    "sync '%s': table %s is not registered on node '%s', so it "
+					    "will not replicate there\n  hint: repctl add table '%s' "
 					    "--herd=%s --db=%s (or leave it out on purpose)",
-					    sync, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1),
-					    PQgetvalue(nodes, j, 0), PQgetvalue(tables, i, 0),
-					    PQgetvalue(tables, i, 1), PQgetvalue(tables, i, 4),
+					    sync, PQgetvalue(tables, i, 5), PQgetvalue(nodes, j, 0),
+					    PQgetvalue(tables, i, 5), PQgetvalue(tables, i, 4),
 					    PQgetvalue(nodes, j, 0));
 			}
 		}
@@ -357,7 +357,7 @@ check_sync(struct vctx *v, const char *sync)
 
 			if (!seen(v, key))
 				check_table(v, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1),
-				    PQgetvalue(tables, i, 2), list, nn);
+				    PQgetvalue(tables, i, 5), PQgetvalue(tables, i, 2), list, nn);
 			free(key);
 		}
 		free(arr);

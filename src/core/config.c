@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "db.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -378,10 +379,14 @@ config_print(const struct config *cfg)
 
 		switch (k->type) {
 		case CFG_STRING:
-			if (strcmp(k->name, "meta") == 0)
+			if (strcmp(k->name, "meta") == 0) {
+				char *red = db_conninfo_redact(*(char *const *)p);
+
+				printf("%s = \"%s\"\n", k->name, red);
+				free(red);
+			} else {
 				printf("%s = \"%s\"\n", k->name, *(char *const *)p);
-			else
-				printf("%s = \"%s\"\n", k->name, *(char *const *)p);
+			}
 			break;
 		case CFG_INT:
 			printf("%s = %d\n", k->name, *(const int *)p);

@@ -511,7 +511,7 @@ copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, cons
 {
 	struct buf sel = BUF_INIT, cols = BUF_INIT, out = BUF_INIT;
 	PGresult *tcols = NULL;
-	char *join = key_join(sc, pk, "sh", "t");
+	char *join = key_join(sc, pk, "repctl_sh", "repctl_t");
 	char *lnode = db_literal(sc, snode);
 	char *lprev = prev ? db_literal(sc, prev) : NULL;
 	char *first_key = db_ident(sc, PQgetvalue(pk, 0, 0));
@@ -525,19 +525,19 @@ copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, cons
 	for (i = 0; i < PQntuples(tcols); i++) {
 		char *q = db_ident(sc, PQgetvalue(tcols, i, 0));
 
-		buf_printf(&sel, "%s%s.%s", i ? ", " : "", PQgetvalue(tcols, i, 2)[0] == 't' ? "sh" : "t",
+		buf_printf(&sel, "%s%s.%s", i ? ", " : "", PQgetvalue(tcols, i, 2)[0] == 't' ? "repctl_sh" : "repctl_t",
 		    q);
 		free(q);
 	}
 	buf_printf(&out,
-	    "COPY (SELECT %s, sh.repctl_vv, sh.repctl_changed_at, "
-	    "sh.repctl_deleted OR t.%s IS NULL, coalesce(sh.repctl_origin, %s) "
-	    "FROM repctl.%s sh LEFT JOIN %s t ON %s",
+	    "COPY (SELECT %s, repctl_sh.repctl_vv, repctl_sh.repctl_changed_at, "
+	    "repctl_sh.repctl_deleted OR repctl_t.%s IS NULL, coalesce(repctl_sh.repctl_origin, %s) "
+	    "FROM repctl.%s repctl_sh LEFT JOIN %s repctl_t ON %s",
 	    sel.data, first_key, lnode, t->sshadow, t->qtable, join);
 	if (lprev)
 		buf_printf(&out,
-		    " WHERE sh.repctl_txid >= pg_catalog.pg_snapshot_xmin(%s::pg_catalog.pg_snapshot) "
-		    "AND NOT pg_catalog.pg_visible_in_snapshot(sh.repctl_txid, "
+		    " WHERE repctl_sh.repctl_txid >= pg_catalog.pg_snapshot_xmin(%s::pg_catalog.pg_snapshot) "
+		    "AND NOT pg_catalog.pg_visible_in_snapshot(repctl_sh.repctl_txid, "
 		    "%s::pg_catalog.pg_snapshot)",
 		    lprev, lprev);
 	buf_puts(&out, ") TO STDOUT");
@@ -597,8 +597,8 @@ resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult 
     const char *d, char *err, size_t errlen)
 {
 	struct buf q = BUF_INIT, kj = BUF_INIT;
-	char *join = key_join(tc, pk, "d", "t");
-	char *ccd = cc_for(t, "d"), *cct = cc_for(t, "t");
+	char *join = key_join(tc, pk, "repctl_d", "repctl_t");
+	char *ccd = cc_for(t, "repctl_d"), *cct = cc_for(t, "repctl_t");
 	PGresult *r;
 	int i, rc = -1;
 	struct strategy strat;
@@ -607,19 +607,19 @@ resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult 
 		char *lit = db_literal(tc, PQgetvalue(pk, i, 0));
 		char *id = db_ident(tc, PQgetvalue(pk, i, 0));
 
-		buf_printf(&kj, "%s%s, d.%s", i ? ", " : "", lit, id);
+		buf_printf(&kj, "%s%s, repctl_d.%s", i ? ", " : "", lit, id);
 		free(lit);
 		free(id);
 	}
 	buf_printf(&q,
 	    "SELECT jsonb_build_object(%s)::text, "
-	    "CASE WHEN d.repctl_deleted THEN NULL ELSE (to_jsonb(d) - 'repctl_vv' - "
-	    "'repctl_changed_at' - 'repctl_deleted' - 'repctl_origin' - 't_vv' - 't_changed' - "
-	    "'t_deleted' - 't_origin' - 't_exists' - 'repctl_cmp')::text END, "
-	    "to_jsonb(t)::text, d.repctl_deleted, (t.* IS NULL OR coalesce(d.t_deleted, false)), "
-	    "extract(epoch FROM d.repctl_changed_at)::float8, "
-	    "extract(epoch FROM d.t_changed)::float8, d.repctl_origin, d.t_origin, %s, %s "
-	    "FROM %s d LEFT JOIN %s t ON %s WHERE d.repctl_cmp = 2",
+	    "CASE WHEN repctl_d.repctl_deleted THEN NULL ELSE (to_jsonb(repctl_d) - 'repctl_vv' - "
+	    "'repctl_changed_at' - 'repctl_deleted' - 'repctl_origin' - 'repctl_t_vv' - 'repctl_t_changed' - "
+	    "'repctl_t_deleted' - 'repctl_t_origin' - 'repctl_t_exists' - 'repctl_cmp')::text END, "
+	    "to_jsonb(repctl_t)::text, repctl_d.repctl_deleted, (repctl_t.* IS NULL OR coalesce(repctl_d.repctl_t_deleted, false)), "
+	    "extract(epoch FROM repctl_d.repctl_changed_at)::float8, "
+	    "extract(epoch FROM repctl_d.repctl_t_changed)::float8, repctl_d.repctl_origin, repctl_d.repctl_t_origin, %s, %s "
+	    "FROM %s repctl_d LEFT JOIN %s repctl_t ON %s WHERE repctl_d.repctl_cmp = 2",
 	    kj.data, ccd, cct, d, t->qtable, join);
 	r = db_query(tc, q.data, 0, NULL, err, errlen);
 	if (r == NULL)
@@ -662,7 +662,7 @@ resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult 
 		params[0] = code;
 		params[1] = PQgetvalue(r, i, 0);
 		{
-			char *u = xasprintf("UPDATE %s d SET repctl_cmp = $1::int "
+			char *u = xasprintf("UPDATE %s repctl_d SET repctl_cmp = $1::int "
 					    "WHERE jsonb_build_object(%s) = $2::jsonb",
 			    d, kj.data);
 			int urc = db_execp(tc, u, 2, params, err, errlen);
@@ -707,21 +707,21 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk,
     const char *stage, const char *d, char *err, size_t errlen)
 {
 	struct buf q = BUF_INIT;
-	char *jt = key_join(tc, pk, "t", "s"), *jsh = key_join(tc, pk, "sh", "s");
-	char *jdt = key_join(tc, pk, "t", "d"), *first = db_ident(tc, PQgetvalue(pk, 0, 0));
-	char *kt = key_list(tc, pk, "t"), *ksh = key_list(tc, pk, "sh");
+	char *jt = key_join(tc, pk, "repctl_t", "repctl_s"), *jsh = key_join(tc, pk, "repctl_sh", "repctl_s");
+	char *jdt = key_join(tc, pk, "repctl_t", "repctl_d"), *first = db_ident(tc, PQgetvalue(pk, 0, 0));
+	char *kt = key_list(tc, pk, "repctl_t"), *ksh = key_list(tc, pk, "repctl_sh");
 	PGresult *r;
 	int rc = -1;
 
 	/* lock: table rows first, then shadow rows, in key order */
 	buf_printf(&q,
-	    "SELECT 1 FROM %s t JOIN %s s ON %s ORDER BY %s FOR UPDATE OF t;"
-	    "SELECT 1 FROM repctl.%s sh JOIN %s s ON %s ORDER BY %s FOR UPDATE OF sh;"
-	    "CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT s.*, sh.repctl_vv AS t_vv, "
-	    "sh.repctl_changed_at AS t_changed, sh.repctl_deleted AS t_deleted, "
-	    "sh.repctl_origin AS t_origin, (t.%s IS NOT NULL) AS t_exists, "
-	    "repctl.vv_cmp(s.repctl_vv, coalesce(sh.repctl_vv, '{}'::jsonb)) AS repctl_cmp "
-	    "FROM %s s LEFT JOIN repctl.%s sh ON %s LEFT JOIN %s t ON %s;",
+	    "SELECT 1 FROM %s repctl_t JOIN %s repctl_s ON %s ORDER BY %s FOR UPDATE OF repctl_t;"
+	    "SELECT 1 FROM repctl.%s repctl_sh JOIN %s repctl_s ON %s ORDER BY %s FOR UPDATE OF repctl_sh;"
+	    "CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT repctl_s.*, repctl_sh.repctl_vv AS repctl_t_vv, "
+	    "repctl_sh.repctl_changed_at AS repctl_t_changed, repctl_sh.repctl_deleted AS repctl_t_deleted, "
+	    "repctl_sh.repctl_origin AS repctl_t_origin, (repctl_t.%s IS NOT NULL) AS repctl_t_exists, "
+	    "repctl.vv_cmp(repctl_s.repctl_vv, coalesce(repctl_sh.repctl_vv, '{}'::jsonb)) AS repctl_cmp "
+	    "FROM %s repctl_s LEFT JOIN repctl.%s repctl_sh ON %s LEFT JOIN %s repctl_t ON %s;",
 	    t->qtable, stage, jt, kt, t->tshadow, stage, jsh, ksh, d, first, stage, t->tshadow, jsh,
 	    t->qtable, jt);
 	if (db_exec(tc, q.data, err, errlen) < 0)
@@ -732,7 +732,7 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk,
 	/* upsert: nothing written where the row is already equal */
 	buf_reset(&q);
 	buf_printf(&q,
-	    "WITH w AS (INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s "
+	    "WITH w AS (INSERT INTO %s AS repctl_t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s "
 	    "WHERE repctl_cmp = 1 AND NOT repctl_deleted ON CONFLICT (%s) ",
 	    t->qtable, t->cols.data, t->cols.data, d, t->keys.data);
 	if (t->nnonkeys) {
@@ -752,7 +752,7 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk,
 			buf_printf(&set, "%s%.*s = EXCLUDED.%.*s", set.len ? ", " : "",
 			    (int)(p - start), start, (int)(p - start), start);
 			buf_printf(&ex, "%sEXCLUDED.%.*s", ex.len ? ", " : "", (int)(p - start), start);
-			buf_printf(&cur, "%st.%.*s", cur.len ? ", " : "", (int)(p - start), start);
+			buf_printf(&cur, "%srepctl_t.%.*s", cur.len ? ", " : "", (int)(p - start), start);
 			if (*p == ',')
 				p += 2;
 		}
@@ -776,8 +776,8 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk,
 
 	buf_reset(&q);
 	buf_printf(&q,
-	    "WITH w AS (DELETE FROM %s t USING %s d WHERE %s AND d.repctl_cmp = 1 AND "
-	    "d.repctl_deleted RETURNING 1) SELECT count(*) FROM w",
+	    "WITH w AS (DELETE FROM %s repctl_t USING %s repctl_d WHERE %s AND "
+	    "repctl_d.repctl_cmp = 1 AND repctl_d.repctl_deleted RETURNING 1) SELECT count(*) FROM w",
 	    t->qtable, d, jdt);
 	r = db_query(tc, q.data, 0, NULL, err, errlen);
 	if (r == NULL)
@@ -788,18 +788,18 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk,
 	/* shadow rows: merged vectors; a kept local version goes back out */
 	buf_reset(&q);
 	buf_printf(&q,
-	    "WITH w AS (INSERT INTO repctl.%s AS sh (%s, repctl_vv, repctl_txid, repctl_origin, "
+	    "WITH w AS (INSERT INTO repctl.%s AS repctl_sh (%s, repctl_vv, repctl_txid, repctl_origin, "
 	    "repctl_changed_at, repctl_deleted) SELECT %s, "
-	    "repctl.vv_merge(repctl_vv, t_vv), pg_catalog.pg_current_xact_id(), "
-	    "CASE WHEN repctl_cmp = 3 THEN t_origin ELSE repctl_origin END, "
-	    "CASE WHEN repctl_cmp = 3 THEN t_changed ELSE repctl_changed_at END, "
-	    "CASE WHEN repctl_cmp = 3 THEN coalesce(t_deleted, NOT t_exists) ELSE repctl_deleted END "
+	    "repctl.vv_merge(repctl_vv, repctl_t_vv), pg_catalog.pg_current_xact_id(), "
+	    "CASE WHEN repctl_cmp = 3 THEN repctl_t_origin ELSE repctl_origin END, "
+	    "CASE WHEN repctl_cmp = 3 THEN repctl_t_changed ELSE repctl_changed_at END, "
+	    "CASE WHEN repctl_cmp = 3 THEN coalesce(repctl_t_deleted, NOT repctl_t_exists) ELSE repctl_deleted END "
 	    "FROM %s WHERE repctl_cmp IN (1, 3) ON CONFLICT (%s) DO UPDATE SET "
 	    "repctl_vv = EXCLUDED.repctl_vv, repctl_txid = EXCLUDED.repctl_txid, "
 	    "repctl_origin = EXCLUDED.repctl_origin, repctl_changed_at = EXCLUDED.repctl_changed_at, "
 	    "repctl_deleted = EXCLUDED.repctl_deleted "
-	    "WHERE sh.repctl_vv IS DISTINCT FROM EXCLUDED.repctl_vv "
-	    "OR sh.repctl_deleted IS DISTINCT FROM EXCLUDED.repctl_deleted RETURNING 1) "
+	    "WHERE repctl_sh.repctl_vv IS DISTINCT FROM EXCLUDED.repctl_vv "
+	    "OR repctl_sh.repctl_deleted IS DISTINCT FROM EXCLUDED.repctl_deleted RETURNING 1) "
 	    "SELECT count(*) FROM w",
 	    t->tshadow, t->keys.data, t->keys.data, d, t->keys.data);
 	r = db_query(tc, q.data, 0, NULL, err, errlen);

@@ -266,7 +266,10 @@ is() {
 like() {
 	local got=$1 re=$2 msg=${3:-} where
 	where=$(_t_where 1)
-	if printf '%s\n' "$got" | grep -Eq -- "$re"; then
+	# A here-string, not printf | grep -q: grep -q exits at the first match,
+	# and under pipefail the SIGPIPE that printf may then get on a long
+	# $got would turn a match into a failure (and a pass of unlike).
+	if grep -Eq -- "$re" <<<"$got"; then
 		_t_result 1 "$msg" "$where"
 	else
 		_t_result 0 "$msg" "$where" \
@@ -278,7 +281,7 @@ like() {
 unlike() {
 	local got=$1 re=$2 msg=${3:-} where
 	where=$(_t_where 1)
-	if ! printf '%s\n' "$got" | grep -Eq -- "$re"; then
+	if ! grep -Eq -- "$re" <<<"$got"; then
 		_t_result 1 "$msg" "$where"
 	else
 		_t_result 0 "$msg" "$where" \
