@@ -49,7 +49,7 @@ all: $(BUILD)/repctl
 else
 all: repctl
 repctl: $(BUILD)/repctl
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 endif
 
 $(BUILD)/repctl: $(OBJS) $(MAINOBJ)

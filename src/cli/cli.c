@@ -33,12 +33,16 @@ const struct cmd cli_commands[] = {
 	    "Create the metadata schema 'repctl' in the metadata database, or upgrade\n"
 	    "it to this version of repctl.  Safe to run again." },
 	{ "add database|db <name>", cmd_add_database, M,
-	    "dbname= host= port= user= pass= sslmode= sslrootcert= sslcert= sslkey= service= conn=",
-	    "NAME dbname=DB [host=H] [port=P] [user=U] [pass=PW] [sslmode=M] [service=S]",
+	    "dbname= host= port= user= pass= sslmode= sslrootcert= sslcert= sslkey= service= conn= "
+	    "ssh= agent=",
+	    "NAME dbname=DB [host=H] [port=P] [user=U] [pass=PW] [sslmode=M] [service=S]\n"
+	    "      [ssh=USER@HOST:PORT] [agent=PATH]",
 	    "Register a node.  Connects and checks the server before recording it.  A\n"
 	    "password (pass= or Bucardo's password=) goes to the secrets file (pgpass\n"
 	    "format, mode 0600), never to the metadata tables.  conn= takes a whole\n"
-	    "libpq connection string instead of the separate keys." },
+	    "libpq connection string instead of the separate keys.  ssh= is how the node\n"
+	    "is reached for file sync, agent= where repctl lives there (default: repctl\n"
+	    "on its PATH)." },
 	{ "add table <table>", cmd_add_table, M, "herd=! db=! conflict_column= *",
 	    "SCHEMA.TABLE... --herd=HERD --db=NODE [--conflict_column=COL]",
 	    "Add tables of node NODE to a herd (created when new) and install their\n"
@@ -79,10 +83,11 @@ const struct cmd cli_commands[] = {
 	{ "list syncs|sync", cmd_list_syncs, M, "json", "[--json]", "List the syncs." },
 	{ "update database|db <name>", cmd_update_database, M,
 	    "dbname= host= port= user= pass= sslmode= sslrootcert= sslcert= sslkey= service= conn= "
-	    "status=",
+	    "status= ssh= agent=",
 	    "NAME key=value...",
-	    "Change a node's connection settings (checked before they are stored) or\n"
-	    "status=active|inactive." },
+	    "Change a node's connection settings (checked before they are stored),\n"
+	    "status=active|inactive, or ssh=USER@HOST:PORT / agent=PATH for file sync\n"
+	    "(an empty value clears it)." },
 	{ "update sync <name>", cmd_update_sync, M,
 	    "conflict_strategy= conflict_column= interval= onetimecopy= status= herd=",
 	    "NAME key=value...",

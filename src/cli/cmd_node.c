@@ -31,6 +31,34 @@ static const char *const conn_keys[] = {
 
 #define MIN_SERVER_VERSION 130000
 
+/* ssh= must look like [user@]host[:port]; agent= must be a plain path or command name. */
+static int
+check_ssh_agent(struct args *args)
+{
+	const char *ssh = args_get(args, "ssh"), *agent = args_get(args, "agent");
+
+	if (ssh && *ssh) {
+		const char *at = strchr(ssh, '@'), *host = at ? at + 1 : ssh;
+		const char *colon = strrchr(host, ':');
+		long port;
+
+		if (*host == '\0' || *host == ':' || strpbrk(ssh, " \t'\"") ||
+		    (colon && parse_long(colon + 1, 1, 65535, &port) < 0)) {
+			cmd_error("ssh=%s: write ssh=USER@HOST:PORT (user and port optional, port "
+				  "1-65535)\nnothing was changed",
+			    ssh);
+			return -1;
+		}
+	}
+	if (agent && *agent && strpbrk(agent, " \t'\";&|$`<>")) {
+		cmd_error("agent=%s: give the path of repctl on the node (no spaces or shell "
+			  "characters)\nnothing was changed",
+		    agent);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Build the node's conninfo from a base (an existing node's, or conn=) and
  * the keys given.  *password gets pass= or a password found in conn=
@@ -168,6 +196,8 @@ CMD_HANDLER(cmd_add_database)
 		    name, name);
 		return 1;
 	}
+	if (check_ssh_agent(args) < 0)
+		return 1;
 	if (build_conninfo(NULL, args, &conninfo, &password, err, sizeof(err)) < 0) {
 		cmd_error("add database %s: %s\nnothing was changed", name, err);
 		return 1;
@@ -177,13 +207,14 @@ CMD_HANDLER(cmd_add_database)
 		goto out;
 	snprintf(vbuf, sizeof(vbuf), "%d", v);
 	{
-		const char *params[4] = { name, conninfo, password ? "true" : "false", vbuf };
+		const char *params[6] = { name, conninfo, password ? "true" : "false", vbuf,
+			args_get(args, "ssh"), args_get(args, "agent") };
 
 		if (db_begin(ctx->meta, err, sizeof(err)) < 0 ||
 		    db_execp(ctx->meta,
-			"INSERT INTO repctl.node (name, conninfo, has_secret, server_version) "
-			"VALUES ($1, $2, $3::boolean, $4::int)",
-			4, params, err, sizeof(err)) < 0)
+			"INSERT INTO repctl.node (name, conninfo, has_secret, server_version, ssh, agent) "
+			"VALUES ($1, $2, $3::boolean, $4::int, nullif($5, ''), nullif($6, ''))",
+			6, params, err, sizeof(err)) < 0)
 			goto fail;
 		if (password && store_password(ctx->cfg, &key, password, err, sizeof(err)) < 0)
 			goto fail;
@@ -237,8 +268,11 @@ CMD_HANDLER(cmd_update_database)
 		    status);
 		goto out;
 	}
+	if (check_ssh_agent(args) < 0)
+		goto out;
 	for (i = 0; i < args->nopts; i++)
-		if (strcmp(args->opts[i].key, "status") != 0)
+		if (strcmp(args->opts[i].key, "status") != 0 && strcmp(args->opts[i].key, "ssh") != 0 &&
+		    strcmp(args->opts[i].key, "agent") != 0)
 			conn_change = 1;
 	if (conn_change) {
 		if (build_conninfo(n.conninfo, args, &conninfo, &password, err, sizeof(err)) < 0) {
@@ -251,15 +285,20 @@ CMD_HANDLER(cmd_update_database)
 	}
 	snprintf(vbuf, sizeof(vbuf), "%d", v);
 	{
-		const char *params[5] = { name, conninfo, password ? "true" : NULL, vbuf, status };
+		const char *ssh = args_get(args, "ssh"), *agent = args_get(args, "agent");
+		const char *params[9] = { name, conninfo, password ? "true" : NULL, vbuf, status,
+			ssh, ssh ? "t" : "f", agent, agent ? "t" : "f" };
 
 		if (db_begin(ctx->meta, err, sizeof(err)) < 0 ||
 		    db_execp(ctx->meta,
 			"UPDATE repctl.node SET conninfo = coalesce($2, conninfo), "
 			"has_secret = coalesce($3::boolean, has_secret), "
 			"server_version = CASE WHEN $4::int > 0 THEN $4::int ELSE server_version END, "
-			"status = coalesce($5, status), updated_at = now() WHERE name = $1",
-			5, params, err, sizeof(err)) < 0)
+			"status = coalesce($5, status), "
+			"ssh = CASE WHEN $7::bool THEN nullif($6, '') ELSE ssh END, "
+			"agent = CASE WHEN $9::bool THEN nullif($8, '') ELSE agent END, "
+			"updated_at = now() WHERE name = $1",
+			9, params, err, sizeof(err)) < 0)
 			goto fail;
 		if (password && store_password(ctx->cfg, &key, password, err, sizeof(err)) < 0)
 			goto fail;

@@ -1,0 +1,31 @@
+/*
+ * fs_hash.h - SHA-256 (FIPS 180-4), for block and whole-file hashes of the
+ * file sync.  Pure; no allocation.
+ */
+#ifndef REPCTL_FS_HASH_H
+#define REPCTL_FS_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHA256_LEN 32
+#define SHA256_HEX_LEN 65	/* 64 hex digits and a NUL */
+
+struct sha256 {
+	uint32_t h[8];
+	uint64_t len;		/* bytes hashed so far */
+	uint8_t buf[64];
+	size_t nbuf;
+};
+
+void sha256_init(struct sha256 *s);
+void sha256_update(struct sha256 *s, const void *data, size_t len);
+void sha256_final(struct sha256 *s, uint8_t out[SHA256_LEN]);
+/* One-shot convenience. */
+void sha256(const void *data, size_t len, uint8_t out[SHA256_LEN]);
+/* Lower-case hex of a digest into out (SHA256_HEX_LEN bytes). */
+void sha256_hex(const uint8_t d[SHA256_LEN], char out[SHA256_HEX_LEN]);
+/* Parse 64 hex digits; 0 or -1. */
+int sha256_from_hex(const char *hex, uint8_t out[SHA256_LEN]);
+
+#endif
