@@ -35,6 +35,11 @@ CMD_HANDLER(cmd_update_sync);
 CMD_HANDLER(cmd_validate);
 CMD_HANDLER(cmd_status);
 CMD_HANDLER(cmd_run);
+CMD_HANDLER(cmd_agent);
+CMD_HANDLER(cmd_add_folder);
+CMD_HANDLER(cmd_remove_folder);
+CMD_HANDLER(cmd_list_folders);
+CMD_HANDLER(cmd_sync_folder);
 CMD_HANDLER(cmd_start);
 CMD_HANDLER(cmd_stop);
 CMD_HANDLER(cmd_reload);
@@ -42,6 +47,8 @@ CMD_HANDLER(cmd_kick);
 CMD_HANDLER(cmd_pause);
 CMD_HANDLER(cmd_resume);
 CMD_HANDLER(cmd_conflicts);
+CMD_HANDLER(cmd_keygen);
+CMD_HANDLER(cmd_trust);
 
 /* Print an error for the user (what, where, how to fix) to stderr. */
 void cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

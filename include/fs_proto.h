@@ -22,8 +22,8 @@
 
 /* Frame types (requests from the coordinator, replies from the agent). */
 enum frame_type {
-	F_HELLO = 1,	/* version, folder path; reply F_OK with node info */
-	F_OK = 2,
+	F_HELLO = 1,	/* version, folder path; reply F_ACK with node info */
+	F_ACK = 2,
 	F_ERROR = 3,	/* payload: message text */
 	F_INDEX_REQ = 4,	/* scan and send the index */
 	F_INDEX = 5,	/* index entries (text lines), possibly several frames */
@@ -35,7 +35,7 @@ enum frame_type {
 	F_PUT_BEGIN = 11,	/* path, size, mtime, mode, hash, block list: start a file */
 	F_PUT_DATA = 12,	/* block bytes for the file being put */
 	F_PUT_COPY = 13,	/* reuse a local block: source path, offset, length */
-	F_PUT_END = 14,	/* verify, fsync, rename; reply F_OK or F_ERROR */
+	F_PUT_END = 14,	/* verify, fsync, rename; reply F_ACK or F_ERROR */
 	F_DELETE = 15,	/* path, expected version: move to trash */
 	F_CONFLICT_COPY = 16,	/* path, new name: rename the local copy aside */
 	F_INDEX_UPDATE = 17,	/* store entries in the agent's index */

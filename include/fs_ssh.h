@@ -62,7 +62,22 @@ int ssh_conn_write(struct ssh_conn *c, const void *buf, size_t len, char *err, s
 /* Bytes written and read on the channel since open. */
 unsigned long long ssh_conn_sent(const struct ssh_conn *c);
 unsigned long long ssh_conn_received(const struct ssh_conn *c);
-/* Close the channel and the session; returns the remote exit status or -1. */
+/*
+ * The last bytes (at most 4 KiB) the remote command wrote to its stderr,
+ * NUL-terminated ("" when none); owned by c, valid until ssh_conn_close().
+ */
+const char *ssh_conn_stderr(const struct ssh_conn *c);
+/*
+ * Close the channel and the session (c is freed; NULL is accepted).  Waits
+ * up to the open's timeout for the command to finish its output after
+ * our EOF; returns the remote exit status, or -1 when there is none.
+ */
 int ssh_conn_close(struct ssh_conn *c);
+
+/*
+ * 1 when the fingerprint a user gave matches fp ("SHA256:base64"): the
+ * "SHA256:" prefix and base64 '=' padding of given are optional.
+ */
+int ssh_fingerprint_match(const char *given, const char *fp);
 
 #endif

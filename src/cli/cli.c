@@ -113,6 +113,31 @@ const struct cmd cli_commands[] = {
 	{ "conflicts [<sync>]", cmd_conflicts, M, "json since=", "[SYNC] [--since=TIME] [--json]",
 	    "Show the conflict log: every conflict with the winner and the rule; with\n"
 	    "--json both versions of the row as well." },
+	{ "keygen", cmd_keygen, CMD_CONFIG, "", "",
+	    "Create the coordinator's SSH key (ed25519, ssh.identity, default\n"
+	    "<state_dir>/ssh/id_ed25519) when missing, and print its public key line\n"
+	    "for the nodes' authorized_keys." },
+	{ "trust <node>", cmd_trust, M, "fingerprint= replace", "NODE [--fingerprint=SHA256:...] [--replace]",
+	    "Record NODE's SSH host key (from its ssh= setting) in the known-hosts file.\n"
+	    "The fingerprint is shown; with --fingerprint it must match, on a terminal\n"
+	    "you are asked to confirm, otherwise --fingerprint is required.  A changed\n"
+	    "key is refused unless --replace is given." },
+	{ "add folder <name>", cmd_add_folder, M, "nodes=! ignore= type= interval=",
+	    "NAME nodes=NODE:/path,NODE:/path [ignore='tmp/,log/,.git/'] [type=NODE:send-only]\n"
+	    "      [interval=SECONDS]",
+	    "Share a folder between nodes (two-way file sync over SSH).  The folder\n"
+	    "marker .repctl/folder is created on every node whose directory exists.\n"
+	    "Types: send-receive (default), send-only, receive-only." },
+	{ "remove folder <name>", cmd_remove_folder, M, "", "NAME",
+	    "Stop syncing a folder (its files stay on the nodes)." },
+	{ "list folders|folder", cmd_list_folders, M, "json", "[--json]", "List the folders." },
+	{ "sync folder <name>", cmd_sync_folder, M, "wait", "NAME [--wait]",
+	    "Sync a folder once now, in this process, with a progress line on a terminal.\n"
+	    "--wait waits when another run of it is under way instead of failing." },
+	{ "agent", cmd_agent, 0, "root=", "[--root=DIR]",
+	    "The node side of the file sync, speaking the framed protocol on stdin and\n"
+	    "stdout; started over SSH by the coordinator.  --root refuses folders outside\n"
+	    "DIR (use it in authorized_keys: command=\"repctl agent --root=/data/music\")." },
 	{ "run <sync>", cmd_run, M, "", "SYNC",
 	    "Run SYNC once now in this process, without the coordinator, and print the\n"
 	    "result (I/U/D, conflicts).  Exit 0 when every edge succeeded." },

@@ -1,0 +1,782 @@
+/*
+ * fs_sync.c - one run of a folder, driven by the coordinator.
+ *
+ * Where it sits: `repctl sync folder` and the coordinator's folder worker
+ * call folder_run().  For each node of the folder an agent is started
+ * (fs_agent.c): through pipes for the coordinator's own node (REPCTL_NODE
+ * or `node` in the configuration), over an SSH exec channel (fs_ssh.c) for
+ * every other node.  Each agent scans and sends its index; the first node
+ * (the hub) is reconciled with every other one, path by path
+ * (fs_reconcile.c); the actions are sorted (conflict copies, copies,
+ * deletes) and carried out, and the passes repeat until a pass finds
+ * nothing to do, so a change on one client reaches the others through the
+ * hub in the same run.
+ *
+ * A copy relays only the blocks the receiver lacks: the receiver answers
+ * PUT_BEGIN with the indexes of the blocks it could not find locally (in
+ * the old version, in other files, or in a part file left by an
+ * interrupted run), and the coordinator asks the sender for just those.
+ * Block bytes are zstd-compressed on the wire when they shrink.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "db.h"
+#include "fs_agent.h"
+#include "fs_index.h"
+#include "fs_path.h"
+#include "fs_reconcile.h"
+#include "fs_ssh.h"
+#include "fs_stream.h"
+#include "fs_sync.h"
+#include "log.h"
+#include "meta.h"
+#include "xmalloc.h"
+
+enum folder_type
+folder_type_parse(const char *s)
+{
+	if (strcmp(s, "send-only") == 0)
+		return FT_SEND_ONLY;
+	if (strcmp(s, "receive-only") == 0)
+		return FT_RECEIVE_ONLY;
+	if (strcmp(s, "send-receive") == 0)
+		return FT_SEND_RECEIVE;
+	return (enum folder_type)-1;
+}
+
+const char *
+folder_type_name(enum folder_type t)
+{
+	return t == FT_SEND_ONLY ? "send-only" : t == FT_RECEIVE_ONLY ? "receive-only" : "send-receive";
+}
+
+void
+folder_def_free(struct folder_def *f)
+{
+	int i;
+
+	free(f->name);
+	free(f->ignore);
+	free(f->status);
+	for (i = 0; i < f->nm; i++) {
+		free(f->m[i].node);
+		free(f->m[i].path);
+	}
+	free(f->m);
+	memset(f, 0, sizeof(*f));
+}
+
+int
+folder_load(PGconn *meta, const char *name, struct folder_def *out, char *err, size_t errlen)
+{
+	const char *p[1] = { name };
+	PGresult *r;
+	int i;
+
+	memset(out, 0, sizeof(*out));
+	r = db_query(meta, "SELECT ignore, status, coalesce(interval_s, 0) FROM repctl.folder "
+			   "WHERE name = $1",
+	    1, p, err, errlen);
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return 1;
+	}
+	out->name = xstrdup(name);
+	out->ignore = xstrdup(PQgetvalue(r, 0, 0));
+	out->status = xstrdup(PQgetvalue(r, 0, 1));
+	out->interval = atoi(PQgetvalue(r, 0, 2));
+	PQclear(r);
+	r = db_query(meta, "SELECT node, path, type FROM repctl.folder_node WHERE folder = $1 "
+			   "ORDER BY ord",
+	    1, p, err, errlen);
+	if (r == NULL) {
+		folder_def_free(out);
+		return -1;
+	}
+	out->nm = PQntuples(r);
+	out->m = xcalloc((size_t)out->nm + 1, sizeof(*out->m));
+	for (i = 0; i < out->nm; i++) {
+		out->m[i].node = xstrdup(PQgetvalue(r, i, 0));
+		out->m[i].path = xstrdup(PQgetvalue(r, i, 1));
+		out->m[i].type = folder_type_parse(PQgetvalue(r, i, 2));
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* ---- peers: one agent per node ---- */
+
+struct peer {
+	const struct folder_member *m;
+	struct fs_stream s;
+	pid_t pid;		/* local agent */
+	struct ssh_conn *ssh;	/* remote agent */
+	struct fs_index ix;
+	int open;
+};
+
+static ssize_t
+ssh_io_read(void *io, void *buf, size_t len, char *err, size_t errlen)
+{
+	return ssh_conn_read(io, buf, len, err, errlen);
+}
+
+static int
+ssh_io_write(void *io, const void *buf, size_t len, char *err, size_t errlen)
+{
+	return ssh_conn_write(io, buf, len, err, errlen);
+}
+
+static int
+peer_spawn_local(struct peer *p, char *err, size_t errlen)
+{
+	int in[2], out[2];
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n <= 0) {
+		snprintf(err, errlen, "cannot find the repctl binary: %s", strerror(errno));
+		return -1;
+	}
+	self[n] = '\0';
+	if (pipe(in) < 0 || pipe(out) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	p->pid = fork();
+	if (p->pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (p->pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[0]);
+		close(in[1]);
+		close(out[0]);
+		close(out[1]);
+		execl(self, "repctl", "agent", (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	stream_init_fds(&p->s, out[0], in[1], 0);	/* local pipes: no compression */
+	return 0;
+}
+
+static int
+peer_connect_remote(const struct config *cfg, PGconn *meta, struct peer *p, char *err,
+    size_t errlen)
+{
+	struct node n;
+	struct ssh_target t;
+	char *cmd;
+	int found = meta_node_get(meta, p->m->node, &n, err, errlen);
+
+	if (found != 0) {
+		if (found > 0)
+			snprintf(err, errlen, "node '%s' is not in the metadata", p->m->node);
+		node_clear(&n);
+		return -1;
+	}
+	if (n.ssh == NULL) {
+		snprintf(err, errlen,
+		    "node '%s' has no ssh= setting, so its folder cannot be reached; run 'repctl "
+		    "update database %s ssh=USER@HOST:PORT' and 'repctl trust %s'",
+		    p->m->node, p->m->node, p->m->node);
+		node_clear(&n);
+		return -1;
+	}
+	if (ssh_target_parse(n.ssh, &t, err, errlen) < 0) {
+		node_clear(&n);
+		return -1;
+	}
+	cmd = xasprintf("%s agent", n.agent ? n.agent : "repctl");
+	p->ssh = ssh_exec_open(&t, cfg->ssh_identity, cfg->ssh_known_hosts, cfg->ssh_timeout, cmd,
+	    err, errlen);
+	free(cmd);
+	ssh_target_clear(&t);
+	node_clear(&n);
+	if (p->ssh == NULL)
+		return -1;
+	stream_init_fds(&p->s, -1, -1, 3);
+	p->s.io = p->ssh;
+	p->s.io_read = ssh_io_read;
+	p->s.io_write = ssh_io_write;
+	p->s.bwlimit = (long)cfg->folder_bwlimit * 1024;
+	return 0;
+}
+
+static int
+peer_open(const struct config *cfg, PGconn *meta, const struct folder_def *f, struct peer *p,
+    int create_marker, char *err, size_t errlen)
+{
+	struct buf b = BUF_INIT;
+	struct frame reply;
+	char inner[ERRLEN];
+	int rc;
+
+	index_init(&p->ix);
+	if (cfg->node && strcmp(cfg->node, p->m->node) == 0)
+		rc = peer_spawn_local(p, inner, sizeof(inner));
+	else
+		rc = peer_connect_remote(cfg, meta, p, inner, sizeof(inner));
+	if (rc < 0) {
+		snprintf(err, errlen, "node '%s': %s", p->m->node, inner);
+		return -1;
+	}
+	p->open = 1;
+	buf_puts(&b, "1\t");
+	field_put(&b, f->name);
+	buf_putc(&b, '\t');
+	field_put(&b, p->m->path);
+	buf_putc(&b, '\t');
+	field_put(&b, p->m->node);
+	buf_printf(&b, "\t%d\t", create_marker);
+	field_put(&b, f->ignore[0] ? f->ignore : cfg->folder_ignore);
+	buf_printf(&b, "\t%d", cfg->folder_trash_days);
+	rc = stream_call(&p->s, F_HELLO, b.data, b.len, &reply, inner, sizeof(inner));
+	buf_free(&b);
+	if (rc < 0) {
+		snprintf(err, errlen, "node '%s': %s", p->m->node, inner);
+		return -1;
+	}
+	frame_free(&reply);
+	return 0;
+}
+
+static void
+peer_close(struct peer *p)
+{
+	char e[256];
+	struct frame reply;
+
+	if (p->open && stream_call(&p->s, F_BYE, NULL, 0, &reply, e, sizeof(e)) == 0)
+		frame_free(&reply);
+	if (p->ssh)
+		ssh_conn_close(p->ssh);
+	if (p->pid > 0) {
+		close(p->s.rfd);
+		close(p->s.wfd);
+		waitpid(p->pid, NULL, 0);
+	}
+	stream_free(&p->s);
+	index_free(&p->ix);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Ask for the index; every path is checked before anything is believed. */
+static int
+peer_index(struct peer *p, char *err, size_t errlen)
+{
+	struct frame f;
+	char inner[ERRLEN];
+
+	index_free(&p->ix);
+	if (stream_send(&p->s, F_INDEX_REQ, NULL, 0, inner, sizeof(inner)) < 0)
+		goto fail;
+	for (;;) {
+		if (stream_recv(&p->s, &f, inner, sizeof(inner)) < 0)
+			goto fail;
+		if (f.type == F_INDEX_END) {
+			frame_free(&f);
+			break;
+		}
+		if (f.type == F_ERROR) {
+			snprintf(inner, sizeof(inner), "%.*s", (int)f.payload.len, f.payload.data);
+			frame_free(&f);
+			goto fail;
+		}
+		if (f.type == F_INDEX && f.payload.len) {
+			char *text = xstrndup(f.payload.data, f.payload.len), *line, *save = NULL;
+
+			for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+				struct fs_file e;
+				struct fs_file *slot;
+				char perr[512];
+
+				if (index_parse_line(line, &e, inner, sizeof(inner)) < 0) {
+					free(text);
+					frame_free(&f);
+					goto fail;
+				}
+				if (path_check(e.path, perr, sizeof(perr)) < 0) {
+					snprintf(inner, sizeof(inner),
+					    "its index holds an unsafe path, refused: %s", perr);
+					file_clear(&e);
+					free(text);
+					frame_free(&f);
+					goto fail;
+				}
+				slot = index_add(&p->ix, e.path);
+				free(slot->path);
+				*slot = e;
+			}
+			free(text);
+		}
+		frame_free(&f);
+	}
+	index_sort(&p->ix);
+	return 0;
+fail:
+	snprintf(err, errlen, "node '%s': %s", p->m->node, inner);
+	return -1;
+}
+
+/* ---- actions ---- */
+
+struct action {
+	enum fs_action act;
+	char *path;
+};
+
+static int
+cmp_action(const void *a, const void *b)
+{
+	const struct action *x = a, *y = b;
+
+	if (x->act != y->act)
+		return (int)x->act - (int)y->act;
+	return strcmp(x->path, y->path);
+}
+
+static void
+entry_of(const struct fs_file *f, struct fs_entry *e, const struct vv *empty)
+{
+	memset(e, 0, sizeof(*e));
+	e->vv = empty;
+	if (f == NULL)
+		return;
+	e->path = f->path;
+	e->present = 1;
+	e->deleted = f->deleted;
+	e->size = f->size;
+	e->mtime_ns = f->mtime_ns;
+	e->mode = f->mode;
+	e->hash = f->deleted ? NULL : f->hash;
+	e->vv = &f->vv;
+}
+
+struct run_ctx {
+	const struct config *cfg;
+	struct folder_stats *st;
+	int progress;
+	long errors;
+	char first_err[ERRLEN];
+	double t0;
+	long long planned;
+};
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+show_progress(struct run_ctx *rc, int final)
+{
+	double dt = now_s() - rc->t0, rate = dt > 0 ? (double)rc->st->bytes / dt : 0;
+	double eta = rate > 0 && rc->planned > rc->st->bytes
+	    ? (double)(rc->planned - rc->st->bytes) / rate
+	    : 0;
+
+	if (!rc->progress)
+		return;
+	fprintf(stderr, "\r%ld file(s), %.1f / %.1f MB, %.1f MB/s, ETA %.0fs   %s", rc->st->files,
+	    (double)rc->st->bytes / 1e6, (double)rc->planned / 1e6, rate / 1e6, eta,
+	    final ? "\n" : "");
+}
+
+static void
+note_error(struct run_ctx *rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+note_error(struct run_ctx *rc, const char *fmt, ...)
+{
+	char msg[ERRLEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warnx("%s", msg);
+	if (rc->errors++ == 0)
+		snprintf(rc->first_err, sizeof(rc->first_err), "%s", msg);
+}
+
+static int
+send_index_update(struct peer *p, const char *path, const struct vv *v, char *err,
+    size_t errlen)
+{
+	struct buf b = BUF_INIT;
+	char *json = vv_to_json(v);
+	struct frame reply;
+	int rc;
+
+	field_put(&b, path);
+	buf_putc(&b, '\t');
+	buf_puts(&b, json);
+	rc = stream_call(&p->s, F_INDEX_UPDATE, b.data, b.len, &reply, err, errlen);
+	if (rc == 0)
+		frame_free(&reply);
+	free(json);
+	buf_free(&b);
+	return rc;
+}
+
+/* Copy src's version of path (entry e) to dst, recording vector v there. */
+static int
+transfer(struct run_ctx *rc, struct peer *src, struct peer *dst, const struct fs_file *e,
+    const struct vv *v, char *err, size_t errlen)
+{
+	struct fs_file send = *e;
+	struct buf line = BUF_INIT, req = BUF_INIT, data = BUF_INIT;
+	struct frame reply, blk;
+	long long missing_bytes = 0;
+	int ok = -1, broken = 0;
+	char *list, *tok, *save = NULL;
+
+	send.vv = *v;
+	index_line(&line, &send);
+	if (stream_call(&dst->s, F_PUT_BEGIN, line.data, line.len, &reply, err, errlen) < 0)
+		goto out;
+	list = xstrndup(reply.payload.data ? reply.payload.data : "", reply.payload.len);
+	frame_free(&reply);
+	for (tok = strtok_r(list, ",", &save); tok && !broken; tok = strtok_r(NULL, ",", &save)) {
+		int i = atoi(tok);
+		const struct fs_block *b;
+		char hex[SHA256_HEX_LEN];
+		uint8_t hdr[4];
+
+		if (i < 0 || i >= e->nblocks) {
+			snprintf(err, errlen, "node '%s' asked for a block that does not exist",
+			    dst->m->node);
+			broken = 1;
+			break;
+		}
+		b = &e->blocks[i];
+		sha256_hex(b->hash, hex);
+		buf_reset(&req);
+		field_put(&req, e->path);
+		buf_printf(&req, "\t%lld\t%u\t%s", (long long)b->off, b->len, hex);
+		if (stream_call(&src->s, F_BLOCK_REQ, req.data, req.len, &blk, err, errlen) < 0) {
+			broken = 1;
+			break;
+		}
+		hdr[0] = (uint8_t)(i >> 24);
+		hdr[1] = (uint8_t)(i >> 16);
+		hdr[2] = (uint8_t)(i >> 8);
+		hdr[3] = (uint8_t)i;
+		buf_reset(&data);
+		buf_add(&data, hdr, 4);
+		buf_add(&data, blk.payload.data, blk.payload.len);
+		frame_free(&blk);
+		if (stream_send(&dst->s, F_PUT_DATA, data.data, data.len, err, errlen) < 0) {
+			free(list);
+			goto out;
+		}
+		missing_bytes += b->len;
+		rc->st->bytes += b->len;
+		show_progress(rc, 0);
+	}
+	free(list);
+	/* always end the put, so the agent's state and the stream stay in step */
+	{
+		char e2[ERRLEN];
+
+		if (stream_call(&dst->s, F_PUT_END, NULL, 0, &reply, e2, sizeof(e2)) < 0) {
+			if (!broken)
+				snprintf(err, errlen, "%s", e2);
+			goto out;
+		}
+		frame_free(&reply);
+	}
+	if (broken)
+		goto out;
+	rc->st->files++;
+	rc->st->reused += e->size - missing_bytes;
+	ok = 0;
+out:
+	buf_free(&line);
+	buf_free(&req);
+	buf_free(&data);
+	return ok;
+}
+
+static int
+do_delete(struct peer *p, const struct fs_file *e, const struct vv *v, char *err, size_t errlen)
+{
+	struct buf b = BUF_INIT;
+	char *json = vv_to_json(v);
+	struct frame reply;
+	int rc;
+
+	field_put(&b, e->path);
+	buf_printf(&b, "\t%s\t%s", e->deleted ? "-" : e->hash, json);
+	rc = stream_call(&p->s, F_DELETE, b.data, b.len, &reply, err, errlen);
+	if (rc == 0)
+		frame_free(&reply);
+	free(json);
+	buf_free(&b);
+	return rc;
+}
+
+static int
+do_conflict_copy(struct peer *p, const char *path, const char *newname, char *err,
+    size_t errlen)
+{
+	struct buf b = BUF_INIT;
+	struct frame reply;
+	int rc;
+
+	field_put(&b, path);
+	buf_putc(&b, '\t');
+	field_put(&b, newname);
+	rc = stream_call(&p->s, F_CONFLICT_COPY, b.data, b.len, &reply, err, errlen);
+	if (rc == 0)
+		frame_free(&reply);
+	buf_free(&b);
+	return rc;
+}
+
+/*
+ * Reconcile peer a (hub) with b and carry out the actions.  Returns the
+ * number of actions attempted, -1 when a transport failed.
+ */
+static int
+reconcile_pair(struct run_ctx *rc, struct peer *a, struct peer *b)
+{
+	struct fs_side sa = { a->m->node, a->m->type }, sb = { b->m->node, b->m->type };
+	struct action *acts = NULL;
+	struct vv empty = { NULL, 0 };
+	int na = 0, i = 0, j = 0, k, transport = 0;
+
+	/* merge-walk the two sorted indexes */
+	while (i < a->ix.n || j < b->ix.n) {
+		struct fs_file *fa = NULL, *fb = NULL;
+		struct fs_entry ea, eb;
+		enum fs_action act;
+		int c;
+
+		if (i >= a->ix.n)
+			c = 1;
+		else if (j >= b->ix.n)
+			c = -1;
+		else
+			c = strcmp(a->ix.f[i].path, b->ix.f[j].path);
+		if (c <= 0)
+			fa = &a->ix.f[i++];
+		if (c >= 0)
+			fb = &b->ix.f[j++];
+		entry_of(fa, &ea, &empty);
+		entry_of(fb, &eb, &empty);
+		act = reconcile(&sa, &ea, &sb, &eb);
+		if (act == FA_NONE)
+			continue;
+		acts = xrealloc(acts, sizeof(*acts) * (size_t)(na + 1));
+		acts[na].act = act;
+		acts[na].path = xstrdup(fa ? fa->path : fb->path);
+		if ((act == FA_COPY_A_TO_B && fa) || (act == FA_CONFLICT_A && fb))
+			rc->planned += act == FA_COPY_A_TO_B ? fa->size : fb->size;
+		if ((act == FA_COPY_B_TO_A && fb) || (act == FA_CONFLICT_B && fa))
+			rc->planned += act == FA_COPY_B_TO_A ? fb->size : fa->size;
+		na++;
+	}
+	qsort(acts, (size_t)na, sizeof(*acts), cmp_action);
+	for (k = 0; k < na && !transport; k++) {
+		struct fs_file *fa = index_find(&a->ix, acts[k].path);
+		struct fs_file *fb = index_find(&b->ix, acts[k].path);
+		struct vv merged;
+		char err[ERRLEN];
+		int r = 0;
+
+		err[0] = '\0';
+		vv_merge(fa ? &fa->vv : &empty, fb ? &fb->vv : &empty, &merged);
+		switch (acts[k].act) {
+		case FA_COPY_A_TO_B:
+			r = transfer(rc, a, b, fa, &merged, err, sizeof(err));
+			if (r == 0 && vv_compare(&merged, &fa->vv) != VV_EQUAL)
+				r = send_index_update(a, fa->path, &merged, err, sizeof(err));
+			break;
+		case FA_COPY_B_TO_A:
+			r = transfer(rc, b, a, fb, &merged, err, sizeof(err));
+			if (r == 0 && vv_compare(&merged, &fb->vv) != VV_EQUAL)
+				r = send_index_update(b, fb->path, &merged, err, sizeof(err));
+			break;
+		case FA_DELETE_ON_B:
+			r = do_delete(b, fb, &merged, err, sizeof(err));
+			if (r == 0) {
+				rc->st->deleted++;
+				if (vv_compare(&merged, &fa->vv) != VV_EQUAL)
+					r = send_index_update(a, fa->path, &merged, err, sizeof(err));
+			}
+			break;
+		case FA_DELETE_ON_A:
+			r = do_delete(a, fa, &merged, err, sizeof(err));
+			if (r == 0) {
+				rc->st->deleted++;
+				if (vv_compare(&merged, &fb->vv) != VV_EQUAL)
+					r = send_index_update(b, fb->path, &merged, err, sizeof(err));
+			}
+			break;
+		case FA_CONFLICT_A:
+		case FA_CONFLICT_B: {
+			/* the loser's version moves aside on its node, the winner takes the name */
+			int a_loses = acts[k].act == FA_CONFLICT_A;
+			struct peer *loser = a_loses ? a : b, *winner = a_loses ? b : a;
+			struct fs_file *lf = a_loses ? fa : fb, *wf = a_loses ? fb : fa;
+			char *cname = conflict_name(acts[k].path, (int64_t)time(NULL), loser->m->node);
+
+			log_info("folder conflict on %s: %s keeps the name, %s's version becomes %s",
+			    acts[k].path, winner->m->node, loser->m->node, cname);
+			r = do_conflict_copy(loser, lf->path, cname, err, sizeof(err));
+			if (r == 0)
+				r = transfer(rc, winner, loser, wf, &merged, err, sizeof(err));
+			if (r == 0)
+				r = send_index_update(winner, wf->path, &merged, err, sizeof(err));
+			if (r == 0)
+				rc->st->conflicts++;
+			free(cname);
+			break;
+		}
+		case FA_MERGE_VV:
+			r = send_index_update(a, acts[k].path, &merged, err, sizeof(err));
+			if (r == 0)
+				r = send_index_update(b, acts[k].path, &merged, err, sizeof(err));
+			break;
+		case FA_NONE:
+			break;
+		}
+		if (r < 0) {
+			note_error(rc, "%s: %s (%s <-> %s)", acts[k].path, err, a->m->node, b->m->node);
+			/* a broken transport ends the pair; a refused file does not */
+			if (strstr(err, "closed the connection") || strstr(err, "write to peer") ||
+			    strstr(err, "read from peer") || strstr(err, "ssh"))
+				transport = 1;
+		}
+		vv_free(&merged);
+	}
+	for (k = 0; k < na; k++)
+		free(acts[k].path);
+	free(acts);
+	return transport ? -1 : na;
+}
+
+int
+folder_mark(const struct config *cfg, PGconn *meta, const struct folder_def *f)
+{
+	int i, marked = 0;
+
+	for (i = 0; i < f->nm; i++) {
+		struct peer p;
+		char err[ERRLEN];
+
+		memset(&p, 0, sizeof(p));
+		p.m = &f->m[i];
+		if (peer_open(cfg, meta, f, &p, 1, err, sizeof(err)) < 0)
+			fprintf(stderr, "repctl: warning: no folder marker on %s: %s\n", p.m->node, err);
+		else
+			marked++;
+		peer_close(&p);
+	}
+	return marked;
+}
+
+int
+folder_run(const struct config *cfg, PGconn *meta, const struct folder_def *f, int progress,
+    struct folder_stats *st, char *err, size_t errlen)
+{
+	struct peer *peers = xcalloc((size_t)f->nm + 1, sizeof(*peers));
+	struct run_ctx rc;
+	char *run_id = NULL;
+	const char *p1[1] = { f->name };
+	int i, pass, hub = 0, ok = -1;
+
+	memset(st, 0, sizeof(*st));
+	memset(&rc, 0, sizeof(rc));
+	rc.cfg = cfg;
+	rc.st = st;
+	rc.progress = progress;
+	rc.t0 = now_s();
+	run_id = db_value(meta, "INSERT INTO repctl.folder_run (folder) VALUES ($1) RETURNING id",
+	    1, p1, err, errlen);
+	if (run_id == NULL)
+		goto out;
+	for (i = 0; i < f->nm; i++) {
+		peers[i].m = &f->m[i];
+		if (cfg->node && strcmp(cfg->node, f->m[i].node) == 0)
+			hub = i;
+	}
+	for (i = 0; i < f->nm; i++)
+		if (peer_open(cfg, meta, f, &peers[i], 0, err, errlen) < 0)
+			goto out;
+	for (pass = 0; pass < 4; pass++) {
+		int acted = 0;
+
+		for (i = 0; i < f->nm; i++) {
+			int n;
+
+			if (i == hub)
+				continue;
+			if (peer_index(&peers[hub], err, errlen) < 0 ||
+			    peer_index(&peers[i], err, errlen) < 0)
+				goto out;
+			n = reconcile_pair(&rc, &peers[hub], &peers[i]);
+			if (n < 0) {
+				snprintf(err, errlen, "%s", rc.first_err);
+				goto out;
+			}
+			acted += n;
+		}
+		if (acted == 0)
+			break;
+	}
+	ok = rc.errors ? -1 : 0;
+	if (ok < 0)
+		snprintf(err, errlen, "%ld file(s) not synced; first: %s", rc.errors, rc.first_err);
+out:
+	for (i = 0; i < f->nm; i++) {
+		if (peers[i].ssh)	/* the network: SSH channels, not the local pipe */
+			st->wire += (long long)(peers[i].s.sent + peers[i].s.received);
+		if (peers[i].open || peers[i].pid > 0 || peers[i].ssh)
+			peer_close(&peers[i]);
+	}
+	show_progress(&rc, 1);
+	free(peers);
+	if (run_id) {
+		char files[24], bytes[24], wire[24], del[24], con[24], e2[ERRLEN];
+		const char *p[8] = { run_id, ok == 0 ? "true" : "false", files, bytes, wire, del,
+			con, ok == 0 ? NULL : err };
+
+		snprintf(files, sizeof(files), "%ld", st->files);
+		snprintf(bytes, sizeof(bytes), "%lld", st->bytes);
+		snprintf(wire, sizeof(wire), "%lld", st->wire);
+		snprintf(del, sizeof(del), "%ld", st->deleted);
+		snprintf(con, sizeof(con), "%ld", st->conflicts);
+		if (db_execp(meta,
+			"UPDATE repctl.folder_run SET ended_at = clock_timestamp(), ok = $2::bool, "
+			"files = $3::bigint, bytes = $4::bigint, wire_bytes = $5::bigint, "
+			"deleted = $6::bigint, conflicts = $7::bigint, error = $8 WHERE id = $1::bigint",
+			8, p, e2, sizeof(e2)) < 0)
+			log_warnx("cannot record the folder run: %s", e2);
+		free(run_id);
+	}
+	return ok;
+}
