@@ -19,6 +19,8 @@ int path_check(const char *rel, char *err, size_t errlen) __attribute__((warn_un
  * path_check(), then lstat every existing component under root: a symlink
  * is refused when it points outside root (absolute target, or a relative
  * one that climbs above root).  Components that do not exist yet are fine.
+ * Stricter in practice: a symlink is allowed only as the last component,
+ * and its target must pass the same checks (see fs_path.c).
  * On success *out is root "/" rel (malloc'ed).  0 or -1 with err.
  */
 int path_resolve(const char *root, const char *rel, char **out, char *err, size_t errlen)
@@ -29,6 +31,8 @@ int path_resolve(const char *root, const char *rel, char **out, char *err, size_
  * A pattern ending in '/' matches a directory of that name anywhere and
  * everything below it; a pattern with a '/' elsewhere is anchored at the
  * folder root; otherwise it is a glob (fnmatch) on the last component.
+ * A path is ignored when it or any directory above it matches, so the
+ * answer is the same whether or not a scanner prunes ignored directories.
  */
 struct ignore;
 struct ignore *ignore_new(const char *patterns);
