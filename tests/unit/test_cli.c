@@ -174,7 +174,7 @@ test_match_prefixes(void **state)
 	expect_match("l sy", "list syncs|sync", 2, NULL);
 	expect_match("stat", "status [<sync>]", 1, NULL);
 	expect_match("li rel", "list herds|relgroups|herd|relgroup", 2, NULL);
-	expect_match("a a t", "add all tables", 3, NULL);
+	expect_match("ad a t", "add all tables", 3, NULL);
 	expect_match("vers", "version", 1, NULL);
 	expect_match("va", "validate [<sync>]", 1, NULL);
 	/* an exact alternative wins over a longer word it is a prefix of */
