@@ -19,5 +19,7 @@ long coordinator_pid(const struct config *cfg);
 
 /* One sync's worker loop; returns when asked to stop.  Exit status. */
 int worker_main(struct config *cfg, const char *sync);
+/* One folder's worker loop (file sync on an interval and on kicks). */
+int folder_worker_main(struct config *cfg, const char *folder);
 
 #endif

@@ -143,11 +143,11 @@ CMD_HANDLER(cmd_trust)
 	}
 	if (given == NULL) {
 		if (!isatty(STDIN_FILENO)) {
-			cmd_error("node '%s' %s: %s; nothing was written\n"
+			cmd_error("the host key of node '%s' %s: %s; nothing was written\n"
 				  "hint: check it on the node (" HOSTKEY_HINT ") and run "
 				  "'repctl trust %s%s --fingerprint=%s' (stdin is not a terminal, so "
 				  "it cannot be confirmed here)",
-			    name, state == 2 ? "has a new host key" : "host key is not known", fp,
+			    name, state == 2 ? "has changed" : "is not known", fp,
 			    name, replace ? " --replace" : "", fp);
 			goto out;
 		}

@@ -62,6 +62,25 @@
 	"  AND r.ok IS NOT NULL ORDER BY r.id DESC LIMIT 1) l ON true "                       \
 	"ORDER BY s.name"
 
+#define FOLDERS_SQL                                                                       \
+	"SELECT f.name AS folder, f.status AS state, "                                          \
+	"to_char(g.ended_at, 'YYYY-MM-DD HH24:MI:SS') AS last_good, "                          \
+	"round(extract(epoch FROM g.ended_at - g.started_at)::numeric, 1) AS time, "           \
+	"g.files || ' / ' || round(g.bytes / 1e6, 1) || ' MB' AS last_moved, "                 \
+	"(SELECT coalesce(sum(conflicts), 0) FROM repctl.folder_run r WHERE r.folder = f.name) " \
+	"  AS conflicts, "                                                                     \
+	"to_char(b.ended_at, 'YYYY-MM-DD HH24:MI:SS') AS last_bad, "                           \
+	"CASE WHEN f.status = 'inactive' THEN 'gray' WHEN l.ok = false THEN 'red' "             \
+	"  WHEN l.ok IS NULL OR f.status = 'paused' THEN 'yellow' ELSE 'green' END AS health, " \
+	"b.error AS last_error "                                                               \
+	"FROM repctl.folder f "                                                                \
+	"LEFT JOIN LATERAL (SELECT * FROM repctl.folder_run r WHERE r.folder = f.name AND r.ok " \
+	"  ORDER BY r.id DESC LIMIT 1) g ON true "                                             \
+	"LEFT JOIN LATERAL (SELECT * FROM repctl.folder_run r WHERE r.folder = f.name "         \
+	"  AND NOT r.ok ORDER BY r.id DESC LIMIT 1) b ON true "                                 \
+	"LEFT JOIN LATERAL (SELECT * FROM repctl.folder_run r WHERE r.folder = f.name "         \
+	"  AND r.ok IS NOT NULL ORDER BY r.id DESC LIMIT 1) l ON true ORDER BY f.name"
+
 #define NODES_SQL_BODY(P)                                                                        \
 	"SELECT n.name AS node, to_char(ns.last_contact, 'YYYY-MM-DD HH24:MI:SS') AS last_contact, " \
 	"coalesce(ns.failures, 0) AS failures, "                                              \
@@ -145,7 +164,8 @@ CMD_HANDLER(cmd_status)
 		    "SELECT jsonb_build_object('coordinator', jsonb_build_object('running', "
 		    "$2::bool, 'pid', nullif($4::bigint, 0)), "
 		    "'syncs', (SELECT coalesce(jsonb_agg(t), '[]') FROM (" STATUS_SQL ") t), "
-		    "'nodes', (SELECT coalesce(jsonb_agg(n), '[]') FROM (" NODES_SQL_J ") n))",
+		    "'nodes', (SELECT coalesce(jsonb_agg(n), '[]') FROM (" NODES_SQL_J ") n), "
+		    "'folders', (SELECT coalesce(jsonb_agg(f), '[]') FROM (" FOLDERS_SQL ") f))",
 		    5, jp, err, sizeof(err));
 		if (r == NULL)
 			goto fail;
@@ -174,6 +194,17 @@ CMD_HANDLER(cmd_status)
 		goto fail;
 	printf("\n");
 	output_table(stdout, nodes);
+	if (!only) {
+		PGresult *fr = db_query(ctx->meta, FOLDERS_SQL, 0, NULL, err, sizeof(err));
+
+		if (fr == NULL)
+			goto fail;
+		if (PQntuples(fr) > 0) {
+			printf("\n");
+			output_table_n(stdout, fr, PQnfields(fr) - 1);
+		}
+		PQclear(fr);
+	}
 	rc = 0;
 	goto out;
 fail:

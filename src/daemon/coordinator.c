@@ -57,7 +57,8 @@ coordinator_pid(const struct config *cfg)
 }
 
 struct worker {
-	char *sync;
+	char *sync;		/* the sync's or the folder's name */
+	int folder;		/* 1: a folder worker */
 	pid_t pid;
 	time_t restart_at;	/* when to start it again after an exit */
 };
@@ -79,10 +80,11 @@ spawn(struct coord *c, struct worker *w)
 	}
 	if (pid == 0) {
 		signal(SIGCHLD, SIG_DFL);
-		_exit(worker_main(c->cfg, w->sync));
+		_exit(w->folder ? folder_worker_main(c->cfg, w->sync) : worker_main(c->cfg, w->sync));
 	}
 	w->pid = pid;
-	log_info("sync %s: worker started (pid %ld)", w->sync, (long)pid);
+	log_info("%s %s: worker started (pid %ld)", w->folder ? "folder" : "sync", w->sync,
+	    (long)pid);
 	return pid;
 }
 
@@ -100,7 +102,9 @@ start_workers(struct coord *c, char *err, size_t errlen)
 		db_close(meta);
 		return -1;
 	}
-	r = db_query(meta, "SELECT name FROM repctl.sync WHERE status <> 'inactive' ORDER BY name",
+	r = db_query(meta,
+	    "SELECT name, false FROM repctl.sync WHERE status <> 'inactive' UNION ALL "
+	    "SELECT name, true FROM repctl.folder WHERE status <> 'inactive' ORDER BY 2, 1",
 	    0, NULL, err, errlen);
 	db_close(meta);
 	if (r == NULL)
@@ -109,10 +113,11 @@ start_workers(struct coord *c, char *err, size_t errlen)
 	c->nw = PQntuples(r);
 	for (i = 0; i < c->nw; i++) {
 		c->w[i].sync = xstrdup(PQgetvalue(r, i, 0));
+		c->w[i].folder = PQgetvalue(r, i, 1)[0] == 't';
 		spawn(c, &c->w[i]);
 	}
 	PQclear(r);
-	log_info("coordinator running with %d sync worker(s)", c->nw);
+	log_info("coordinator running with %d worker(s)", c->nw);
 	return 0;
 }
 
@@ -219,11 +224,12 @@ coordinator_main(struct config *cfg, int ready_fd)
 					continue;
 				c.w[i].pid = 0;
 				if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-					log_info("sync %s: worker exited", c.w[i].sync);
+					log_info("%s %s: worker exited", c.w[i].folder ? "folder" : "sync",
+					    c.w[i].sync);
 					c.w[i].restart_at = 0;
 				} else {
-					log_warnx("sync %s: worker died (%s %d), restarting in %ds",
-					    c.w[i].sync, WIFSIGNALED(status) ? "signal" : "status",
+					log_warnx("%s %s: worker died (%s %d), restarting in %ds",
+					    c.w[i].folder ? "folder" : "sync", c.w[i].sync, WIFSIGNALED(status) ? "signal" : "status",
 					    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
 					    cfg->retry_min);
 					c.w[i].restart_at = time(NULL) + cfg->retry_min;

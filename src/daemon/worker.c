@@ -24,6 +24,7 @@
 #include "db.h"
 #include "log.h"
 #include "meta.h"
+#include "fs_sync.h"
 #include "sync.h"
 #include "xmalloc.h"
 
@@ -177,6 +178,117 @@ worker_main(struct config *cfg, const char *sync)
 		}
 	}
 	pool_free(pool);
+	db_close(meta);
+	return 0;
+}
+
+/*
+ * A folder's loop: a run now, then every interval (the folder's, or
+ * folders.scan_interval), and at once on `repctl kick folder:NAME`-style
+ * notifications ("folder:NAME" on repctl_control).  The advisory lock keeps
+ * it from running at the same time as a `repctl sync folder`.
+ */
+int
+folder_worker_main(struct config *cfg, const char *folder)
+{
+	char err[ERRLEN];
+	PGconn *meta = NULL;
+	struct sigaction sa;
+	double next = 0, backoff = 0;
+	int due = 1;
+	const char *p[1] = { folder };
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
+	log_set_context("folder %s", folder);
+	while (!worker_stop) {
+		struct folder_def f;
+		int found;
+
+		if (meta == NULL || PQstatus(meta) != CONNECTION_OK) {
+			db_close(meta);
+			meta = meta_connect(cfg, err, sizeof(err));
+			if (meta == NULL || db_exec(meta, "LISTEN repctl_control", err, sizeof(err)) < 0) {
+				log_warnx("%s", err);
+				db_close(meta);
+				meta = NULL;
+				sleep((unsigned)cfg->retry_min);
+				continue;
+			}
+		}
+		found = folder_load(meta, folder, &f, err, sizeof(err));
+		if (found != 0) {
+			if (found > 0) {
+				log_info("folder removed: worker exits");
+				break;
+			}
+			log_warnx("%s", err);
+			db_close(meta);
+			meta = NULL;
+			continue;
+		}
+		if (strcmp(f.status, "active") == 0 && (due || now_s() >= next)) {
+			char *got = db_value(meta,
+			    "SELECT pg_catalog.pg_try_advisory_lock(hashtext('repctl folder ' || $1))", 1,
+			    p, err, sizeof(err));
+			int interval = f.interval > 0 ? f.interval : cfg->folder_scan_interval;
+
+			if (got && got[0] == 't') {
+				struct folder_stats st;
+				int rc = folder_run(cfg, meta, &f, 0, &st, err, sizeof(err));
+				char *u = db_value(meta, "SELECT pg_catalog.pg_advisory_unlock("
+							 "hashtext('repctl folder ' || $1))",
+				    1, p, err, sizeof(err));
+
+				free(u);
+				if (rc == 0) {
+					backoff = 0;
+					if (st.files + st.deleted + st.conflicts > 0)
+						log_info("run good: %ld file(s), %.1f MB, %ld deleted, %ld "
+							 "conflict(s)",
+						    st.files, (double)st.bytes / 1e6, st.deleted, st.conflicts);
+					next = now_s() + interval;
+				} else {
+					backoff = backoff == 0 ? cfg->retry_min : backoff * 2;
+					if (backoff > cfg->retry_max)
+						backoff = cfg->retry_max;
+					log_warnx("run bad, retry in %.0fs: %s", backoff, err);
+					next = now_s() + backoff;
+				}
+			} else {
+				next = now_s() + 1;	/* someone else is running it */
+			}
+			free(got);
+			due = 0;
+		}
+		folder_def_free(&f);
+		{
+			fd_set rfds;
+			struct timeval tv = { 1, 0 };
+			int fd = PQsocket(meta), n;
+			PGnotify *nt;
+
+			FD_ZERO(&rfds);
+			FD_SET(fd, &rfds);
+			if (select(fd + 1, &rfds, NULL, NULL, &tv) < 0 && errno != EINTR)
+				log_warn("select");
+			if (PQconsumeInput(meta) == 0) {
+				db_close(meta);
+				meta = NULL;
+				continue;
+			}
+			while ((nt = PQnotifies(meta)) != NULL) {
+				n = strncmp(nt->extra, "folder:", 7) == 0 && strcmp(nt->extra + 7, folder) == 0;
+				if (n)
+					due = 1;
+				PQfreemem(nt);
+			}
+		}
+	}
 	db_close(meta);
 	return 0;
 }

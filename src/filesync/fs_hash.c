@@ -107,12 +107,17 @@ sha256_init(struct sha256 *s)
 	s->nbuf = 0;
 }
 
-/* Hash len more bytes; whole blocks are processed straight from data. */
+/*
+ * Hash len more bytes; whole blocks are processed straight from data.  data
+ * may be NULL when len is 0.
+ */
 void
 sha256_update(struct sha256 *s, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 
+	if (len == 0)
+		return;
 	s->len += len;
 	if (s->nbuf > 0) {
 		size_t take = 64 - s->nbuf;

@@ -71,8 +71,9 @@ get_be32(const uint8_t *p)
 /*
  * Append one frame to out (which grows as needed and stays owned by the
  * caller).  A payload larger than FRAME_MAX is logged and refused with -1,
- * leaving out unchanged.  A compression failure is not an error: the
- * payload is then sent uncompressed.
+ * leaving out unchanged.  A compression failure (including "the result
+ * would not be smaller") is not an error: the payload is then sent as it
+ * is.
  */
 int
 frame_encode(struct buf *out, enum frame_type type, const void *payload, size_t len, int level)
@@ -90,13 +91,17 @@ frame_encode(struct buf *out, enum frame_type type, const void *payload, size_t 
 		goto out;
 	}
 	if (level > 0 && len > 0) {
-		size_t cap = ZSTD_compressBound(len);
 		size_t zlen;
 
 		if (level > ZSTD_maxCLevel())
 			level = ZSTD_maxCLevel();
-		z = xmalloc(cap);
-		zlen = ZSTD_compress(z, cap, payload, len, level);
+		/*
+		 * Room for len bytes only: a result that does not fit would not
+		 * be sent anyway, and zstd then stops with dstSize_tooSmall
+		 * instead of us allocating compressBound(len) for nothing.
+		 */
+		z = xmalloc(len);
+		zlen = ZSTD_compress(z, len, payload, len, level);
 		if (!ZSTD_isError(zlen) && zlen < len) {
 			body = z;
 			blen = zlen;
