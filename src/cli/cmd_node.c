@@ -17,6 +17,7 @@
 #include "cmd.h"
 #include "config.h"
 #include "db.h"
+#include "fs_ssh.h"
 #include "meta.h"
 #include "output.h"
 #include "parse.h"
@@ -31,24 +32,23 @@ static const char *const conn_keys[] = {
 
 #define MIN_SERVER_VERSION 130000
 
-/* ssh= must look like [user@]host[:port]; agent= must be a plain path or command name. */
+/* ssh= must parse as the SSH layer reads it; agent= must be a plain path or command name. */
 static int
 check_ssh_agent(struct args *args)
 {
 	const char *ssh = args_get(args, "ssh"), *agent = args_get(args, "agent");
 
 	if (ssh && *ssh) {
-		const char *at = strchr(ssh, '@'), *host = at ? at + 1 : ssh;
-		const char *colon = strrchr(host, ':');
-		long port;
+		struct ssh_target t;
+		char err[256];
 
-		if (*host == '\0' || *host == ':' || strpbrk(ssh, " \t'\"") ||
-		    (colon && parse_long(colon + 1, 1, 65535, &port) < 0)) {
-			cmd_error("ssh=%s: write ssh=USER@HOST:PORT (user and port optional, port "
-				  "1-65535)\nnothing was changed",
-			    ssh);
+		if (ssh_target_parse(ssh, &t, err, sizeof(err)) < 0) {
+			cmd_error("ssh=%s: %s\nwrite ssh=USER@HOST:PORT (user and port optional)\n"
+				  "nothing was changed",
+			    ssh, err);
 			return -1;
 		}
+		ssh_target_clear(&t);
 	}
 	if (agent && *agent && strpbrk(agent, " \t'\";&|$`<>")) {
 		cmd_error("agent=%s: give the path of repctl on the node (no spaces or shell "
