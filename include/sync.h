@@ -31,6 +31,7 @@ struct sync_def {
 struct run_stats {
 	long inserts, updates, deletes, conflicts;
 	int edges_ok, edges_failed;
+	int paused;		/* tables paused (schema drift, capture missing): a bad run */
 };
 
 /* Connections to nodes, kept across runs; reconnects a broken one. */
@@ -58,8 +59,9 @@ void sync_def_free(struct sync_def *s);
 /*
  * Run the sync once over every edge.  Records the run in repctl.run and
  * the conflicts in repctl.conflict.  A failing edge does not stop the
- * others.  Returns 0 when every edge succeeded, -1 otherwise (err holds
- * the first error).
+ * others, and a paused table does not stop the other tables.  Returns 0
+ * when every edge and table went through, -1 otherwise (err holds the
+ * first error, or why tables were paused).
  */
 int sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
     const struct config *cfg, struct run_stats *st, char *err, size_t errlen);

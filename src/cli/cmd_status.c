@@ -50,9 +50,9 @@
 	"CASE WHEN s.circuit_open THEN 'open' ELSE 'closed' END AS circuit, "                 \
 	"CASE WHEN s.status = 'inactive' THEN 'gray' "                                        \
 	"  WHEN s.circuit_open OR l.ok = false OR (s.pending IS NULL AND $2::bool) THEN 'red' " \
-	"  WHEN s.status = 'paused' OR l.ok IS NULL OR NOT $2::bool THEN 'yellow' "           \
-	"  ELSE 'green' END AS health, "                                                      \
-	"b.error AS last_error "                                                              \
+	"  WHEN s.status = 'paused' OR l.ok IS NULL OR NOT $2::bool OR l.warning IS NOT NULL " \
+	"  THEN 'yellow' ELSE 'green' END AS health, "                                       \
+	"l.warning AS paused_tables, b.error AS last_error "                                  \
 	"FROM s "                                                                             \
 	"LEFT JOIN LATERAL (SELECT * FROM repctl.run r WHERE r.sync = s.name AND r.ok "      \
 	"  ORDER BY r.id DESC LIMIT 1) g ON true "                                            \
@@ -187,7 +187,7 @@ CMD_HANDLER(cmd_status)
 			if (PQntuples(r) && !PQgetisnull(r, 0, f))
 				printf("%-12s %s\n", PQfname(r, f), PQgetvalue(r, 0, f));
 	} else {
-		output_table_n(stdout, r, PQnfields(r) - 1);	/* last_error: detail view */
+		output_table_n(stdout, r, PQnfields(r) - 2);	/* paused, error: detail view */
 	}
 	nodes = db_query(ctx->meta, NODES_SQL, 1, np, err, sizeof(err));
 	if (nodes == NULL)

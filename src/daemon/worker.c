@@ -126,6 +126,11 @@ worker_main(struct config *cfg, const char *sync)
 					    now_s() - t0, st.inserts, st.updates, st.deletes,
 					    st.conflicts);
 				next = now_s() + interval;
+			} else if (st.edges_failed == 0) {
+				/* only paused tables: the rest flows, keep the normal pace */
+				backoff = 0;
+				log_warnx("run with paused table(s): %s", err);
+				next = now_s() + interval;
 			} else {
 				backoff = backoff == 0 ? cfg->retry_min : backoff * 2;
 				if (backoff > cfg->retry_max)

@@ -389,11 +389,56 @@ table_prepare(PGconn *sc, PGconn *tc, const struct sync_def *s, const char *snod
 		goto out;
 	}
 	tcols = columns_of(tc, t->qtable, err, errlen);
-	scols = tcols ? columns_of(sc, t->qtable, err, errlen) : NULL;
-	if (scols == NULL)
+	if (tcols == NULL) {
+		char *m = xasprintf("table %s on node '%s': %s", t->qtable, tnode, err);
+
+		snprintf(err, errlen, "%s", m);
+		free(m);
 		goto out;
-	if (PQntuples(scols) != PQntuples(tcols))
-		goto drift;
+	}
+	scols = columns_of(sc, t->qtable, err, errlen);
+	if (scols == NULL) {
+		char *m = xasprintf("table %s on node '%s': %s", t->qtable, snode, err);
+
+		snprintf(err, errlen, "%s", m);
+		free(m);
+		goto out;
+	}
+	{
+		/* name every difference: drift pauses the table with this message */
+		struct buf d = BUF_INIT;
+		int k;
+
+		for (i = 0; i < PQntuples(tcols); i++) {
+			for (k = 0; k < PQntuples(scols); k++)
+				if (strcmp(PQgetvalue(scols, k, 0), PQgetvalue(tcols, i, 0)) == 0)
+					break;
+			if (k == PQntuples(scols))
+				buf_printf(&d, "%scolumn \"%s\" exists on '%s' but not on '%s'",
+				    d.len ? "; " : "", PQgetvalue(tcols, i, 0), tnode, snode);
+			else if (strcmp(PQgetvalue(scols, k, 1), PQgetvalue(tcols, i, 1)) != 0)
+				buf_printf(&d, "%scolumn \"%s\" is %s on '%s' but %s on '%s'",
+				    d.len ? "; " : "", PQgetvalue(tcols, i, 0), PQgetvalue(scols, k, 1),
+				    snode, PQgetvalue(tcols, i, 1), tnode);
+		}
+		for (k = 0; k < PQntuples(scols); k++) {
+			for (i = 0; i < PQntuples(tcols); i++)
+				if (strcmp(PQgetvalue(scols, k, 0), PQgetvalue(tcols, i, 0)) == 0)
+					break;
+			if (i == PQntuples(tcols))
+				buf_printf(&d, "%scolumn \"%s\" exists on '%s' but not on '%s'",
+				    d.len ? "; " : "", PQgetvalue(scols, k, 0), snode, tnode);
+		}
+		if (d.len) {
+			snprintf(err, errlen,
+			    "table %s differs between node '%s' and node '%s': %s; the table is paused "
+			    "(the rest of the sync goes on) until the schemas match again",
+			    t->qtable, snode, tnode, d.data);
+			buf_free(&d);
+			goto out;
+		}
+		buf_free(&d);
+	}
 	for (i = 0; i < PQntuples(tcols); i++) {
 		const char *name = PQgetvalue(tcols, i, 0);
 		char *q = db_ident(tc, name);
@@ -401,11 +446,6 @@ table_prepare(PGconn *sc, PGconn *tc, const struct sync_def *s, const char *snod
 		for (j = 0; j < PQntuples(scols); j++)
 			if (strcmp(PQgetvalue(scols, j, 0), name) == 0)
 				break;
-		if (j == PQntuples(scols) ||
-		    strcmp(PQgetvalue(scols, j, 1), PQgetvalue(tcols, i, 1)) != 0) {
-			free(q);
-			goto drift;
-		}
 		buf_printf(&t->cols, "%s%s", t->cols.len ? ", " : "", q);
 		if (PQgetvalue(tcols, i, 2)[0] == 't') {
 			buf_printf(&t->keys, "%s%s", t->keys.len ? ", " : "", q);
@@ -427,12 +467,6 @@ table_prepare(PGconn *sc, PGconn *tc, const struct sync_def *s, const char *snod
 		free(q);
 	}
 	rc = 0;
-	goto out;
-drift:
-	snprintf(err, errlen,
-	    "table %s differs between node '%s' and node '%s' (columns or types); run 'repctl "
-	    "validate' for the details and make the schemas equal",
-	    t->qtable, snode, tnode);
 out:
 	PQclear(tcols);
 	PQclear(scols);
@@ -576,6 +610,8 @@ struct edge_ctx {
 	struct conflict_rec *conf;
 	int nconf;
 	long written;	/* shadow rows written on the target */
+	struct buf warn;	/* tables paused on this edge, and why */
+	const char *down;	/* the node that could not be reached, for the breaker */
 };
 
 static double
@@ -837,12 +873,15 @@ conflicts_free(struct edge_ctx *e)
 	e->nconf = 0;
 }
 
-/* After the target committed: log conflicts and advance the position. */
+/*
+ * After the target committed: log conflicts and advance the position of
+ * every table of the edge that was not paused.
+ */
 static int
-edge_record(PGconn *meta, struct edge_ctx *e, const char *snapshot, char *err, size_t errlen)
+edge_record(PGconn *meta, struct edge_ctx *e, const char *snapshot, PGresult *tables,
+    const char *paused, char *err, size_t errlen)
 {
 	int i;
-	const char *pp[4] = { e->s->name, e->snode, e->tnode, snapshot };
 
 	if (db_begin(meta, err, errlen) < 0)
 		return -1;
@@ -862,12 +901,21 @@ edge_record(PGconn *meta, struct edge_ctx *e, const char *snapshot, char *err, s
 		if (rc < 0)
 			goto fail;
 	}
-	if (db_execp(meta,
-		"INSERT INTO repctl.position (sync, source, target, snapshot) VALUES ($1, $2, $3, $4) "
-		"ON CONFLICT (sync, source, target) DO UPDATE SET snapshot = EXCLUDED.snapshot, "
-		"updated_at = now()",
-		4, pp, err, errlen) < 0)
-		goto fail;
+	for (i = 0; i < PQntuples(tables); i++) {
+		const char *pp[6] = { e->s->name, e->snode, e->tnode, PQgetvalue(tables, i, 0),
+			PQgetvalue(tables, i, 1), snapshot };
+
+		if (paused[i])
+			continue;
+		if (db_execp(meta,
+			"INSERT INTO repctl.position (sync, source, target, schema_name, table_name, "
+			"snapshot) VALUES ($1, $2, $3, $4, $5, $6) "
+			"ON CONFLICT (sync, source, target, schema_name, table_name) DO UPDATE "
+			"SET snapshot = EXCLUDED.snapshot, updated_at = now() "
+			"WHERE repctl.position.snapshot IS DISTINCT FROM EXCLUDED.snapshot",
+			6, pp, err, errlen) < 0)
+			goto fail;
+	}
 	return db_commit(meta, err, errlen);
 fail:
 	db_rollback(meta);
@@ -967,37 +1015,77 @@ out:
 	return rc;
 }
 
-/* Run one edge S -> T.  0 or -1 with err. */
+/* Does table i have anything in its batch (shadow rows beyond its position)? */
+static int
+table_has_changes(PGconn *sc, const char *schema, const char *table, const char *prev,
+    char *err, size_t errlen)
+{
+	char *sh = capture_shadow(sc, schema, table, err, errlen);
+	char *q, *v, *lprev;
+	int any;
+
+	if (sh == NULL)
+		return 1;	/* not captured: table_prepare reports it */
+	lprev = prev ? db_literal(sc, prev) : NULL;
+	q = lprev ? xasprintf("SELECT EXISTS (SELECT 1 FROM repctl.%s sh WHERE "
+			      "sh.repctl_txid >= pg_catalog.pg_snapshot_xmin(%s::pg_snapshot) AND "
+			      "NOT pg_catalog.pg_visible_in_snapshot(sh.repctl_txid, %s::pg_snapshot))",
+			sh, lprev, lprev)
+		  : xasprintf("SELECT EXISTS (SELECT 1 FROM repctl.%s)", sh);
+	v = db_value(sc, q, 0, NULL, err, errlen);
+	any = v == NULL || v[0] == 't';
+	free(v);
+	free(q);
+	free(sh);
+	free(lprev);
+	return any;
+}
+
+/*
+ * Run one edge S -> T.  0 or -1 with err.  A table that cannot be applied
+ * on its own account (schema drift, capture missing) is paused: it keeps
+ * its position, its problem is added to e->warn, and the other tables go
+ * on.
+ */
 static int
 edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, size_t errlen)
 {
 	PGconn *sc = NULL, *tc = NULL;
 	PGresult *tables = NULL, *r;
-	char *prev = NULL, *snap = NULL;
+	char **prev = NULL, *snap = NULL, *paused = NULL, *todo = NULL;
 	const char *pp[3] = { e->s->name, e->snode, e->tnode };
-	int i, rc = -1, any = 0, target_open = 0, copying;
+	int i, j, n = 0, rc = -1, any = 0, target_open = 0, all_same = 1;
 	char inner[ERRLEN];
 
 	inner[0] = '\0';
 	tables = edge_tables(meta, e->s, e->snode, e->tnode, err, errlen);
 	if (tables == NULL)
 		return -1;
-	if (PQntuples(tables) == 0) {
+	n = PQntuples(tables);
+	if (n == 0) {
 		PQclear(tables);
 		return 0;
 	}
+	prev = xcalloc((size_t)n, sizeof(char *));
+	paused = xcalloc((size_t)n, 1);
+	todo = xcalloc((size_t)n, 1);
 	r = db_query(meta,
-	    "SELECT snapshot FROM repctl.position WHERE sync = $1 AND source = $2 AND target = $3",
+	    "SELECT schema_name, table_name, snapshot FROM repctl.position "
+	    "WHERE sync = $1 AND source = $2 AND target = $3",
 	    3, pp, err, errlen);
 	if (r == NULL)
 		goto out;
-	if (PQntuples(r))
-		prev = xstrdup(PQgetvalue(r, 0, 0));
+	for (j = 0; j < PQntuples(r); j++)
+		for (i = 0; i < n; i++)
+			if (strcmp(PQgetvalue(r, j, 0), PQgetvalue(tables, i, 0)) == 0 &&
+			    strcmp(PQgetvalue(r, j, 1), PQgetvalue(tables, i, 1)) == 0)
+				prev[i] = xstrdup(PQgetvalue(r, j, 2));
 	PQclear(r);
 
 	sc = pool_get(pool, e->snode, inner, sizeof(inner));
 	if (sc == NULL) {
 		snprintf(err, errlen, "%s", inner);
+		e->down = e->snode;
 		goto out;
 	}
 	if (db_exec(sc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, errlen) < 0)
@@ -1005,33 +1093,21 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 	snap = db_value(sc, "SELECT pg_catalog.pg_current_snapshot()::text", 0, NULL, err, errlen);
 	if (snap == NULL)
 		goto source_fail;
-	if (prev && strcmp(prev, snap) == 0) {
+	for (i = 0; i < n; i++)
+		if (prev[i] == NULL || strcmp(prev[i], snap) != 0)
+			all_same = 0;
+	if (all_same) {
 		rc = 0;		/* nothing committed since */
 		goto out;
 	}
-	copying = prev == NULL && e->s->onetimecopy > 0;
-	any = copying;
-	/* anything to send at all?  Then only do we touch the target. */
-	for (i = 0; i < PQntuples(tables) && !any; i++) {
-		char *sh = capture_shadow(sc, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1), err,
-		    errlen);
-		char *q, *v, *lprev;
-
-		if (sh == NULL)
-			continue;	/* reported by table_prepare below if it matters */
-		lprev = prev ? db_literal(sc, prev) : NULL;
-		q = lprev ? xasprintf("SELECT EXISTS (SELECT 1 FROM repctl.%s sh WHERE "
-				      "sh.repctl_txid >= pg_catalog.pg_snapshot_xmin(%s::pg_snapshot) AND "
-				      "NOT pg_catalog.pg_visible_in_snapshot(sh.repctl_txid, "
-				      "%s::pg_snapshot))",
-				sh, lprev, lprev)
-			  : xasprintf("SELECT EXISTS (SELECT 1 FROM repctl.%s)", sh);
-		v = db_value(sc, q, 0, NULL, err, errlen);
-		any = v && v[0] == 't';
-		free(v);
-		free(q);
-		free(sh);
-		free(lprev);
+	/* which tables have something to send?  Only then is the target touched. */
+	for (i = 0; i < n; i++) {
+		if (prev[i] && strcmp(prev[i], snap) == 0)
+			continue;
+		todo[i] = (prev[i] == NULL && e->s->onetimecopy > 0) ||
+		    table_has_changes(sc, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1), prev[i],
+			err, errlen);
+		any |= todo[i];
 	}
 	if (!any) {
 		rc = 0;
@@ -1041,6 +1117,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 	tc = pool_get(pool, e->tnode, inner, sizeof(inner));
 	if (tc == NULL) {
 		snprintf(err, errlen, "%s", inner);
+		e->down = e->tnode;
 		goto out;
 	}
 	{
@@ -1053,32 +1130,36 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 			goto target_fail;
 		target_open = 1;
 	}
-	for (i = 0; i < PQntuples(tables); i++) {
+	for (i = 0; i < n; i++) {
 		struct table_ctx t;
 		PGresult *pk;
 		char stage[32], d[32];
 		long rows;
 
+		if (!todo[i])
+			continue;
 		memset(&t, 0, sizeof(t));
 		t.schema = PQgetvalue(tables, i, 0);
 		t.table = PQgetvalue(tables, i, 1);
 		err[0] = '\0';
+		pk = NULL;
 		if (table_prepare(sc, tc, e->s, e->snode, e->tnode,
 			PQgetisnull(tables, i, 2) ? NULL : PQgetvalue(tables, i, 2), &t, err,
-			errlen) < 0) {
-			table_ctx_free(&t);
-			goto target_fail;
-		}
-		pk = capture_pk_columns(tc, t.qtable, err, errlen);
+			errlen) == 0)
+			pk = capture_pk_columns(tc, t.qtable, err, errlen);
 		if (pk == NULL || PQntuples(pk) == 0) {
+			/* this table only: pause it, keep its position, go on */
 			if (pk)
 				snprintf(err, errlen, "table %s has no primary key on node '%s'",
 				    t.qtable, e->tnode);
+			log_warnx("%s -> %s: %s", e->snode, e->tnode, err);
+			buf_printf(&e->warn, "%s%s", e->warn.len ? "; " : "", err);
+			paused[i] = 1;
 			PQclear(pk);
 			table_ctx_free(&t);
-			goto target_fail;
+			continue;
 		}
-		if (copying) {
+		if (prev[i] == NULL && e->s->onetimecopy > 0) {
 			int crc = full_copy(e, sc, tc, &t, err, errlen);
 
 			if (crc <= 0) {
@@ -1106,7 +1187,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 				goto target_fail;
 			}
 		}
-		rows = copy_batch(sc, tc, &t, pk, e->snode, prev, stage, err, errlen);
+		rows = copy_batch(sc, tc, &t, pk, e->snode, prev[i], stage, err, errlen);
 		if (rows < 0 || (rows > 0 && apply_table(e, tc, &t, pk, stage, d, err, errlen) < 0)) {
 			PQclear(pk);
 			table_ctx_free(&t);
@@ -1126,7 +1207,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 	target_open = 0;
 record:
 	db_rollback(sc);	/* end the read-only snapshot */
-	if (edge_record(meta, e, snap, err, errlen) < 0)
+	if (edge_record(meta, e, snap, tables, paused, err, errlen) < 0)
 		goto out;
 	rc = 0;
 	goto out;
@@ -1136,6 +1217,8 @@ source_fail:
 
 		snprintf(err, errlen, "%s", m);
 		free(m);
+		if (PQstatus(sc) != CONNECTION_OK)
+			e->down = e->snode;
 		pool_drop(pool, e->snode);
 		sc = NULL;
 	}
@@ -1149,15 +1232,21 @@ target_fail:
 	}
 	if (target_open)
 		db_rollback(tc);
-	if (tc && PQstatus(tc) != CONNECTION_OK)
+	if (tc && PQstatus(tc) != CONNECTION_OK) {
+		e->down = e->tnode;
 		pool_drop(pool, e->tnode);
+	}
 out:
 	if (sc && PQstatus(sc) == CONNECTION_OK)
 		db_rollback(sc);
 	else if (sc)
 		pool_drop(pool, e->snode);
-	PQclear(tables);
+	for (i = 0; i < n; i++)
+		free(prev[i]);
 	free(prev);
+	free(paused);
+	free(todo);
+	PQclear(tables);
 	free(snap);
 	return rc;
 }
@@ -1201,6 +1290,7 @@ sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
     const struct config *cfg, struct run_stats *st, char *err, size_t errlen)
 {
 	char rid[32], first_err[ERRLEN];
+	struct buf warn = BUF_INIT;
 	int i, j, rc = 0;
 	const char *p1[1] = { s->name };
 	char *id;
@@ -1219,8 +1309,6 @@ sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
 		for (j = 0; j < s->nm; j++) {
 			struct edge_ctx e;
 			char eerr[ERRLEN];
-			const char *bad = NULL;
-
 			if (i == j || !s->m[j].target)
 				continue;
 			if (circuit_open(meta, s->m[i].node) || circuit_open(meta, s->m[j].node)) {
@@ -1249,27 +1337,39 @@ sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
 				if (!first_err[0])
 					snprintf(first_err, sizeof(first_err), "%s", eerr);
 				rc = -1;
-				/* blame the node the message names, for the breaker */
-				if (strstr(eerr, "cannot connect to node"))
-					bad = strstr(eerr, s->m[i].node) == strstr(eerr, "node '") + 6
-					    ? s->m[i].node
-					    : s->m[j].node;
-				else if (strstr(eerr, "(source)"))
-					bad = s->m[i].node;
-				if (bad)
-					node_result(meta, cfg, bad, eerr);
+				if (e.down)	/* the breaker counts unreachable nodes only */
+					node_result(meta, cfg, e.down, eerr);
 			} else {
 				st->edges_ok++;
 				node_result(meta, cfg, s->m[i].node, NULL);
 				node_result(meta, cfg, s->m[j].node, NULL);
 			}
+			if (e.warn.len) {
+				buf_printf(&warn, "%s%s", warn.len ? "; " : "", e.warn.data);
+				st->paused++;
+			}
+			buf_free(&e.warn);
 			conflicts_free(&e);
 		}
 	}
 	{
-		char ins[24], upd[24], del[24], con[24], ok[8], eo[16], ef[16];
-		const char *p[10] = { rid, rc == 0 ? "true" : "false", ins, upd, del, con,
-			first_err[0] ? first_err : NULL, eo, ef, NULL };
+		char ins[24], upd[24], del[24], con[24], eo[16], ef[16];
+		const char *p[10];
+
+		if (warn.len && !first_err[0])
+			snprintf(first_err, sizeof(first_err), "%s", warn.data);
+		if (warn.len)
+			rc = -1;
+		p[0] = rid;
+		p[1] = rc == 0 ? "true" : "false";
+		p[2] = ins;
+		p[3] = upd;
+		p[4] = del;
+		p[5] = con;
+		p[6] = first_err[0] ? first_err : NULL;
+		p[7] = eo;
+		p[8] = ef;
+		p[9] = warn.len ? warn.data : NULL;
 
 		snprintf(ins, sizeof(ins), "%ld", st->inserts);
 		snprintf(upd, sizeof(upd), "%ld", st->updates);
@@ -1277,14 +1377,16 @@ sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
 		snprintf(con, sizeof(con), "%ld", st->conflicts);
 		snprintf(eo, sizeof(eo), "%d", st->edges_ok);
 		snprintf(ef, sizeof(ef), "%d", st->edges_failed);
-		(void)ok;
 		if (db_execp(meta,
 			"UPDATE repctl.run SET ended_at = clock_timestamp(), ok = $2::boolean, "
 			"inserts = $3::bigint, updates = $4::bigint, deletes = $5::bigint, "
-			"conflicts = $6::bigint, error = $7, edges_ok = $8::int, edges_failed = $9::int "
-			"WHERE id = $1::bigint",
-			9, p, err, errlen) < 0)
+			"conflicts = $6::bigint, error = $7, edges_ok = $8::int, edges_failed = $9::int, "
+			"warning = $10 WHERE id = $1::bigint",
+			10, p, err, errlen) < 0) {
+			buf_free(&warn);
 			return -1;
+		}
+		buf_free(&warn);
 	}
 	if (rc < 0)
 		snprintf(err, errlen, "%s", first_err);
@@ -1313,20 +1415,26 @@ sync_pending(struct node_pool *pool, PGconn *meta, const struct sync_def *s, cha
 
 			if (i == j || !s->m[j].target)
 				continue;
-			r = db_query(meta, "SELECT snapshot FROM repctl.position WHERE sync = $1 AND "
-					   "source = $2 AND target = $3",
-			    3, pp, err, errlen);
-			if (r == NULL)
-				return -1;
-			if (PQntuples(r))
-				prev = xstrdup(PQgetvalue(r, 0, 0));
-			PQclear(r);
 			tables = edge_tables(meta, s, s->m[i].node, s->m[j].node, err, errlen);
-			if (tables == NULL) {
-				free(prev);
+			if (tables == NULL)
 				return -1;
-			}
 			for (k = 0; k < PQntuples(tables); k++) {
+				const char *tp[5] = { pp[0], pp[1], pp[2], PQgetvalue(tables, k, 0),
+					PQgetvalue(tables, k, 1) };
+
+				free(prev);
+				prev = NULL;
+				r = db_query(meta, "SELECT snapshot FROM repctl.position WHERE sync = $1 AND "
+						   "source = $2 AND target = $3 AND schema_name = $4 AND "
+						   "table_name = $5",
+				    5, tp, err, errlen);
+				if (r == NULL) {
+					PQclear(tables);
+					return -1;
+				}
+				if (PQntuples(r))
+					prev = xstrdup(PQgetvalue(r, 0, 0));
+				PQclear(r);
 				char *sh = capture_shadow(sc, PQgetvalue(tables, k, 0),
 				    PQgetvalue(tables, k, 1), err, errlen);
 				char *q, *v;
