@@ -19,35 +19,35 @@
 struct config;
 
 /* What the dispatcher sets up before calling a handler. */
-#define CMD_META	0x01	/* open the metadata database */
-#define CMD_INSTALLED	0x02	/* ... and require `repctl install` to have run */
-#define CMD_CONFIG	0x04	/* load the configuration */
+#define CMD_META 0x01      /* open the metadata database */
+#define CMD_INSTALLED 0x02 /* ... and require `repctl install` to have run */
+#define CMD_CONFIG 0x04    /* load the configuration */
 
 struct opt {
-	char *key;		/* normalised ("herd"), no leading dashes */
-	char *value;		/* NULL for a bare --flag */
+	char *key;   /* normalised ("herd"), no leading dashes */
+	char *value; /* NULL for a bare --flag */
 	int used;
 };
 
 struct args {
-	char **words;		/* values of <placeholders>, in pattern order */
+	char **words; /* values of <placeholders>, in pattern order */
 	int nwords;
-	char **pos;		/* positional arguments after the words */
+	char **pos; /* positional arguments after the words */
 	int npos;
 	struct opt *opts;
 	int nopts;
 };
 
 struct cli_ctx {
-	const char *config_path;	/* -c, or NULL */
+	const char *config_path; /* -c, or NULL */
 	struct config *cfg;
-	PGconn *meta;		/* with CMD_META */
+	PGconn *meta; /* with CMD_META */
 	const char *argv0;
-	int json;		/* --json was given */
+	int json; /* --json was given */
 };
 
 struct cmd {
-	const char *pattern;	/* "add database <name>", "validate [<sync>]" */
+	const char *pattern; /* "add database <name>", "validate [<sync>]" */
 	int (*fn)(struct cli_ctx *, struct args *);
 	unsigned flags;
 	/*
@@ -55,8 +55,8 @@ struct cmd {
 	 * "json" is a flag, "*" allows positional arguments after the words.
 	 */
 	const char *opts;
-	const char *usage;	/* the arguments, for help */
-	const char *help;	/* one or more lines */
+	const char *usage; /* the arguments, for help */
+	const char *help;  /* one or more lines */
 };
 
 extern const struct cmd cli_commands[];
@@ -66,16 +66,16 @@ extern const struct cmd cli_commands[];
  * number of argv entries taken by literal words and placeholders, and args
  * words.  NULL with a message in err when nothing matches.
  */
-const struct cmd *cli_match(int argc, char **argv, struct args *args, int *consumed,
-    char *err, size_t errlen);
+const struct cmd *cli_match(
+    int argc, char **argv, struct args *args, int *consumed, char *err, size_t errlen);
 
 /*
  * Parse what follows the command words into args (options, positionals),
  * normalising Bucardo spellings and checking them against cmd->opts.
  * 0, or -1 with a message in err.
  */
-int cli_parse_args(const struct cmd *cmd, int argc, char **argv, struct args *args,
-    char *err, size_t errlen) __attribute__((warn_unused_result));
+int cli_parse_args(const struct cmd *cmd, int argc, char **argv, struct args *args, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 void cli_args_free(struct args *args);
 
 /* Value of an option or NULL; marks it used. */

@@ -12,30 +12,30 @@
 #include <stddef.h>
 
 struct config {
-	char *path;		/* file that was read, NULL when none */
-	char *meta;		/* libpq conninfo of the metadata database */
-	char *node;		/* this node's name (the coordinator's own) */
-	char *state_dir;	/* pid file, log, secrets, ssh keys */
-	char *log_file;		/* "" = <state_dir>/repctl.log */
-	char *log_level;	/* error | warn | info | debug */
-	int log_syslog;		/* 1: log to syslog instead of log_file */
-	char *pid_file;		/* "" = <state_dir>/repctl.pid */
-	char *secrets_file;	/* "" = <state_dir>/secrets (pgpass format, 0600) */
-	int sync_interval;	/* seconds between fallback runs of a sync */
-	int connect_timeout;	/* seconds, libpq connect_timeout */
-	int retry_min;		/* first backoff after a failure, seconds */
-	int retry_max;		/* backoff ceiling, seconds */
-	int circuit_failures;	/* consecutive failures that open a node's circuit */
-	int circuit_reset;	/* seconds an open circuit waits before a trial */
-	int clock_skew_warn_ms;	/* warn when a node's clock is off by more */
-	int future_limit;	/* seconds: conflict column values later than now+this are clamped */
-	char *ssh_identity;	/* "" = <state_dir>/ssh/id_ed25519 */
-	char *ssh_known_hosts;	/* "" = <state_dir>/ssh/known_hosts */
-	int ssh_timeout;	/* seconds */
+	char *path;             /* file that was read, NULL when none */
+	char *meta;             /* libpq conninfo of the metadata database */
+	char *node;             /* this node's name (the coordinator's own) */
+	char *state_dir;        /* pid file, log, secrets, ssh keys */
+	char *log_file;         /* "" = <state_dir>/repctl.log */
+	char *log_level;        /* error | warn | info | debug */
+	int log_syslog;         /* 1: log to syslog instead of log_file */
+	char *pid_file;         /* "" = <state_dir>/repctl.pid */
+	char *secrets_file;     /* "" = <state_dir>/secrets (pgpass format, 0600) */
+	int sync_interval;      /* seconds between fallback runs of a sync */
+	int connect_timeout;    /* seconds, libpq connect_timeout */
+	int retry_min;          /* first backoff after a failure, seconds */
+	int retry_max;          /* backoff ceiling, seconds */
+	int circuit_failures;   /* consecutive failures that open a node's circuit */
+	int circuit_reset;      /* seconds an open circuit waits before a trial */
+	int clock_skew_warn_ms; /* warn when a node's clock is off by more */
+	int future_limit;      /* seconds: conflict column values later than now+this are clamped */
+	char *ssh_identity;    /* "" = <state_dir>/ssh/id_ed25519 */
+	char *ssh_known_hosts; /* "" = <state_dir>/ssh/known_hosts */
+	int ssh_timeout;       /* seconds */
 	int folder_scan_interval; /* seconds between full rescans */
-	int folder_trash_days;	/* days deleted/replaced files stay in the trash */
-	char *folder_ignore;	/* default ignore patterns, comma separated */
-	int folder_bwlimit;	/* KiB/s, 0 = unlimited */
+	int folder_trash_days;    /* days deleted/replaced files stay in the trash */
+	char *folder_ignore;      /* default ignore patterns, comma separated */
+	int folder_bwlimit;       /* KiB/s, 0 = unlimited */
 };
 
 /* Key types understood by the table. */
@@ -46,13 +46,13 @@ enum config_type {
 };
 
 struct config_key {
-	const char *name;	/* dotted path: "ssh.identity" */
+	const char *name; /* dotted path: "ssh.identity" */
 	enum config_type type;
-	size_t offset;		/* into struct config */
-	const char *def;	/* default, as text */
-	int min, max;		/* CFG_INT bounds */
-	int reloadable;		/* 1: SIGHUP applies it */
-	const char *help;	/* one line, for `repctl help config` */
+	size_t offset;    /* into struct config */
+	const char *def;  /* default, as text */
+	int min, max;     /* CFG_INT bounds */
+	int reloadable;   /* 1: SIGHUP applies it */
+	const char *help; /* one line, for `repctl help config` */
 };
 
 /* The key table, terminated by a NULL name. */
@@ -64,8 +64,8 @@ extern const struct config_key config_keys[];
  * freed with config_free(); on failure returns NULL and writes a message
  * ("FILE:LINE: what; how to fix") into err.
  */
-struct config *config_load(const char *path, char *(*env_lookup)(const char *),
-    char *err, size_t errlen) __attribute__((warn_unused_result));
+struct config *config_load(const char *path, char *(*env_lookup)(const char *), char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 void config_free(struct config *cfg);
 
 /* Print every key and its effective value (`repctl config`). */

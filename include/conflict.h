@@ -17,40 +17,40 @@ enum strategy_kind {
 
 /* What happened. */
 enum conflict_type {
-	CONFLICT_UPDATE_UPDATE,	/* both changed the row */
-	CONFLICT_UPDATE_DELETE,	/* local changed it, remote deleted it */
-	CONFLICT_DELETE_UPDATE,	/* local deleted it, remote changed it */
-	CONFLICT_DELETE_DELETE,	/* both deleted it: same outcome either way */
+	CONFLICT_UPDATE_UPDATE, /* both changed the row */
+	CONFLICT_UPDATE_DELETE, /* local changed it, remote deleted it */
+	CONFLICT_DELETE_UPDATE, /* local deleted it, remote changed it */
+	CONFLICT_DELETE_DELETE, /* both deleted it: same outcome either way */
 };
 
 /* What was decided. */
 enum resolution {
-	RES_REMOTE,	/* apply the incoming version */
-	RES_LOCAL,	/* keep the target's version (and send it back) */
-	RES_SKIP,	/* apply nothing; leave both as they are (logged) */
-	RES_ABORT,	/* stop the run with an error */
+	RES_REMOTE, /* apply the incoming version */
+	RES_LOCAL,  /* keep the target's version (and send it back) */
+	RES_SKIP,   /* apply nothing; leave both as they are (logged) */
+	RES_ABORT,  /* stop the run with an error */
 };
 
 struct row_version {
-	const char *node;	/* the node whose change this is (origin) */
+	const char *node; /* the node whose change this is (origin) */
 	int deleted;
-	int has_value;		/* the conflict column exists and is not NULL */
-	double value;		/* its value (epoch seconds for times) */
-	double changed_at;	/* change time at the origin, epoch seconds */
-	int rank;		/* position of the node holding it in the sync's dbs= list */
+	int has_value;     /* the conflict column exists and is not NULL */
+	double value;      /* its value (epoch seconds for times) */
+	double changed_at; /* change time at the origin, epoch seconds */
+	int rank;          /* position of the node holding it in the sync's dbs= list */
 };
 
 struct strategy {
 	enum strategy_kind kind;
-	double now;		/* epoch seconds, from the caller */
-	double future_limit;	/* seconds; values beyond now + this are not trusted */
+	double now;          /* epoch seconds, from the caller */
+	double future_limit; /* seconds; values beyond now + this are not trusted */
 };
 
 struct decision {
 	enum conflict_type type;
 	enum resolution res;
-	const char *rule;	/* static text: why ("latest: greater conflict column") */
-	int clamped;		/* a value in the future was replaced by its change time */
+	const char *rule; /* static text: why ("latest: greater conflict column") */
+	int clamped;      /* a value in the future was replaced by its change time */
 };
 
 extern const char *const strategy_names[];

@@ -22,25 +22,24 @@
  */
 PGconn *db_connect(const char *conninfo, const char *appname, const char *passfile,
     const char *password, int timeout, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void db_close(PGconn *conn);
 
 /* Run SQL that returns no rows (may hold several statements).  0 or -1. */
 int db_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Same with $n parameters (text format, NULL entries are SQL NULLs). */
-int db_execp(PGconn *conn, const char *sql, int nparams, const char *const *params,
-    char *err, size_t errlen) __attribute__((warn_unused_result));
+int db_execp(PGconn *conn, const char *sql, int nparams, const char *const *params, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 /*
  * Run a query returning rows; NULL on failure.  The caller frees the result
  * with PQclear().
  */
-PGresult *db_query(PGconn *conn, const char *sql, int nparams,
-    const char *const *params, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 /* One value of a one-row one-column query, xstrdup'ed (free()); NULL on error or no row. */
-char *db_value(PGconn *conn, const char *sql, int nparams, const char *const *params,
-    char *err, size_t errlen) __attribute__((warn_unused_result));
+char *db_value(PGconn *conn, const char *sql, int nparams, const char *const *params, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 
 int db_begin(PGconn *conn, char *err, size_t errlen) __attribute__((warn_unused_result));
 int db_commit(PGconn *conn, char *err, size_t errlen) __attribute__((warn_unused_result));
@@ -57,7 +56,7 @@ char *db_qualified(PGconn *conn, const char *schema, const char *table);
  * Check conninfo syntax without connecting; 0 or -1 with libpq's message.
  */
 int db_conninfo_check(const char *conninfo, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* conninfo with any password removed, for display; free(). */
 char *db_conninfo_redact(const char *conninfo);
 struct buf;

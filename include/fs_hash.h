@@ -9,11 +9,11 @@
 #include <stdint.h>
 
 #define SHA256_LEN 32
-#define SHA256_HEX_LEN 65	/* 64 hex digits and a NUL */
+#define SHA256_HEX_LEN 65 /* 64 hex digits and a NUL */
 
 struct sha256 {
 	uint32_t h[8];
-	uint64_t len;		/* bytes hashed so far */
+	uint64_t len; /* bytes hashed so far */
 	uint8_t buf[64];
 	size_t nbuf;
 };

@@ -20,18 +20,18 @@ struct fs_block {
 };
 
 struct fs_file {
-	char *path;		/* relative to the folder root */
+	char *path; /* relative to the folder root */
 	int deleted;
 	int64_t size;
 	int64_t mtime_ns;
 	int64_t ctime_ns;
 	uint64_t inode;
 	uint32_t mode;
-	char hash[SHA256_HEX_LEN];	/* "" for tombstones */
+	char hash[SHA256_HEX_LEN]; /* "" for tombstones */
 	struct vv vv;
 	struct fs_block *blocks;
 	int nblocks;
-	int seen;		/* scratch: found by the current scan */
+	int seen; /* scratch: found by the current scan */
 };
 
 struct fs_index {
@@ -57,19 +57,19 @@ void index_sort(struct fs_index *ix);
 /* One entry as a text line (no newline) / parsed back.  0 or -1. */
 void index_line(struct buf *b, const struct fs_file *f);
 int index_parse_line(const char *line, struct fs_file *f, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Load / save <root>/.repctl/index (atomic replace).  Missing file: empty index. */
 int index_load(const char *root, struct fs_index *ix, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 int index_save(const char *root, const struct fs_index *ix, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /*
  * Hash a file: content-defined blocks and the whole-file hash.  0 or -1.
  */
 int file_hash(const char *path, struct fs_file *f, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 struct ignore;
 struct scan_stats {
@@ -84,8 +84,7 @@ struct scan_stats {
  * the .repctl directory, partial transfers and symlinks are skipped.
  * 0 or -1 with err.
  */
-int index_scan(const char *root, struct fs_index *ix, const char *self,
-    const struct ignore *ig, struct scan_stats *st, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+int index_scan(const char *root, struct fs_index *ix, const char *self, const struct ignore *ig,
+    struct scan_stats *st, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -24,7 +24,7 @@ int path_check(const char *rel, char *err, size_t errlen) __attribute__((warn_un
  * On success *out is root "/" rel (malloc'ed).  0 or -1 with err.
  */
 int path_resolve(const char *root, const char *rel, char **out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /*
  * Ignore patterns: a comma separated list such as "tmp/,log/,.git/,*.part".

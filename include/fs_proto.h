@@ -22,23 +22,23 @@
 
 /* Frame types (requests from the coordinator, replies from the agent). */
 enum frame_type {
-	F_HELLO = 1,	/* version, folder path; reply F_ACK with node info */
+	F_HELLO = 1, /* version, folder path; reply F_ACK with node info */
 	F_ACK = 2,
-	F_ERROR = 3,	/* payload: message text */
-	F_INDEX_REQ = 4,	/* scan and send the index */
-	F_INDEX = 5,	/* index entries (text lines), possibly several frames */
+	F_ERROR = 3,     /* payload: message text */
+	F_INDEX_REQ = 4, /* scan and send the index */
+	F_INDEX = 5,     /* index entries (text lines), possibly several frames */
 	F_INDEX_END = 6,
-	F_BLOCK_REQ = 7,	/* path, offset, length: send these bytes */
-	F_BLOCK = 8,	/* bytes */
-	F_HAVE_REQ = 9,	/* list of block hashes: which do you have? */
+	F_BLOCK_REQ = 7, /* path, offset, length: send these bytes */
+	F_BLOCK = 8,     /* bytes */
+	F_HAVE_REQ = 9,  /* list of block hashes: which do you have? */
 	F_HAVE = 10,
-	F_PUT_BEGIN = 11,	/* path, size, mtime, mode, hash, block list: start a file */
-	F_PUT_DATA = 12,	/* block bytes for the file being put */
-	F_PUT_COPY = 13,	/* reuse a local block: source path, offset, length */
-	F_PUT_END = 14,	/* verify, fsync, rename; reply F_ACK or F_ERROR */
-	F_DELETE = 15,	/* path, expected version: move to trash */
-	F_CONFLICT_COPY = 16,	/* path, new name: rename the local copy aside */
-	F_INDEX_UPDATE = 17,	/* store entries in the agent's index */
+	F_PUT_BEGIN = 11,     /* path, size, mtime, mode, hash, block list: start a file */
+	F_PUT_DATA = 12,      /* block bytes for the file being put */
+	F_PUT_COPY = 13,      /* reuse a local block: source path, offset, length */
+	F_PUT_END = 14,       /* verify, fsync, rename; reply F_ACK or F_ERROR */
+	F_DELETE = 15,        /* path, expected version: move to trash */
+	F_CONFLICT_COPY = 16, /* path, new name: rename the local copy aside */
+	F_INDEX_UPDATE = 17,  /* store entries in the agent's index */
 	F_BYE = 18,
 };
 
@@ -47,13 +47,13 @@ enum frame_type {
  * zstd at level when that makes it smaller (level 0: never compress).
  * 0, or -1 when the payload is larger than FRAME_MAX.
  */
-int frame_encode(struct buf *out, enum frame_type type, const void *payload, size_t len,
-    int level) __attribute__((warn_unused_result));
+int frame_encode(struct buf *out, enum frame_type type, const void *payload, size_t len, int level)
+    __attribute__((warn_unused_result));
 
 struct frame {
 	enum frame_type type;
-	uint8_t flags;		/* as received */
-	struct buf payload;	/* decompressed */
+	uint8_t flags;      /* as received */
+	struct buf payload; /* decompressed */
 };
 
 /*
@@ -63,7 +63,7 @@ struct frame {
  * oversized frame (message in err).
  */
 long frame_decode(const uint8_t *in, size_t len, struct frame *f, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void frame_free(struct frame *f);
 
 #endif

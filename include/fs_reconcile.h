@@ -26,25 +26,25 @@ enum folder_type {
 
 struct fs_entry {
 	const char *path;
-	int present;		/* the side has an index entry for the path */
-	int deleted;		/* tombstone */
+	int present; /* the side has an index entry for the path */
+	int deleted; /* tombstone */
 	int64_t size;
 	int64_t mtime_ns;
 	uint32_t mode;
-	const char *hash;	/* whole-file sha256 hex, NULL for tombstones */
+	const char *hash; /* whole-file sha256 hex, NULL for tombstones */
 	const struct vv *vv;
 };
 
 /* Ordered for execution: conflict copies first, then copies, then deletes. */
 enum fs_action {
 	FA_NONE = 0,
-	FA_CONFLICT_A,	/* keep B's version at the name; A's goes to the conflict name */
-	FA_CONFLICT_B,	/* keep A's version at the name; B's goes to the conflict name */
+	FA_CONFLICT_A, /* keep B's version at the name; A's goes to the conflict name */
+	FA_CONFLICT_B, /* keep A's version at the name; B's goes to the conflict name */
 	FA_COPY_A_TO_B,
 	FA_COPY_B_TO_A,
 	FA_DELETE_ON_B,
 	FA_DELETE_ON_A,
-	FA_MERGE_VV,	/* same content, different vectors: just record the merged vector */
+	FA_MERGE_VV, /* same content, different vectors: just record the merged vector */
 };
 
 struct fs_side {

@@ -11,13 +11,13 @@
 
 /* "user@host:port" (user and port optional; port 22). */
 struct ssh_target {
-	char *user;	/* NULL: the local user name */
+	char *user; /* NULL: the local user name */
 	char *host;
 	int port;
 };
 
 int ssh_target_parse(const char *spec, struct ssh_target *t, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void ssh_target_clear(struct ssh_target *t);
 
 /*
@@ -37,7 +37,7 @@ int ssh_probe_hostkey(const struct ssh_target *t, const char *known_hosts, int t
  */
 int ssh_trust_host(const struct ssh_target *t, const char *known_hosts, int timeout,
     const char *expect_fp, int replace, char **fingerprint, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Create an ed25519 key pair at path (0600) and path.pub unless it exists. 1 created, 0 existed, -1 error. */
 int ssh_keygen(const char *path, char *err, size_t errlen) __attribute__((warn_unused_result));
@@ -54,11 +54,11 @@ struct ssh_conn;
  */
 struct ssh_conn *ssh_exec_open(const struct ssh_target *t, const char *identity,
     const char *known_hosts, int timeout, const char *command, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Blocking I/O on the channel: bytes (0 at EOF) or -1 with err. */
 ssize_t ssh_conn_read(struct ssh_conn *c, void *buf, size_t len, char *err, size_t errlen);
 int ssh_conn_write(struct ssh_conn *c, const void *buf, size_t len, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Bytes written and read on the channel since open. */
 unsigned long long ssh_conn_sent(const struct ssh_conn *c);
 unsigned long long ssh_conn_received(const struct ssh_conn *c);

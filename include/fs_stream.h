@@ -18,12 +18,12 @@ struct fs_stream {
 	void *io;
 	ssize_t (*io_read)(void *io, void *buf, size_t len, char *err, size_t errlen);
 	int (*io_write)(void *io, const void *buf, size_t len, char *err, size_t errlen);
-	struct buf in;		/* received, not yet decoded */
+	struct buf in; /* received, not yet decoded */
 	size_t in_off;
 	unsigned long long sent, received;
-	int zlevel;		/* zstd level for payloads, 0 = never */
-	long bwlimit;		/* bytes per second, 0 = unlimited */
-	double bw_start;	/* monotonic time of the first limited send */
+	int zlevel;      /* zstd level for payloads, 0 = never */
+	long bwlimit;    /* bytes per second, 0 = unlimited */
+	double bw_start; /* monotonic time of the first limited send */
 	unsigned long long bw_sent;
 };
 
@@ -33,7 +33,7 @@ int stream_send(struct fs_stream *s, enum frame_type type, const void *payload, 
     char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Receive one frame (blocking).  0, or -1 (EOF or error, message in err). */
 int stream_recv(struct fs_stream *s, struct frame *f, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Send a request and wait for its reply; an F_ERROR reply becomes -1 with its text in err. */
 int stream_call(struct fs_stream *s, enum frame_type type, const void *payload, size_t len,
     struct frame *reply, char *err, size_t errlen) __attribute__((warn_unused_result));

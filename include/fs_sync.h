@@ -28,14 +28,14 @@ struct folder_def {
 
 struct folder_stats {
 	long files, deleted, conflicts;
-	long long bytes;	/* file bytes moved */
-	long long wire;		/* bytes that crossed the transports */
-	long long reused;	/* bytes the receivers rebuilt from blocks they had */
+	long long bytes;  /* file bytes moved */
+	long long wire;   /* bytes that crossed the transports */
+	long long reused; /* bytes the receivers rebuilt from blocks they had */
 };
 
 /* 0, 1 when the folder does not exist, -1 on error. */
 int folder_load(PGconn *meta, const char *name, struct folder_def *out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void folder_def_free(struct folder_def *f);
 enum folder_type folder_type_parse(const char *s);
 const char *folder_type_name(enum folder_type t);

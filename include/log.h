@@ -30,7 +30,7 @@ const char *log_level_name(enum log_level lvl);
  * kept then).
  */
 int log_init(const char *logfile, enum log_level level, int use_syslog)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Reopen the log file (SIGUSR1, for logrotate).  */
 int log_reopen(void) __attribute__((warn_unused_result));
 void log_close(void);
@@ -45,10 +45,10 @@ void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-#define log_debug(...)                                  \
-	do {                                            \
-		if (log_get_level() >= LOG_LVL_DEBUG)   \
-			log_debug_(__VA_ARGS__);        \
+#define log_debug(...)                                \
+	do {                                          \
+		if (log_get_level() >= LOG_LVL_DEBUG) \
+			log_debug_(__VA_ARGS__);      \
 	} while (0)
 
 /* For the process that cannot go on: log, then exit(1).  */

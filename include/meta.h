@@ -12,9 +12,9 @@ struct config;
 
 struct node {
 	char *name;
-	char *conninfo;		/* never holds a password */
+	char *conninfo; /* never holds a password */
 	int has_secret;
-	char *ssh;		/* NULL when unset */
+	char *ssh; /* NULL when unset */
 	char *agent;
 	char *status;
 	int server_version;
@@ -25,27 +25,27 @@ int meta_schema_version(void);
 
 /* Connect to the metadata database named by the configuration. */
 PGconn *meta_connect(const struct config *cfg, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* -1 with a message unless the schema is installed at this version. */
 int meta_check_installed(PGconn *meta, const struct config *cfg, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /*
  * Create or upgrade the schema in one transaction.  *from / *to receive the
  * versions before and after.  0 or -1.
  */
 int meta_install(PGconn *meta, int *from, int *to, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* 0 found, 1 not found, -1 error.  Free with node_clear(). */
-int meta_node_get(PGconn *meta, const char *name, struct node *out, char *err,
-    size_t errlen) __attribute__((warn_unused_result));
+int meta_node_get(PGconn *meta, const char *name, struct node *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 void node_clear(struct node *n);
 /* Connect to a node with the secrets file.  NULL with a message naming the node. */
-PGconn *node_connect(const struct config *cfg, const struct node *n, char *err,
-    size_t errlen) __attribute__((warn_unused_result));
+PGconn *node_connect(const struct config *cfg, const struct node *n, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* 1 if a row exists for the query with one text parameter, 0 if not, -1 error. */
-int meta_exists(PGconn *meta, const char *sql, const char *param, char *err,
-    size_t errlen) __attribute__((warn_unused_result));
+int meta_exists(PGconn *meta, const char *sql, const char *param, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

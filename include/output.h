@@ -18,7 +18,7 @@ void output_table_n(FILE *fp, const PGresult *res, int nf);
  * Run sql (with params) and print its rows: a table, or with json a JSON
  * array of objects.  0 or -1 with the error printed.
  */
-int output_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
-    int json) __attribute__((warn_unused_result));
+int output_query(PGconn *conn, const char *sql, int nparams, const char *const *params, int json)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -27,7 +27,7 @@ int parse_valid_name(const char *s);
  * *schema and *table are malloc'ed; free().
  */
 int parse_qualified(const char *in, char **schema, char **table, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /*
  * Parse Bucardo's dbs= list: "a:source,b:target", roles optional (a bare
@@ -36,12 +36,11 @@ int parse_qualified(const char *in, char **schema, char **table, char *err, size
  * with a single source and no target.  *out is malloc'ed: members_free().
  */
 int parse_dbs(const char *in, struct member **out, int *n, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void members_free(struct member *m, int n);
 const char *role_name(enum role r);
 
 /* Decimal integer in [min, max]; 0 or -1. */
-int parse_long(const char *s, long min, long max, long *out)
-	__attribute__((warn_unused_result));
+int parse_long(const char *s, long min, long max, long *out) __attribute__((warn_unused_result));
 
 #endif

@@ -5,7 +5,7 @@
 #define REPCTL_SQL_EMBED_H
 
 struct sql_file {
-	const char *name;	/* "meta_001.sql" */
+	const char *name; /* "meta_001.sql" */
 	const char *text;
 };
 

@@ -12,8 +12,8 @@ struct config;
 
 struct sync_member {
 	char *node;
-	int source;	/* role source */
-	int target;	/* receives changes (targets, and sources of a multi-source sync) */
+	int source; /* role source */
+	int target; /* receives changes (targets, and sources of a multi-source sync) */
 };
 
 struct sync_def {
@@ -22,8 +22,8 @@ struct sync_def {
 	char *strategy;
 	char *conflict_column;
 	char *status;
-	int interval;		/* seconds, 0 = the configured default */
-	int onetimecopy;	/* 0 never, 1 fill new targets, 2 only their empty tables */
+	int interval;    /* seconds, 0 = the configured default */
+	int onetimecopy; /* 0 never, 1 fill new targets, 2 only their empty tables */
 	struct sync_member *m;
 	int nm;
 };
@@ -31,7 +31,7 @@ struct sync_def {
 struct run_stats {
 	long inserts, updates, deletes, conflicts;
 	int edges_ok, edges_failed;
-	int paused;		/* tables paused (schema drift, capture missing): a bad run */
+	int paused; /* tables paused (schema drift, capture missing): a bad run */
 };
 
 /* Connections to nodes, kept across runs; reconnects a broken one. */
@@ -53,7 +53,7 @@ void pool_drop(struct node_pool *p, const char *node);
 
 /* Load a sync; 0, 1 when it does not exist, -1 on error. */
 int sync_load(PGconn *meta, const char *name, struct sync_def *out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void sync_def_free(struct sync_def *s);
 
 /*
@@ -70,7 +70,7 @@ int sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
  * Keys changed on the sources and not yet applied to some target (summed
  * over edges); -1 with err when a source cannot be reached.
  */
-long sync_pending(struct node_pool *pool, PGconn *meta, const struct sync_def *s, char *err,
-    size_t errlen);
+long sync_pending(
+    struct node_pool *pool, PGconn *meta, const struct sync_def *s, char *err, size_t errlen);
 
 #endif

@@ -19,9 +19,9 @@ struct vv {
 
 enum vv_order {
 	VV_EQUAL = 0,
-	VV_DOMINATES = 1,	/* a is newer: it has seen everything b has */
-	VV_DOMINATED = -1,	/* b is newer */
-	VV_CONCURRENT = 2,	/* neither saw the other: a conflict */
+	VV_DOMINATES = 1,  /* a is newer: it has seen everything b has */
+	VV_DOMINATED = -1, /* b is newer */
+	VV_CONCURRENT = 2, /* neither saw the other: a conflict */
 };
 
 /* Parse jsonb text like {"a": 2, "b": 1}; NULL or "" is the empty vector. 0 or -1. */

@@ -14,6 +14,6 @@ void *xrealloc(void *p, size_t n) __attribute__((returns_nonnull));
 char *xstrdup(const char *s) __attribute__((malloc, returns_nonnull));
 char *xstrndup(const char *s, size_t n) __attribute__((malloc, returns_nonnull));
 char *xasprintf(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2), malloc, returns_nonnull));
+    __attribute__((format(printf, 1, 2), malloc, returns_nonnull));
 
 #endif

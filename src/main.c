@@ -56,8 +56,9 @@ main(int argc, char **argv)
 		} else if (a[0] == '-' && a[1] != '\0') {
 			char msg[256];
 
-			snprintf(msg, sizeof(msg), "unknown global option '%s' (valid: -c CONFIG, "
-						   "-v, -q, --help, --version)",
+			snprintf(msg, sizeof(msg),
+			    "unknown global option '%s' (valid: -c CONFIG, "
+			    "-v, -q, --help, --version)",
 			    a);
 			usage_error(msg);
 			return 2;

@@ -117,7 +117,8 @@ const struct cmd cli_commands[] = {
 	    "Create the coordinator's SSH key (ed25519, ssh.identity, default\n"
 	    "<state_dir>/ssh/id_ed25519) when missing, and print its public key line\n"
 	    "for the nodes' authorized_keys." },
-	{ "trust <node>", cmd_trust, M, "fingerprint= replace", "NODE [--fingerprint=SHA256:...] [--replace]",
+	{ "trust <node>", cmd_trust, M, "fingerprint= replace",
+	    "NODE [--fingerprint=SHA256:...] [--replace]",
 	    "Record NODE's SSH host key (from its ssh= setting) in the known-hosts file.\n"
 	    "The fingerprint is shown; with --fingerprint it must match, on a terminal\n"
 	    "you are asked to confirm, otherwise --fingerprint is required.  A changed\n"
@@ -153,8 +154,8 @@ const struct cmd cli_commands[] = {
 
 struct token {
 	char text[128];
-	int literal;	/* word (with |alternatives) or placeholder */
-	int optional;	/* [<x>] */
+	int literal;  /* word (with |alternatives) or placeholder */
+	int optional; /* [<x>] */
 };
 
 /* Split pattern into tokens; returns count. */
@@ -251,8 +252,7 @@ words_so_far(struct buf *b, char **argv, int n)
 }
 
 const struct cmd *
-cli_match(int argc, char **argv, struct args *args, int *consumed, char *err,
-    size_t errlen)
+cli_match(int argc, char **argv, struct args *args, int *consumed, char *err, size_t errlen)
 {
 	enum { MAXC = 64 };
 	int alive[MAXC], nalive = 0, level, i;
@@ -338,30 +338,30 @@ cli_match(int argc, char **argv, struct args *args, int *consumed, char *err,
 
 missing:
 unknown:
-ambiguous: {
-		struct buf b = BUF_INIT, ctx = BUF_INIT;
-		int k;
+ambiguous : {
+	struct buf b = BUF_INIT, ctx = BUF_INIT;
+	int k;
 
-		words_so_far(&ctx, argv, level);
-		for (k = 0; k < ncands; k++) {
-			if (word && !looks_like_option(word) && strncmp(cands[k], word, strlen(word)) != 0
-			    && nnext > 0)
-				continue;
-			buf_printf(&b, "%s%s", b.len ? ", " : "", cands[k]);
-		}
-		if (word == NULL || looks_like_option(word))
-			snprintf(err, errlen, "missing word%s%s%s; expected one of: %s",
-			    level ? " after '" : "", ctx.data ? ctx.data : "", level ? "'" : "", b.data);
-		else if (nnext == 0)
-			snprintf(err, errlen, "unknown word '%s'%s%s%s; valid words: %s", word,
-			    level ? " after '" : "", ctx.data ? ctx.data : "", level ? "'" : "", b.data);
-		else
-			snprintf(err, errlen, "ambiguous word '%s'%s%s%s: it could be %s", word,
-			    level ? " after '" : "", ctx.data ? ctx.data : "", level ? "'" : "", b.data);
-		buf_free(&b);
-		buf_free(&ctx);
-		return NULL;
+	words_so_far(&ctx, argv, level);
+	for (k = 0; k < ncands; k++) {
+		if (word && !looks_like_option(word) &&
+		    strncmp(cands[k], word, strlen(word)) != 0 && nnext > 0)
+			continue;
+		buf_printf(&b, "%s%s", b.len ? ", " : "", cands[k]);
 	}
+	if (word == NULL || looks_like_option(word))
+		snprintf(err, errlen, "missing word%s%s%s; expected one of: %s",
+		    level ? " after '" : "", ctx.data ? ctx.data : "", level ? "'" : "", b.data);
+	else if (nnext == 0)
+		snprintf(err, errlen, "unknown word '%s'%s%s%s; valid words: %s", word,
+		    level ? " after '" : "", ctx.data ? ctx.data : "", level ? "'" : "", b.data);
+	else
+		snprintf(err, errlen, "ambiguous word '%s'%s%s%s: it could be %s", word,
+		    level ? " after '" : "", ctx.data ? ctx.data : "", level ? "'" : "", b.data);
+	buf_free(&b);
+	buf_free(&ctx);
+	return NULL;
+}
 	}
 
 	found = &cli_commands[alive[0]];
@@ -382,8 +382,8 @@ ambiguous: {
 				cmd_words(&ctx, found);
 				snprintf(name, sizeof(name), "%.*s", (int)(n > 2 ? n - 2 : 0),
 				    toks[i].text + 1);
-				snprintf(err, errlen, "'%s' needs a %s; usage: repctl %s %s", ctx.data,
-				    name, ctx.data, found->usage);
+				snprintf(err, errlen, "'%s' needs a %s; usage: repctl %s %s",
+				    ctx.data, name, ctx.data, found->usage);
 				buf_free(&ctx);
 			}
 			cli_args_free(args);
@@ -428,8 +428,8 @@ spec_describe(const char *spec, struct buf *b)
 		size_t kl = strcspn(p, "= ");
 
 		if (!(n == 1 && *p == '*'))
-			buf_printf(b, "%s%.*s%s", b->len ? ", " : "", (int)kl, p,
-			    kl < n ? "=" : "");
+			buf_printf(
+			    b, "%s%.*s%s", b->len ? ", " : "", (int)kl, p, kl < n ? "=" : "");
 		p += n;
 		while (*p == ' ')
 			p++;
@@ -437,8 +437,8 @@ spec_describe(const char *spec, struct buf *b)
 }
 
 int
-cli_parse_args(const struct cmd *cmd, int argc, char **argv, struct args *args,
-    char *err, size_t errlen)
+cli_parse_args(
+    const struct cmd *cmd, int argc, char **argv, struct args *args, char *err, size_t errlen)
 {
 	int i, j, req;
 	const char *spec = cmd->opts;
@@ -465,8 +465,9 @@ cli_parse_args(const struct cmd *cmd, int argc, char **argv, struct args *args,
 				struct buf w = BUF_INIT;
 
 				cmd_words(&w, cmd);
-				snprintf(err, errlen, "unexpected argument '%s'; usage: repctl %s %s",
-				    argv[i], w.data, cmd->usage);
+				snprintf(err, errlen,
+				    "unexpected argument '%s'; usage: repctl %s %s", argv[i],
+				    w.data, cmd->usage);
 				buf_free(&w);
 				return -1;
 			}
@@ -498,7 +499,8 @@ cli_parse_args(const struct cmd *cmd, int argc, char **argv, struct args *args,
 			}
 		}
 		if (kind == 1 && eq) {
-			snprintf(err, errlen, "option '%s' takes no value (write --%s alone)", key, nkey);
+			snprintf(err, errlen, "option '%s' takes no value (write --%s alone)", key,
+			    nkey);
 			free(key);
 			return -1;
 		}
@@ -509,7 +511,8 @@ cli_parse_args(const struct cmd *cmd, int argc, char **argv, struct args *args,
 			else if (dashed && i + 1 < argc && argv[i + 1][0] != '-')
 				args->opts[args->nopts].value = xstrdup(argv[++i]);
 			else {
-				snprintf(err, errlen, "option '%s' needs a value (%s=VALUE)", key, nkey);
+				snprintf(
+				    err, errlen, "option '%s' needs a value (%s=VALUE)", key, nkey);
 				free(args->opts[args->nopts].key);
 				free(key);
 				return -1;
@@ -537,8 +540,9 @@ cli_parse_args(const struct cmd *cmd, int argc, char **argv, struct args *args,
 					struct buf w = BUF_INIT;
 
 					cmd_words(&w, cmd);
-					snprintf(err, errlen, "'%s' needs %s=...; usage: repctl %s %s",
-					    w.data, name, w.data, cmd->usage);
+					snprintf(err, errlen,
+					    "'%s' needs %s=...; usage: repctl %s %s", w.data, name,
+					    w.data, cmd->usage);
 					buf_free(&w);
 					return -1;
 				}
@@ -656,7 +660,8 @@ cli_help(int nwords, char **words)
 
 		for (i = 0; i < nwords; i++)
 			buf_printf(&b, "%s%s", i ? " " : "", words[i]);
-		fprintf(stderr, "repctl: error: no command '%s'; 'repctl help' lists them\n", b.data);
+		fprintf(
+		    stderr, "repctl: error: no command '%s'; 'repctl help' lists them\n", b.data);
 		buf_free(&b);
 		return 2;
 	}
@@ -703,8 +708,8 @@ cli_dispatch(struct cli_ctx *ctx, int argc, char **argv)
 			cmd_error("%s", err);
 			goto out;
 		}
-		if (cmd->flags & CMD_INSTALLED && meta_check_installed(ctx->meta, ctx->cfg, err,
-							 sizeof(err)) < 0) {
+		if (cmd->flags & CMD_INSTALLED &&
+		    meta_check_installed(ctx->meta, ctx->cfg, err, sizeof(err)) < 0) {
 			cmd_error("%s", err);
 			goto out;
 		}

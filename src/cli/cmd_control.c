@@ -92,8 +92,8 @@ static int
 sync_must_exist(struct cli_ctx *ctx, const char *name)
 {
 	char err[ERRLEN];
-	int e = meta_exists(ctx->meta, "SELECT 1 FROM repctl.sync WHERE name = $1", name, err,
-	    sizeof(err));
+	int e = meta_exists(
+	    ctx->meta, "SELECT 1 FROM repctl.sync WHERE name = $1", name, err, sizeof(err));
 
 	if (e < 0)
 		cmd_error("%s", err);
@@ -190,8 +190,9 @@ set_status(struct cli_ctx *ctx, const char *name, const char *status)
 
 	if (sync_must_exist(ctx, name) < 0)
 		return 1;
-	if (db_execp(ctx->meta, "UPDATE repctl.sync SET status = $2, updated_at = now() WHERE name = $1",
-		2, p, err, sizeof(err)) < 0) {
+	if (db_execp(ctx->meta,
+		"UPDATE repctl.sync SET status = $2, updated_at = now() WHERE name = $1", 2, p, err,
+		sizeof(err)) < 0) {
 		cmd_error("%s", err);
 		return 1;
 	}

@@ -34,8 +34,7 @@ CMD_HANDLER(cmd_agent)
 
 /* Parse "a:/path,b:/path" (nodes=) into members; types from "a:send-only,..." (type=). */
 static int
-parse_members(const char *nodes, const char *types, struct folder_def *f, char *err,
-    size_t errlen)
+parse_members(const char *nodes, const char *types, struct folder_def *f, char *err, size_t errlen)
 {
 	char *copy = xstrdup(nodes), *item, *rest = copy;
 
@@ -82,8 +81,9 @@ parse_members(const char *nodes, const char *types, struct folder_def *f, char *
 			*colon = '\0';
 			t = (int)folder_type_parse(colon + 1);
 			if (t < 0) {
-				snprintf(err, errlen, "type=: '%s' is not send-receive, send-only or "
-						      "receive-only",
+				snprintf(err, errlen,
+				    "type=: '%s' is not send-receive, send-only or "
+				    "receive-only",
 				    colon + 1);
 				goto fail;
 			}
@@ -114,24 +114,25 @@ CMD_HANDLER(cmd_add_folder)
 
 	memset(&f, 0, sizeof(f));
 	if (!parse_valid_name(name)) {
-		cmd_error("'%s' is not a valid folder name: use letters, digits, '_', '.' or '-'",
-		    name);
+		cmd_error(
+		    "'%s' is not a valid folder name: use letters, digits, '_', '.' or '-'", name);
 		return 1;
 	}
 	if (interval && parse_long(interval, 1, 86400, &iv) < 0) {
 		cmd_error("interval=%s: give seconds from 1 to 86400", interval);
 		return 1;
 	}
-	if (parse_members(args_get(args, "nodes"), args_get(args, "type"), &f, err,
-		sizeof(err)) < 0) {
-		cmd_error("add folder %s: %s\nusage: repctl add folder NAME "
-			  "nodes=NODE:/path,NODE:/path [ignore=...] [type=NODE:send-only]\nnothing was "
-			  "changed",
+	if (parse_members(args_get(args, "nodes"), args_get(args, "type"), &f, err, sizeof(err)) <
+	    0) {
+		cmd_error(
+		    "add folder %s: %s\nusage: repctl add folder NAME "
+		    "nodes=NODE:/path,NODE:/path [ignore=...] [type=NODE:send-only]\nnothing was "
+		    "changed",
 		    name, err);
 		goto out;
 	}
-	e = meta_exists(ctx->meta, "SELECT 1 FROM repctl.folder WHERE name = $1", name, err,
-	    sizeof(err));
+	e = meta_exists(
+	    ctx->meta, "SELECT 1 FROM repctl.folder WHERE name = $1", name, err, sizeof(err));
 	if (e != 0) {
 		cmd_error("%s", e < 0 ? err : "that folder exists already; 'repctl list folders'");
 		goto out;
@@ -140,8 +141,9 @@ CMD_HANDLER(cmd_add_folder)
 		e = meta_exists(ctx->meta, "SELECT 1 FROM repctl.node WHERE name = $1", f.m[i].node,
 		    err, sizeof(err));
 		if (e != 1) {
-			cmd_error("nodes=: no node '%s'\nhint: add it with 'repctl add database %s ...'; "
-				  "nothing was changed",
+			cmd_error(
+			    "nodes=: no node '%s'\nhint: add it with 'repctl add database %s ...'; "
+			    "nothing was changed",
 			    f.m[i].node, f.m[i].node);
 			goto out;
 		}
@@ -150,8 +152,9 @@ CMD_HANDLER(cmd_add_folder)
 		const char *p[3] = { name, ign ? ign : "", interval };
 
 		if (db_begin(ctx->meta, err, sizeof(err)) < 0 ||
-		    db_execp(ctx->meta, "INSERT INTO repctl.folder (name, ignore, interval_s) VALUES "
-					"($1, $2, $3::int)",
+		    db_execp(ctx->meta,
+			"INSERT INTO repctl.folder (name, ignore, interval_s) VALUES "
+			"($1, $2, $3::int)",
 			3, p, err, sizeof(err)) < 0)
 			goto fail;
 	}
@@ -188,8 +191,8 @@ CMD_HANDLER(cmd_remove_folder)
 {
 	char err[ERRLEN];
 	const char *p[1] = { args->words[0] };
-	PGresult *r = db_query(ctx->meta, "DELETE FROM repctl.folder WHERE name = $1 RETURNING 1", 1,
-	    p, err, sizeof(err));
+	PGresult *r = db_query(ctx->meta, "DELETE FROM repctl.folder WHERE name = $1 RETURNING 1",
+	    1, p, err, sizeof(err));
 
 	if (r == NULL) {
 		cmd_error("%s", err);

@@ -25,16 +25,16 @@
 #include "xmalloc.h"
 
 /* Tables of a node with their primary key (NULL when none), as text[]. */
-#define NODE_TABLES_SQL                                                                  \
-	"SELECT n.nspname::text, c.relname::text, c.relkind::text, "                      \
-	"(SELECT array_agg(a.attname::text ORDER BY k.ord) "                              \
-	"   FROM pg_catalog.pg_index i "                                                  \
-	"   CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) " \
+#define NODE_TABLES_SQL                                                                         \
+	"SELECT n.nspname::text, c.relname::text, c.relkind::text, "                            \
+	"(SELECT array_agg(a.attname::text ORDER BY k.ord) "                                    \
+	"   FROM pg_catalog.pg_index i "                                                        \
+	"   CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "     \
 	"   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum " \
-	"  WHERE i.indrelid = c.oid AND i.indisprimary)::text AS pk "                     \
-	"FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace " \
-	"WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition "          \
-	"  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'repctl') "          \
+	"  WHERE i.indrelid = c.oid AND i.indisprimary)::text AS pk "                           \
+	"FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "  \
+	"WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition "                \
+	"  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'repctl') "                \
 	"  AND n.nspname NOT LIKE 'pg\\_%' "
 
 /* Open node db; on failure print and return NULL. */
@@ -58,8 +58,8 @@ open_node(struct cli_ctx *ctx, const char *name, struct node *n)
 	if (c == NULL) {
 		const char *hint = db_connect_hint(err);
 
-		cmd_error("%s%s%s\nnothing was changed", err, hint ? "\nhint: " : "",
-		    hint ? hint : "");
+		cmd_error(
+		    "%s%s%s\nnothing was changed", err, hint ? "\nhint: " : "", hint ? hint : "");
 	}
 	return c;
 }
@@ -133,8 +133,8 @@ install_capture(PGconn *c, const char *node, const char *schema, const char *tab
 	char *had = capture_shadow(c, schema, table, err, errlen);
 
 	if (capture_install(c, node, schema, table, err, errlen) < 0) {
-		char *msg = xasprintf("installing capture of %s.%s on node '%s': %s", schema, table,
-		    node, err);
+		char *msg = xasprintf(
+		    "installing capture of %s.%s on node '%s': %s", schema, table, node, err);
 
 		snprintf(err, errlen, "%s", msg);
 		free(msg);
@@ -160,8 +160,10 @@ installed_finish(PGconn *c, struct installed *done, int undo)
 	int i;
 
 	for (i = 0; i < done->n; i++) {
-		if (undo && c && capture_remove(c, done->schema[i], done->table[i], err, sizeof(err)) < 0)
-			fprintf(stderr, "repctl: warning: could not take capture of %s.%s off again: %s\n",
+		if (undo && c &&
+		    capture_remove(c, done->schema[i], done->table[i], err, sizeof(err)) < 0)
+			fprintf(stderr,
+			    "repctl: warning: could not take capture of %s.%s off again: %s\n",
 			    done->schema[i], done->table[i], err);
 		free(done->schema[i]);
 		free(done->table[i]);
@@ -225,8 +227,8 @@ CMD_HANDLER(cmd_add_all_tables)
 		    db, schema ? " in schema '" : "", schema ? schema : "", schema ? "'" : "");
 		goto out;
 	}
-	if (db_begin(ctx->meta, err, sizeof(err)) < 0 || ensure_herd(ctx->meta, herd, err,
-							      sizeof(err)) < 0)
+	if (db_begin(ctx->meta, err, sizeof(err)) < 0 ||
+	    ensure_herd(ctx->meta, herd, err, sizeof(err)) < 0)
 		goto fail;
 	for (i = 0; i < PQntuples(r); i++) {
 		const char *s = PQgetvalue(r, i, 0), *t = PQgetvalue(r, i, 1);
@@ -282,8 +284,8 @@ CMD_HANDLER(cmd_add_table)
 	c = open_node(ctx, db, &n);
 	if (c == NULL)
 		goto out;
-	if (db_begin(ctx->meta, err, sizeof(err)) < 0 || ensure_herd(ctx->meta, herd, err,
-							      sizeof(err)) < 0)
+	if (db_begin(ctx->meta, err, sizeof(err)) < 0 ||
+	    ensure_herd(ctx->meta, herd, err, sizeof(err)) < 0)
 		goto fail;
 	for (i = 0; i < ntables; i++) {
 		const char *arg = i == 0 ? args->words[0] : args->pos[i - 1];
@@ -300,22 +302,25 @@ CMD_HANDLER(cmd_add_table)
 		params[1] = t;
 		r = db_query(c, NODE_TABLES_SQL "AND n.nspname = $1 AND c.relname = $2", 2, params,
 		    err, sizeof(err));
-		if (r == NULL || PQntuples(r) == 0 || strchr("rp", PQgetvalue(r, 0, 2)[0]) == NULL ||
-		    PQgetisnull(r, 0, 3)) {
+		if (r == NULL || PQntuples(r) == 0 ||
+		    strchr("rp", PQgetvalue(r, 0, 2)[0]) == NULL || PQgetisnull(r, 0, 3)) {
 			db_rollback(ctx->meta);
 			if (r == NULL)
 				cmd_error("node '%s': %s", db, err);
 			else if (PQntuples(r) == 0)
-				cmd_error("table %s.%s does not exist on node '%s'\nhint: check the "
-					  "name (quote mixed case as '\"Name\"'); nothing was changed",
+				cmd_error(
+				    "table %s.%s does not exist on node '%s'\nhint: check the "
+				    "name (quote mixed case as '\"Name\"'); nothing was changed",
 				    s, t, db);
 			else if (strchr("rp", PQgetvalue(r, 0, 2)[0]) == NULL)
-				cmd_error("%s.%s on node '%s' is %s; only tables replicate\nnothing "
-					  "was changed",
+				cmd_error(
+				    "%s.%s on node '%s' is %s; only tables replicate\nnothing "
+				    "was changed",
 				    s, t, db, kind_word(PQgetvalue(r, 0, 2)));
 			else
-				cmd_error("table %s.%s on node '%s' has no primary key\nhint: add one "
-					  "(ALTER TABLE ... ADD PRIMARY KEY); nothing was changed",
+				cmd_error(
+				    "table %s.%s on node '%s' has no primary key\nhint: add one "
+				    "(ALTER TABLE ... ADD PRIMARY KEY); nothing was changed",
 				    s, t, db);
 			PQclear(r);
 			free(s);
@@ -368,7 +373,8 @@ CMD_HANDLER(cmd_add_herd)
 	}
 	if (PQntuples(r) == 0) {
 		PQclear(r);
-		cmd_error("herd '%s' already exists\nhint: 'repctl list herds' shows the herds", herd);
+		cmd_error(
+		    "herd '%s' already exists\nhint: 'repctl list herds' shows the herds", herd);
 		return 1;
 	}
 	PQclear(r);
@@ -378,8 +384,7 @@ CMD_HANDLER(cmd_add_herd)
 
 /* Print an error and return -1 unless the named object exists. */
 static int
-must_exist(PGconn *meta, const char *what, const char *sql, const char *name,
-    const char *listcmd)
+must_exist(PGconn *meta, const char *what, const char *sql, const char *name, const char *listcmd)
 {
 	char err[ERRLEN];
 	int e = meta_exists(meta, sql, name, err, sizeof(err));
@@ -387,8 +392,8 @@ must_exist(PGconn *meta, const char *what, const char *sql, const char *name,
 	if (e < 0)
 		cmd_error("%s", err);
 	else if (e == 0)
-		cmd_error("no %s '%s'\nhint: '%s' shows them; nothing was changed", what, name,
-		    listcmd);
+		cmd_error(
+		    "no %s '%s'\nhint: '%s' shows them; nothing was changed", what, name, listcmd);
 	return e == 1 ? 0 : -1;
 }
 
@@ -398,11 +403,13 @@ CMD_HANDLER(cmd_remove_table)
 	const char *herd = args_get(args, "herd"), *db = args_get(args, "db");
 	int i, ntables = args->nwords + args->npos, total = 0, removed_capture = 0;
 
-	if (db && must_exist(ctx->meta, "node", "SELECT 1 FROM repctl.node WHERE name = $1", db,
-		      "repctl list databases") < 0)
+	if (db &&
+	    must_exist(ctx->meta, "node", "SELECT 1 FROM repctl.node WHERE name = $1", db,
+		"repctl list databases") < 0)
 		return 1;
-	if (herd && must_exist(ctx->meta, "herd", "SELECT 1 FROM repctl.herd WHERE name = $1",
-			herd, "repctl list herds") < 0)
+	if (herd &&
+	    must_exist(ctx->meta, "herd", "SELECT 1 FROM repctl.herd WHERE name = $1", herd,
+		"repctl list herds") < 0)
 		return 1;
 	if (db_begin(ctx->meta, err, sizeof(err)) < 0)
 		goto fail;
@@ -509,8 +516,9 @@ CMD_HANDLER(cmd_remove_herd)
 		return 1;
 	}
 	if (!PQgetisnull(r, 0, 0)) {
-		cmd_error("herd '%s' is used by sync(s) %s\nhint: remove those syncs first; nothing "
-			  "was changed",
+		cmd_error(
+		    "herd '%s' is used by sync(s) %s\nhint: remove those syncs first; nothing "
+		    "was changed",
 		    herd, PQgetvalue(r, 0, 0));
 		PQclear(r);
 		return 1;

@@ -26,8 +26,16 @@
 
 /* Connection keys a user may give, in the order they are written out. */
 static const char *const conn_keys[] = {
-	"service", "host", "port", "dbname", "user", "sslmode", "sslrootcert", "sslcert",
-	"sslkey", NULL,
+	"service",
+	"host",
+	"port",
+	"dbname",
+	"user",
+	"sslmode",
+	"sslrootcert",
+	"sslcert",
+	"sslkey",
+	NULL,
 };
 
 #define MIN_SERVER_VERSION 130000
@@ -65,8 +73,8 @@ check_ssh_agent(struct args *args)
  * (NULL when none).  Everything returned is malloc'ed.
  */
 static int
-build_conninfo(const char *base, struct args *args, char **conninfo, char **password,
-    char *err, size_t errlen)
+build_conninfo(
+    const char *base, struct args *args, char **conninfo, char **password, char *err, size_t errlen)
 {
 	PQconninfoOption *opts = NULL, *o;
 	char *msg = NULL;
@@ -108,7 +116,8 @@ build_conninfo(const char *base, struct args *args, char **conninfo, char **pass
 			db_conninfo_append(&b, o->keyword, o->val);
 	}
 	PQconninfoFree(opts);
-	if (b.len == 0 || (strstr(b.data, "dbname=") == NULL && strstr(b.data, "service=") == NULL)) {
+	if (b.len == 0 ||
+	    (strstr(b.data, "dbname=") == NULL && strstr(b.data, "service=") == NULL)) {
 		snprintf(err, errlen,
 		    "no database given; add dbname=DATABASE (and host=, port=, user=) or "
 		    "service=NAME");
@@ -133,8 +142,8 @@ build_conninfo(const char *base, struct args *args, char **conninfo, char **pass
  * which a password is stored (a service= resolves to its host and port).
  */
 static int
-check_node(const struct config *cfg, const char *name, const char *conninfo,
-    const char *password, struct secret_key *key)
+check_node(const struct config *cfg, const char *name, const char *conninfo, const char *password,
+    struct secret_key *key)
 {
 	char err[ERRLEN];
 	PGconn *c = db_connect(conninfo, "repctl", cfg->secrets_file, password,
@@ -259,7 +268,8 @@ CMD_HANDLER(cmd_update_database)
 		if (found < 0)
 			cmd_error("%s", err);
 		else
-			cmd_error("no node '%s'\nhint: 'repctl list databases' shows the nodes", name);
+			cmd_error(
+			    "no node '%s'\nhint: 'repctl list databases' shows the nodes", name);
 		node_clear(&n);
 		return 1;
 	}
@@ -271,7 +281,8 @@ CMD_HANDLER(cmd_update_database)
 	if (check_ssh_agent(args) < 0)
 		goto out;
 	for (i = 0; i < args->nopts; i++)
-		if (strcmp(args->opts[i].key, "status") != 0 && strcmp(args->opts[i].key, "ssh") != 0 &&
+		if (strcmp(args->opts[i].key, "status") != 0 &&
+		    strcmp(args->opts[i].key, "ssh") != 0 &&
 		    strcmp(args->opts[i].key, "agent") != 0)
 			conn_change = 1;
 	if (conn_change) {
@@ -333,13 +344,14 @@ CMD_HANDLER(cmd_remove_database)
 		if (found < 0)
 			cmd_error("%s", err);
 		else
-			cmd_error("no node '%s'\nhint: 'repctl list databases' shows the nodes", name);
+			cmd_error(
+			    "no node '%s'\nhint: 'repctl list databases' shows the nodes", name);
 		node_clear(&n);
 		return 1;
 	}
 	r = db_query(ctx->meta,
-	    "SELECT string_agg(sync, ', ' ORDER BY sync) FROM repctl.sync_node WHERE node = $1",
-	    1, params, err, sizeof(err));
+	    "SELECT string_agg(sync, ', ' ORDER BY sync) FROM repctl.sync_node WHERE node = $1", 1,
+	    params, err, sizeof(err));
 	if (r == NULL)
 		goto fail;
 	if (!PQgetisnull(r, 0, 0)) {
@@ -362,8 +374,8 @@ CMD_HANDLER(cmd_remove_database)
 			    err);
 		else if (capture_remove_all(c, err, sizeof(err)) < 0) {
 			db_close(c);
-			cmd_error("removing capture from node '%s': %s\nnothing was changed", name,
-			    err);
+			cmd_error(
+			    "removing capture from node '%s': %s\nnothing was changed", name, err);
 			goto out;
 		}
 		db_close(c);
@@ -375,8 +387,8 @@ CMD_HANDLER(cmd_remove_database)
 	if (n.has_secret) {
 		/* drop the password unless another node connects the same way */
 		int shared = meta_exists(ctx->meta,
-		    "SELECT 1 FROM repctl.node WHERE conninfo = $1 AND has_secret", n.conninfo,
-		    err, sizeof(err));
+		    "SELECT 1 FROM repctl.node WHERE conninfo = $1 AND has_secret", n.conninfo, err,
+		    sizeof(err));
 
 		if (shared < 0)
 			goto fail;

@@ -143,12 +143,13 @@ CMD_HANDLER(cmd_trust)
 	}
 	if (given == NULL) {
 		if (!isatty(STDIN_FILENO)) {
-			cmd_error("the host key of node '%s' %s: %s; nothing was written\n"
-				  "hint: check it on the node (" HOSTKEY_HINT ") and run "
-				  "'repctl trust %s%s --fingerprint=%s' (stdin is not a terminal, so "
-				  "it cannot be confirmed here)",
-			    name, state == 2 ? "has changed" : "is not known", fp,
-			    name, replace ? " --replace" : "", fp);
+			cmd_error(
+			    "the host key of node '%s' %s: %s; nothing was written\n"
+			    "hint: check it on the node (" HOSTKEY_HINT ") and run "
+			    "'repctl trust %s%s --fingerprint=%s' (stdin is not a terminal, so "
+			    "it cannot be confirmed here)",
+			    name, state == 2 ? "has changed" : "is not known", fp, name,
+			    replace ? " --replace" : "", fp);
 			goto out;
 		}
 		if (!confirm(state == 2 ? "replace the recorded key with this one? [y/N] "
@@ -157,13 +158,13 @@ CMD_HANDLER(cmd_trust)
 			goto out;
 		}
 	}
-	if (ssh_trust_host(&t, kh, ctx->cfg->ssh_timeout, fp, replace, &recorded, err,
-		sizeof(err)) < 0) {
+	if (ssh_trust_host(
+		&t, kh, ctx->cfg->ssh_timeout, fp, replace, &recorded, err, sizeof(err)) < 0) {
 		cmd_error("node '%s': %s", name, err);
 		goto out;
 	}
-	printf("%s host key %s of node '%s' in %s\n", state == 2 ? "replaced: recorded" : "recorded",
-	    recorded, name, kh);
+	printf("%s host key %s of node '%s' in %s\n",
+	    state == 2 ? "replaced: recorded" : "recorded", recorded, name, kh);
 	rc = 0;
 out:
 	free(fp);

@@ -25,7 +25,7 @@
 
 /* Settings shared by add and update: checked into normalised text. */
 struct sync_settings {
-	const char *strategy;	/* native name */
+	const char *strategy; /* native name */
 	const char *conflict_column;
 	const char *interval;
 	const char *onetimecopy;
@@ -68,7 +68,8 @@ check_settings(struct args *args, struct sync_settings *s, int updating)
 	}
 	if (status && strcmp(status, "active") != 0 && strcmp(status, "inactive") != 0 &&
 	    !(updating && strcmp(status, "paused") == 0)) {
-		cmd_error("status=%s: use active or inactive%s", status, updating ? " (or paused)" : "");
+		cmd_error(
+		    "status=%s: use active or inactive%s", status, updating ? " (or paused)" : "");
 		return -1;
 	}
 	s->status = status;
@@ -126,19 +127,20 @@ CMD_HANDLER(cmd_add_sync)
 		cmd_error("add sync %s: %s\nnothing was changed", name, err);
 		return 1;
 	}
-	e = meta_exists(ctx->meta, "SELECT 1 FROM repctl.sync WHERE name = $1", name, err,
-	    sizeof(err));
+	e = meta_exists(
+	    ctx->meta, "SELECT 1 FROM repctl.sync WHERE name = $1", name, err, sizeof(err));
 	if (e != 0) {
 		if (e < 0)
 			cmd_error("%s", err);
 		else
-			cmd_error("sync '%s' already exists\nhint: 'repctl update sync %s ...' changes "
-				  "it, 'repctl remove sync %s' removes it",
+			cmd_error(
+			    "sync '%s' already exists\nhint: 'repctl update sync %s ...' changes "
+			    "it, 'repctl remove sync %s' removes it",
 			    name, name, name);
 		goto out;
 	}
-	e = meta_exists(ctx->meta, "SELECT 1 FROM repctl.herd WHERE name = $1", herd, err,
-	    sizeof(err));
+	e = meta_exists(
+	    ctx->meta, "SELECT 1 FROM repctl.herd WHERE name = $1", herd, err, sizeof(err));
 	if (e != 1) {
 		if (e < 0)
 			cmd_error("%s", err);
@@ -148,8 +150,8 @@ CMD_HANDLER(cmd_add_sync)
 			    herd, herd);
 		goto out;
 	}
-	e = meta_exists(ctx->meta, "SELECT 1 FROM repctl.herd_table WHERE herd = $1", herd, err,
-	    sizeof(err));
+	e = meta_exists(
+	    ctx->meta, "SELECT 1 FROM repctl.herd_table WHERE herd = $1", herd, err, sizeof(err));
 	if (e != 1) {
 		if (e < 0)
 			cmd_error("%s", err);
@@ -166,8 +168,9 @@ CMD_HANDLER(cmd_add_sync)
 			if (e < 0)
 				cmd_error("%s", err);
 			else
-				cmd_error("dbs=: no node '%s'\nhint: add it with 'repctl add database "
-					  "%s dbname=... host=...'; nothing was changed",
+				cmd_error(
+				    "dbs=: no node '%s'\nhint: add it with 'repctl add database "
+				    "%s dbname=... host=...'; nothing was changed",
 				    m[i].node, m[i].node);
 			goto out;
 		}
@@ -183,8 +186,8 @@ CMD_HANDLER(cmd_add_sync)
 			"INSERT INTO repctl.sync (name, herd, strategy, conflict_column, interval_s, "
 			"onetimecopy) VALUES ($1, $2, $3, $4, $5::int, $6::int)",
 			6, p, err, sizeof(err)) < 0 ||
-		    db_execp(ctx->meta, "UPDATE repctl.sync SET status = $2 WHERE name = $1", 2, pst,
-			err, sizeof(err)) < 0)
+		    db_execp(ctx->meta, "UPDATE repctl.sync SET status = $2 WHERE name = $1", 2,
+			pst, err, sizeof(err)) < 0)
 			goto fail;
 	}
 	for (i = 0; i < nm; i++) {
@@ -228,8 +231,8 @@ CMD_HANDLER(cmd_update_sync)
 	}
 	if (check_settings(args, &s, 1) < 0)
 		return 1;
-	e = meta_exists(ctx->meta, "SELECT 1 FROM repctl.sync WHERE name = $1", name, err,
-	    sizeof(err));
+	e = meta_exists(
+	    ctx->meta, "SELECT 1 FROM repctl.sync WHERE name = $1", name, err, sizeof(err));
 	if (e != 1) {
 		if (e < 0)
 			cmd_error("%s", err);
@@ -238,8 +241,8 @@ CMD_HANDLER(cmd_update_sync)
 		return 1;
 	}
 	if (herd) {
-		e = meta_exists(ctx->meta, "SELECT 1 FROM repctl.herd WHERE name = $1", herd, err,
-		    sizeof(err));
+		e = meta_exists(
+		    ctx->meta, "SELECT 1 FROM repctl.herd WHERE name = $1", herd, err, sizeof(err));
 		if (e != 1) {
 			cmd_error("no herd '%s'%s%s", herd, e < 0 ? ": " : "", e < 0 ? err : "");
 			return 1;

@@ -23,7 +23,7 @@
 
 struct vnode {
 	char *name;
-	PGconn *conn;	/* NULL when unreachable */
+	PGconn *conn; /* NULL when unreachable */
 	int version;
 	int super;
 	int privileges_checked;
@@ -34,7 +34,7 @@ struct vctx {
 	struct vnode *nodes;
 	int nnodes;
 	int problems;
-	char **checked;	/* "schema.table|node,node" already checked (syncs share herds) */
+	char **checked; /* "schema.table|node,node" already checked (syncs share herds) */
 	int nchecked;
 };
 
@@ -52,8 +52,7 @@ seen(struct vctx *v, const char *key)
 	return 0;
 }
 
-static void
-problem(struct vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(struct vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 problem(struct vctx *v, const char *fmt, ...)
@@ -139,9 +138,8 @@ check_node_privileges(struct vctx *v, struct vnode *vn)
 		    vn->name, vn->version / 10000);
 		return;
 	}
-	s = db_value(vn->conn,
-	    "SELECT has_parameter_privilege('session_replication_role', 'SET')", 0, NULL, err,
-	    sizeof(err));
+	s = db_value(vn->conn, "SELECT has_parameter_privilege('session_replication_role', 'SET')",
+	    0, NULL, err, sizeof(err));
 	if (s == NULL || s[0] != 't')
 		problem(v,
 		    "node '%s': the replication user may not set session_replication_role\n"
@@ -175,8 +173,8 @@ table_info(PGconn *c, const char *schema, const char *table, char *err, size_t e
 
 /* Report columns of a that b lacks, and (with types) those typed differently. */
 static void
-diff_columns(struct vctx *v, const char *tname, const char *an, const char *acols,
-    const char *bn, const char *bcols, int types)
+diff_columns(struct vctx *v, const char *tname, const char *an, const char *acols, const char *bn,
+    const char *bcols, int types)
 {
 	char *copy = xstrdup(acols), *line, *save = NULL;
 
@@ -251,30 +249,36 @@ check_table(struct vctx *v, const char *schema, const char *table, const char *q
 			continue;
 		}
 		if (PQgetisnull(r, 0, 1))
-			problem(v, "table %s has no primary key on node '%s'\n  hint: ALTER TABLE %s "
-				   "ADD PRIMARY KEY (%s)",
+			problem(v,
+			    "table %s has no primary key on node '%s'\n  hint: ALTER TABLE %s "
+			    "ADD PRIMARY KEY (%s)",
 			    tname, vn->name, tname, reg_pk);
 		else if (ref_pk == NULL) {
 			ref_pk = xstrdup(PQgetvalue(r, 0, 1));
 		} else if (strcmp(ref_pk, PQgetvalue(r, 0, 1)) != 0) {
-			problem(v, "table %s: primary key %s on node '%s' but %s on node '%s'\n  hint: "
-				   "the key must be the same columns on every node",
+			problem(v,
+			    "table %s: primary key %s on node '%s' but %s on node '%s'\n  hint: "
+			    "the key must be the same columns on every node",
 			    tname, ref_pk, ref_node, PQgetvalue(r, 0, 1), vn->name);
 		}
 		if (ref_cols == NULL) {
 			ref_cols = xstrdup(PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0));
 			ref_node = nodes[i];
 		} else if (strcmp(ref_cols, PQgetvalue(r, 0, 0)) != 0) {
-			diff_columns(v, tname, ref_node, ref_cols, vn->name, PQgetvalue(r, 0, 0), 1);
-			diff_columns(v, tname, vn->name, PQgetvalue(r, 0, 0), ref_node, ref_cols, 0);
+			diff_columns(
+			    v, tname, ref_node, ref_cols, vn->name, PQgetvalue(r, 0, 0), 1);
+			diff_columns(
+			    v, tname, vn->name, PQgetvalue(r, 0, 0), ref_node, ref_cols, 0);
 		}
 		if (!vn->super) {
 			for (p = 0; p < 5; p++)
 				if (PQgetvalue(r, 0, 2 + p)[0] != 't')
-					buf_printf(&missing, "%s%s", missing.len ? ", " : "", privs[p]);
+					buf_printf(
+					    &missing, "%s%s", missing.len ? ", " : "", privs[p]);
 			if (missing.len)
-				problem(v, "node '%s': the replication user lacks %s on %s\n  hint: "
-					   "GRANT %s ON %s TO <user>;",
+				problem(v,
+				    "node '%s': the replication user lacks %s on %s\n  hint: "
+				    "GRANT %s ON %s TO <user>;",
 				    vn->name, missing.data, tname, missing.data, tname);
 			if (PQgetvalue(r, 0, 7)[0] != 't')
 				problem(v,
@@ -299,9 +303,9 @@ check_sync(struct vctx *v, const char *sync)
 	PGresult *nodes, *tables;
 	int i, j, before = v->problems;
 
-	nodes = db_query(v->cli->meta,
-	    "SELECT node FROM repctl.sync_node WHERE sync = $1 ORDER BY ord", 1, params, err,
-	    sizeof(err));
+	nodes =
+	    db_query(v->cli->meta, "SELECT node FROM repctl.sync_node WHERE sync = $1 ORDER BY ord",
+		1, params, err, sizeof(err));
 	tables = db_query(v->cli->meta,
 	    "SELECT t.schema_name, t.table_name, min(t.pk_columns::text), "
 	    "  array_agg(t.node ORDER BY t.node)::text, s.herd, "
@@ -323,8 +327,9 @@ check_sync(struct vctx *v, const char *sync)
 		}
 	}
 	if (PQntuples(tables) == 0)
-		problem(v, "sync '%s': no table of its herd is registered on its nodes\n  hint: "
-			   "'repctl add all tables --herd=... --db=NODE' for each node",
+		problem(v,
+		    "sync '%s': no table of its herd is registered on its nodes\n  hint: "
+		    "'repctl add all tables --herd=... --db=NODE' for each node",
 		    sync);
 	for (i = 0; i < PQntuples(tables); i++) {
 		/* nodes of this sync that registered the table */

@@ -55,8 +55,8 @@ static const struct {
 };
 
 const char *const compat_strategy_words =
-	"latest, first, source, target, skip, abort (or Bucardo's bucardo_latest, "
-	"bucardo_first, bucardo_source, bucardo_target, bucardo_skip, bucardo_abort)";
+    "latest, first, source, target, skip, abort (or Bucardo's bucardo_latest, "
+    "bucardo_first, bucardo_source, bucardo_target, bucardo_skip, bucardo_abort)";
 
 const char *
 compat_strategy(const char *name)

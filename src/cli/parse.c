@@ -148,8 +148,8 @@ parse_dbs(const char *in, struct member **out, int *n, char *err, size_t errlen)
 		enum role role = cnt == 0 ? ROLE_SOURCE : ROLE_TARGET;
 
 		if (*item == '\0') {
-			snprintf(err, errlen, "dbs=%s: item %d is empty; write dbs=A:source,B:target",
-			    in, cnt + 1);
+			snprintf(err, errlen,
+			    "dbs=%s: item %d is empty; write dbs=A:source,B:target", in, cnt + 1);
 			goto fail;
 		}
 		if (colon) {
@@ -167,8 +167,9 @@ parse_dbs(const char *in, struct member **out, int *n, char *err, size_t errlen)
 			}
 		}
 		if (!parse_valid_name(item)) {
-			snprintf(err, errlen, "dbs=: '%s' is not a node name; write "
-					      "dbs=A:source,B:target",
+			snprintf(err, errlen,
+			    "dbs=: '%s' is not a node name; write "
+			    "dbs=A:source,B:target",
 			    item);
 			goto fail;
 		}
@@ -188,8 +189,9 @@ parse_dbs(const char *in, struct member **out, int *n, char *err, size_t errlen)
 			ntgt++;
 	}
 	if (cnt < 2) {
-		snprintf(err, errlen, "dbs=%s: a sync needs at least two nodes, e.g. "
-				      "dbs=A:source,B:target",
+		snprintf(err, errlen,
+		    "dbs=%s: a sync needs at least two nodes, e.g. "
+		    "dbs=A:source,B:target",
 		    in);
 		goto fail;
 	}

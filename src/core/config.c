@@ -40,8 +40,7 @@ const struct config_key config_keys[] = {
 	    "pid file, log, secrets, ssh keys (env REPCTL_STATE_DIR overrides)" },
 	{ "log_file", CFG_STRING, OFF(log_file), "", 0, 0, 1,
 	    "daemon log file; empty: <state_dir>/repctl.log" },
-	{ "log_level", CFG_STRING, OFF(log_level), "info", 0, 0, 1,
-	    "error, warn, info or debug" },
+	{ "log_level", CFG_STRING, OFF(log_level), "info", 0, 0, 1, "error, warn, info or debug" },
 	{ "log_syslog", CFG_BOOL, OFF(log_syslog), "false", 0, 1, 1,
 	    "log to syslog (facility daemon) instead of log_file" },
 	{ "pid_file", CFG_STRING, OFF(pid_file), "", 0, 0, 0,
@@ -54,8 +53,7 @@ const struct config_key config_keys[] = {
 	    "seconds to wait for a node to accept a connection" },
 	{ "retry.min", CFG_INT, OFF(retry_min), "1", 1, 3600, 1,
 	    "first backoff after a failed run, seconds (doubles each failure)" },
-	{ "retry.max", CFG_INT, OFF(retry_max), "60", 1, 86400, 1,
-	    "backoff ceiling, seconds" },
+	{ "retry.max", CFG_INT, OFF(retry_max), "60", 1, 86400, 1, "backoff ceiling, seconds" },
 	{ "circuit.failures", CFG_INT, OFF(circuit_failures), "5", 1, 1000, 1,
 	    "consecutive failures that open a node's circuit breaker" },
 	{ "circuit.reset", CFG_INT, OFF(circuit_reset), "300", 1, 86400, 1,
@@ -123,16 +121,12 @@ set_default(struct config *cfg, const struct config_key *k)
 	long v = 0;
 
 	switch (k->type) {
-	case CFG_STRING:
-		*field_str(cfg, k) = xstrdup(k->def);
-		break;
+	case CFG_STRING: *field_str(cfg, k) = xstrdup(k->def); break;
 	case CFG_INT:
 		(void)parse_int_text(k->def, &v);
 		*field_int(cfg, k) = (int)v;
 		break;
-	case CFG_BOOL:
-		*field_int(cfg, k) = strcmp(k->def, "true") == 0;
-		break;
+	case CFG_BOOL: *field_int(cfg, k) = strcmp(k->def, "true") == 0; break;
 	}
 }
 
@@ -199,8 +193,8 @@ type_word(enum config_type t)
  * root).
  */
 static int
-apply_group(struct config *cfg, config_setting_t *group, const char *prefix,
-    const char *file, char *err, size_t errlen)
+apply_group(struct config *cfg, config_setting_t *group, const char *prefix, const char *file,
+    char *err, size_t errlen)
 {
 	int i, n = config_setting_length(group);
 
@@ -255,19 +249,18 @@ apply_group(struct config *cfg, config_setting_t *group, const char *prefix,
 			break;
 		}
 		continue;
-unknown: {
-		struct buf b = BUF_INIT;
+unknown : {
+	struct buf b = BUF_INIT;
 
-		valid_keys_under(&b, *prefix ? prefix : NULL);
-		snprintf(err, errlen, "%s:%d: unknown key '%s'%s%s%s; valid keys here: %s",
-		    file, line, path, *prefix ? " in group '" : "", prefix,
-		    *prefix ? "'" : "", b.data);
-		buf_free(&b);
-		return -1;
-	}
+	valid_keys_under(&b, *prefix ? prefix : NULL);
+	snprintf(err, errlen, "%s:%d: unknown key '%s'%s%s%s; valid keys here: %s", file, line,
+	    path, *prefix ? " in group '" : "", prefix, *prefix ? "'" : "", b.data);
+	buf_free(&b);
+	return -1;
+}
 badtype:
-		snprintf(err, errlen, "%s:%d: '%s' must be %s (see repctl.conf.example)",
-		    file, line, path, type_word(k->type));
+		snprintf(err, errlen, "%s:%d: '%s' must be %s (see repctl.conf.example)", file,
+		    line, path, type_word(k->type));
 		return -1;
 	}
 	return 0;
@@ -292,8 +285,7 @@ env_override(char **field, const char *value)
 }
 
 struct config *
-config_load(const char *path, char *(*env_lookup)(const char *), char *err,
-    size_t errlen)
+config_load(const char *path, char *(*env_lookup)(const char *), char *err, size_t errlen)
 {
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
 	const struct config_key *k;
@@ -312,7 +304,7 @@ config_load(const char *path, char *(*env_lookup)(const char *), char *err,
 			file = SYSCONFDIR "/repctl.conf";
 	}
 	if (!explicit && access(file, F_OK) != 0)
-		file = NULL;	/* the installed default is optional */
+		file = NULL; /* the installed default is optional */
 
 	if (file != NULL) {
 		FILE *fp = fopen(file, "r");
@@ -388,9 +380,7 @@ config_print(const struct config *cfg)
 				printf("%s = \"%s\"\n", k->name, *(char *const *)p);
 			}
 			break;
-		case CFG_INT:
-			printf("%s = %d\n", k->name, *(const int *)p);
-			break;
+		case CFG_INT: printf("%s = %d\n", k->name, *(const int *)p); break;
 		case CFG_BOOL:
 			printf("%s = %s\n", k->name, *(const int *)p ? "true" : "false");
 			break;

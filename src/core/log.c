@@ -19,7 +19,7 @@
 #include "log.h"
 
 static struct {
-	FILE *fp;	/* NULL: stderr */
+	FILE *fp; /* NULL: stderr */
 	char *path;
 	enum log_level level;
 	int syslog;
@@ -148,8 +148,8 @@ emit(enum log_level lvl, const char *msg)
 		clock_gettime(CLOCK_REALTIME, &now);
 		localtime_r(&now.tv_sec, &tm);
 		strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", &tm);
-		fprintf(logstate.fp, "%s.%03ld [%ld] %s: %s%s%s\n", ts,
-		    now.tv_nsec / 1000000, (long)getpid(), level_names[lvl], ctx, sep, msg);
+		fprintf(logstate.fp, "%s.%03ld [%ld] %s: %s%s%s\n", ts, now.tv_nsec / 1000000,
+		    (long)getpid(), level_names[lvl], ctx, sep, msg);
 	} else if (lvl == LOG_LVL_INFO) {
 		fprintf(stderr, "repctl: %s%s%s\n", ctx, sep, msg);
 	} else {

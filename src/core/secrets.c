@@ -176,8 +176,7 @@ key_prefix(struct buf *b, const struct secret_key *k)
 
 /* Rewrite the file without k's line, plus newline (when not NULL). */
 static int
-rewrite(const char *path, const struct secret_key *k, const char *newline, char *err,
-    size_t errlen)
+rewrite(const char *path, const struct secret_key *k, const char *newline, char *err, size_t errlen)
 {
 	struct buf prefix = BUF_INIT, out = BUF_INIT;
 	char *tmp = xasprintf("%s.tmp", path), *dir = xstrdup(path), *slash;
@@ -216,8 +215,8 @@ rewrite(const char *path, const struct secret_key *k, const char *newline, char 
 	close(fd);
 	fd = -1;
 	if (rename(tmp, path) < 0) {
-		snprintf(err, errlen, "cannot replace secrets file \"%s\": %s", path,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "cannot replace secrets file \"%s\": %s", path, strerror(errno));
 		goto out;
 	}
 	rc = 0;
@@ -234,8 +233,8 @@ out:
 }
 
 int
-secrets_put(const char *path, const struct secret_key *k, const char *password, char *err,
-    size_t errlen)
+secrets_put(
+    const char *path, const struct secret_key *k, const char *password, char *err, size_t errlen)
 {
 	struct buf line = BUF_INIT;
 	int rc;

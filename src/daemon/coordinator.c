@@ -57,10 +57,10 @@ coordinator_pid(const struct config *cfg)
 }
 
 struct worker {
-	char *sync;		/* the sync's or the folder's name */
-	int folder;		/* 1: a folder worker */
+	char *sync; /* the sync's or the folder's name */
+	int folder; /* 1: a folder worker */
 	pid_t pid;
-	time_t restart_at;	/* when to start it again after an exit */
+	time_t restart_at; /* when to start it again after an exit */
 };
 
 struct coord {
@@ -80,11 +80,12 @@ spawn(struct coord *c, struct worker *w)
 	}
 	if (pid == 0) {
 		signal(SIGCHLD, SIG_DFL);
-		_exit(w->folder ? folder_worker_main(c->cfg, w->sync) : worker_main(c->cfg, w->sync));
+		_exit(
+		    w->folder ? folder_worker_main(c->cfg, w->sync) : worker_main(c->cfg, w->sync));
 	}
 	w->pid = pid;
-	log_info("%s %s: worker started (pid %ld)", w->folder ? "folder" : "sync", w->sync,
-	    (long)pid);
+	log_info(
+	    "%s %s: worker started (pid %ld)", w->folder ? "folder" : "sync", w->sync, (long)pid);
 	return pid;
 }
 
@@ -224,20 +225,23 @@ coordinator_main(struct config *cfg, int ready_fd)
 					continue;
 				c.w[i].pid = 0;
 				if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-					log_info("%s %s: worker exited", c.w[i].folder ? "folder" : "sync",
-					    c.w[i].sync);
+					log_info("%s %s: worker exited",
+					    c.w[i].folder ? "folder" : "sync", c.w[i].sync);
 					c.w[i].restart_at = 0;
 				} else {
 					log_warnx("%s %s: worker died (%s %d), restarting in %ds",
-					    c.w[i].folder ? "folder" : "sync", c.w[i].sync, WIFSIGNALED(status) ? "signal" : "status",
-					    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+					    c.w[i].folder ? "folder" : "sync", c.w[i].sync,
+					    WIFSIGNALED(status) ? "signal" : "status",
+					    WIFSIGNALED(status) ? WTERMSIG(status)
+								: WEXITSTATUS(status),
 					    cfg->retry_min);
 					c.w[i].restart_at = time(NULL) + cfg->retry_min;
 				}
 			}
 		}
 		for (i = 0; i < c.nw; i++)
-			if (c.w[i].pid == 0 && c.w[i].restart_at && time(NULL) >= c.w[i].restart_at) {
+			if (c.w[i].pid == 0 && c.w[i].restart_at &&
+			    time(NULL) >= c.w[i].restart_at) {
 				c.w[i].restart_at = 0;
 				spawn(&c, &c.w[i]);
 			}
@@ -253,7 +257,8 @@ coordinator_main(struct config *cfg, int ready_fd)
 			log_info("got SIGHUP, reloading syncs");
 			ncfg = config_load(cfg->path, getenv, err, sizeof(err));
 			if (ncfg == NULL)
-				log_warnx("configuration not reloaded, keeping the old one: %s", err);
+				log_warnx(
+				    "configuration not reloaded, keeping the old one: %s", err);
 			stop_workers(&c);
 			if (ncfg) {
 				/* reloadable keys only; paths and meta stay */
@@ -289,8 +294,9 @@ coordinator_start(struct config *cfg, const char *config_path, int foreground)
 
 	(void)config_path;
 	if (pid) {
-		fprintf(stderr, "repctl: error: the coordinator is already running (pid %ld, pid file "
-				"%s)\nhint: 'repctl stop' stops it, 'repctl reload' rereads the syncs\n",
+		fprintf(stderr,
+		    "repctl: error: the coordinator is already running (pid %ld, pid file "
+		    "%s)\nhint: 'repctl stop' stops it, 'repctl reload' rereads the syncs\n",
 		    pid, cfg->pid_file);
 		return 1;
 	}
@@ -312,8 +318,8 @@ coordinator_start(struct config *cfg, const char *config_path, int foreground)
 	}
 	if (foreground) {
 		log_set_level((enum log_level)log_level_parse(cfg->log_level));
-		if (cfg->log_syslog && log_init(NULL, (enum log_level)log_level_parse(cfg->log_level),
-					   1) < 0)
+		if (cfg->log_syslog &&
+		    log_init(NULL, (enum log_level)log_level_parse(cfg->log_level), 1) < 0)
 			return 1;
 		return coordinator_main(cfg, -1);
 	}
@@ -333,8 +339,8 @@ coordinator_start(struct config *cfg, const char *config_path, int foreground)
 		setsid();
 		if (log_init(cfg->log_syslog ? NULL : cfg->log_file,
 			(enum log_level)log_level_parse(cfg->log_level), cfg->log_syslog) < 0) {
-			snprintf(err, sizeof(err), "cannot open the log file \"%s\": %s", cfg->log_file,
-			    strerror(errno));
+			snprintf(err, sizeof(err), "cannot open the log file \"%s\": %s",
+			    cfg->log_file, strerror(errno));
 			if (write(pfd[1], err, strlen(err)) < 0)
 				(void)0;
 			_exit(1);

@@ -93,7 +93,8 @@ worker_main(struct config *cfg, const char *sync)
 			pool_free(pool);
 			pool = NULL;
 			meta = meta_connect(cfg, err, sizeof(err));
-			if (meta == NULL || db_exec(meta, "LISTEN repctl_control", err, sizeof(err)) < 0) {
+			if (meta == NULL ||
+			    db_exec(meta, "LISTEN repctl_control", err, sizeof(err)) < 0) {
 				log_warnx("%s", err);
 				db_close(meta);
 				meta = NULL;
@@ -122,7 +123,8 @@ worker_main(struct config *cfg, const char *sync)
 			if (rc == 0) {
 				backoff = 0;
 				if (st.inserts + st.updates + st.deletes + st.conflicts > 0)
-					log_info("run good in %.3fs: I/U/D %ld/%ld/%ld, %ld conflict(s)",
+					log_info(
+					    "run good in %.3fs: I/U/D %ld/%ld/%ld, %ld conflict(s)",
 					    now_s() - t0, st.inserts, st.updates, st.deletes,
 					    st.conflicts);
 				next = now_s() + interval;
@@ -217,7 +219,8 @@ folder_worker_main(struct config *cfg, const char *folder)
 		if (meta == NULL || PQstatus(meta) != CONNECTION_OK) {
 			db_close(meta);
 			meta = meta_connect(cfg, err, sizeof(err));
-			if (meta == NULL || db_exec(meta, "LISTEN repctl_control", err, sizeof(err)) < 0) {
+			if (meta == NULL ||
+			    db_exec(meta, "LISTEN repctl_control", err, sizeof(err)) < 0) {
 				log_warnx("%s", err);
 				db_close(meta);
 				meta = NULL;
@@ -238,24 +241,27 @@ folder_worker_main(struct config *cfg, const char *folder)
 		}
 		if (strcmp(f.status, "active") == 0 && (due || now_s() >= next)) {
 			char *got = db_value(meta,
-			    "SELECT pg_catalog.pg_try_advisory_lock(hashtext('repctl folder ' || $1))", 1,
-			    p, err, sizeof(err));
+			    "SELECT pg_catalog.pg_try_advisory_lock(hashtext('repctl folder ' || $1))",
+			    1, p, err, sizeof(err));
 			int interval = f.interval > 0 ? f.interval : cfg->folder_scan_interval;
 
 			if (got && got[0] == 't') {
 				struct folder_stats st;
 				int rc = folder_run(cfg, meta, &f, 0, &st, err, sizeof(err));
-				char *u = db_value(meta, "SELECT pg_catalog.pg_advisory_unlock("
-							 "hashtext('repctl folder ' || $1))",
+				char *u = db_value(meta,
+				    "SELECT pg_catalog.pg_advisory_unlock("
+				    "hashtext('repctl folder ' || $1))",
 				    1, p, err, sizeof(err));
 
 				free(u);
 				if (rc == 0) {
 					backoff = 0;
 					if (st.files + st.deleted + st.conflicts > 0)
-						log_info("run good: %ld file(s), %.1f MB, %ld deleted, %ld "
-							 "conflict(s)",
-						    st.files, (double)st.bytes / 1e6, st.deleted, st.conflicts);
+						log_info(
+						    "run good: %ld file(s), %.1f MB, %ld deleted, %ld "
+						    "conflict(s)",
+						    st.files, (double)st.bytes / 1e6, st.deleted,
+						    st.conflicts);
 					next = now_s() + interval;
 				} else {
 					backoff = backoff == 0 ? cfg->retry_min : backoff * 2;
@@ -265,7 +271,7 @@ folder_worker_main(struct config *cfg, const char *folder)
 					next = now_s() + backoff;
 				}
 			} else {
-				next = now_s() + 1;	/* someone else is running it */
+				next = now_s() + 1; /* someone else is running it */
 			}
 			free(got);
 			due = 0;
@@ -287,7 +293,8 @@ folder_worker_main(struct config *cfg, const char *folder)
 				continue;
 			}
 			while ((nt = PQnotifies(meta)) != NULL) {
-				n = strncmp(nt->extra, "folder:", 7) == 0 && strcmp(nt->extra + 7, folder) == 0;
+				n = strncmp(nt->extra, "folder:", 7) == 0 &&
+				    strcmp(nt->extra + 7, folder) == 0;
 				if (n)
 					due = 1;
 				PQfreemem(nt);

@@ -56,8 +56,8 @@ notice_to_debug(void *arg, const char *msg)
 }
 
 PGconn *
-db_connect(const char *conninfo, const char *appname, const char *passfile,
-    const char *password, int timeout, char *err, size_t errlen)
+db_connect(const char *conninfo, const char *appname, const char *passfile, const char *password,
+    int timeout, char *err, size_t errlen)
 {
 	const char *keys[8], *vals[8];
 	char tmo[16];
@@ -107,8 +107,9 @@ db_connect(const char *conninfo, const char *appname, const char *passfile,
 		return NULL;
 	}
 	PQsetNoticeProcessor(conn, notice_to_debug, NULL);
-	res = PQexec(conn, "SELECT pg_catalog.set_config('search_path', '', false), "
-			   "pg_catalog.set_config('TimeZone', 'UTC', false)");
+	res = PQexec(conn,
+	    "SELECT pg_catalog.set_config('search_path', '', false), "
+	    "pg_catalog.set_config('TimeZone', 'UTC', false)");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		result_error(res, conn, err, errlen);
 		PQclear(res);
@@ -142,8 +143,8 @@ db_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
 }
 
 PGresult *
-db_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
-    char *err, size_t errlen)
+db_query(
+    PGconn *conn, const char *sql, int nparams, const char *const *params, char *err, size_t errlen)
 {
 	PGresult *res;
 	ExecStatusType st;
@@ -159,8 +160,8 @@ db_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
 }
 
 int
-db_execp(PGconn *conn, const char *sql, int nparams, const char *const *params,
-    char *err, size_t errlen)
+db_execp(
+    PGconn *conn, const char *sql, int nparams, const char *const *params, char *err, size_t errlen)
 {
 	PGresult *res = db_query(conn, sql, nparams, params, err, errlen);
 
@@ -171,8 +172,8 @@ db_execp(PGconn *conn, const char *sql, int nparams, const char *const *params,
 }
 
 char *
-db_value(PGconn *conn, const char *sql, int nparams, const char *const *params,
-    char *err, size_t errlen)
+db_value(
+    PGconn *conn, const char *sql, int nparams, const char *const *params, char *err, size_t errlen)
 {
 	PGresult *res = db_query(conn, sql, nparams, params, err, errlen);
 	char *v = NULL;

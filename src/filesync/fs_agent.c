@@ -95,20 +95,20 @@ fields_free(char **f, int n)
 }
 
 struct put {
-	struct fs_file want;	/* the version being built */
-	char *final;		/* absolute target path */
-	char *tmp;		/* absolute temp path */
+	struct fs_file want; /* the version being built */
+	char *final;         /* absolute target path */
+	char *tmp;           /* absolute temp path */
 	int fd;
-	char *have;		/* per block: 1 when written */
-	char *failed;		/* first error while receiving data (reported at PUT_END) */
+	char *have;   /* per block: 1 when written */
+	char *failed; /* first error while receiving data (reported at PUT_END) */
 };
 
 struct agent {
 	struct fs_stream s;
 	const char *root_limit;
-	char *root;		/* folder path */
-	char *folder;		/* folder name */
-	char *self;		/* this node's name */
+	char *root;   /* folder path */
+	char *folder; /* folder name */
+	char *self;   /* this node's name */
 	int trash_days;
 	struct ignore *ig;
 	struct fs_index ix;
@@ -220,9 +220,11 @@ handle_hello(struct agent *a, const struct frame *f)
 	if (a->root_limit) {
 		size_t l = strlen(a->root_limit);
 
-		if (strncmp(fld[2], a->root_limit, l) != 0 || (fld[2][l] != '\0' && fld[2][l] != '/')) {
-			char *m = xasprintf("folder %s is outside the directory this agent serves (%s)",
-			    fld[2], a->root_limit);
+		if (strncmp(fld[2], a->root_limit, l) != 0 ||
+		    (fld[2][l] != '\0' && fld[2][l] != '/')) {
+			char *m =
+			    xasprintf("folder %s is outside the directory this agent serves (%s)",
+				fld[2], a->root_limit);
 
 			reply_error(a, m);
 			free(m);
@@ -253,8 +255,8 @@ handle_hello(struct agent *a, const struct frame *f)
 			FILE *fp;
 
 			if (mkdir_p(dir, 0700) < 0 || (fp = fopen(marker, "w")) == NULL) {
-				char *m = xasprintf("cannot create the folder marker %s: %s", marker,
-				    strerror(errno));
+				char *m = xasprintf("cannot create the folder marker %s: %s",
+				    marker, strerror(errno));
 
 				reply_error(a, m);
 				free(m);
@@ -512,8 +514,8 @@ handle_put_begin(struct agent *a, const struct frame *f)
 		else
 			buf_printf(&missing, "%s%d", missing.len ? "," : "", i);
 	}
-	rc = stream_send(&a->s, F_HAVE, missing.data ? missing.data : "", missing.len, a->err,
-	    sizeof(a->err));
+	rc = stream_send(
+	    &a->s, F_HAVE, missing.data ? missing.data : "", missing.len, a->err, sizeof(a->err));
 out:
 	free(tmpdata);
 	buf_free(&missing);
@@ -618,7 +620,7 @@ handle_put_end(struct agent *a)
 		char *m = xstrdup(a->put.failed);
 		int rc;
 
-		put_reset(&a->put);	/* the part file stays: a retry resumes from it */
+		put_reset(&a->put); /* the part file stays: a retry resumes from it */
 		rc = reply_error(a, m);
 		free(m);
 		return rc;
@@ -644,16 +646,17 @@ handle_put_end(struct agent *a)
 	a->put.fd = -1;
 	cur = index_find(&a->ix, a->put.want.path);
 	if (!unchanged_since_scan(a->put.final, cur)) {
-		char *m = xasprintf("%s changed on node '%s' during the transfer; not overwriting it",
-		    a->put.want.path, a->self);
+		char *m =
+		    xasprintf("%s changed on node '%s' during the transfer; not overwriting it",
+			a->put.want.path, a->self);
 		int rc = reply_error(a, m);
 
 		free(m);
 		return rc;
 	}
 	if (lstat(a->put.final, &sb) == 0 && to_trash(a, a->put.want.path, a->put.final) < 0) {
-		char *m = xasprintf("cannot move the old %s to the trash: %s", a->put.final,
-		    strerror(errno));
+		char *m = xasprintf(
+		    "cannot move the old %s to the trash: %s", a->put.final, strerror(errno));
 		int rc = reply_error(a, m);
 
 		free(m);
@@ -780,7 +783,7 @@ handle_conflict_copy(struct agent *a, const struct frame *f)
 	}
 	fsync_dir_of(dest);
 	nf = index_add(&a->ix, fld[1]);
-	cur = index_find(&a->ix, fld[0]);	/* index_add may have moved entries */
+	cur = index_find(&a->ix, fld[0]); /* index_add may have moved entries */
 	{
 		struct stat sb;
 		char *self_vv = xasprintf("{\"%s\": 1}", a->self);
@@ -859,7 +862,7 @@ agent_serve(int rfd, int wfd, const char *root_limit)
 		char e[512];
 
 		if (stream_recv(&a.s, &f, e, sizeof(e)) < 0)
-			break;	/* EOF: the coordinator went away */
+			break; /* EOF: the coordinator went away */
 		if (f.type != F_HELLO && f.type != F_BYE && !a.loaded) {
 			rc = reply_error(&a, "send HELLO first");
 		} else {

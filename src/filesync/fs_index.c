@@ -38,14 +38,14 @@
 /* ---- lookup: a small hash table from path to entry position ---- */
 
 struct slot {
-	int pos;	/* -1 empty */
+	int pos; /* -1 empty */
 };
 
 static struct {
-	const struct fs_index *ix;	/* the index the table was built for */
+	const struct fs_index *ix; /* the index the table was built for */
 	struct slot *s;
 	size_t cap;
-	int n;			/* entries of ix covered */
+	int n; /* entries of ix covered */
 	struct fs_file *base;
 } lut;
 
@@ -278,7 +278,8 @@ index_parse_line(const char *line, struct fs_file *f, char *err, size_t errlen)
 				goto bad;
 			memcpy(hex, end + 1, SHA256_HEX_LEN - 1);
 			hex[SHA256_HEX_LEN - 1] = '\0';
-			f->blocks = xrealloc(f->blocks, sizeof(*f->blocks) * (size_t)(f->nblocks + 1));
+			f->blocks =
+			    xrealloc(f->blocks, sizeof(*f->blocks) * (size_t)(f->nblocks + 1));
 			f->blocks[f->nblocks].off = off;
 			f->blocks[f->nblocks].len = (uint32_t)l;
 			if (sha256_from_hex(hex, f->blocks[f->nblocks].hash) < 0)
@@ -311,7 +312,8 @@ index_load(const char *root, struct fs_index *ix, char *err, size_t errlen)
 	if (fp == NULL) {
 		rc = errno == ENOENT ? 0 : -1;
 		if (rc < 0)
-			snprintf(err, errlen, "cannot read the index %s: %s", path, strerror(errno));
+			snprintf(
+			    err, errlen, "cannot read the index %s: %s", path, strerror(errno));
 		free(path);
 		return rc;
 	}
@@ -424,7 +426,7 @@ file_hash(const char *path, struct fs_file *f, char *err, size_t errlen)
 			break;
 		cut = cdc_cut(buf, have, eof);
 		if (cut == 0)
-			cut = have;	/* cannot happen with a full buffer; be safe */
+			cut = have; /* cannot happen with a full buffer; be safe */
 		f->blocks = xrealloc(f->blocks, sizeof(*f->blocks) * (size_t)(f->nblocks + 1));
 		f->blocks[f->nblocks].off = off;
 		f->blocks[f->nblocks].len = (uint32_t)cut;
@@ -509,7 +511,7 @@ scan_dir(const char *root, const char *rel, struct fs_index *ix, const char *sel
 			if (!(ig && ignore_match(ig, relpath, 1)))
 				rc = scan_dir(root, relpath, ix, self, ig, st, err, errlen);
 		} else if (S_ISREG(sb.st_mode) && !is_part(de->d_name) &&
-			   !(ig && ignore_match(ig, relpath, 0))) {
+		    !(ig && ignore_match(ig, relpath, 0))) {
 			char perr[256];
 
 			if (path_check(relpath, perr, sizeof(perr)) < 0) {
@@ -521,8 +523,8 @@ scan_dir(const char *root, const char *rel, struct fs_index *ix, const char *sel
 			st->files++;
 			f = index_find(ix, relpath);
 			if (f && !f->deleted && f->size == sb.st_size &&
-			    f->mtime_ns == ts_ns(&sb.st_mtim) && f->ctime_ns == ts_ns(&sb.st_ctim) &&
-			    f->inode == (uint64_t)sb.st_ino) {
+			    f->mtime_ns == ts_ns(&sb.st_mtim) &&
+			    f->ctime_ns == ts_ns(&sb.st_ctim) && f->inode == (uint64_t)sb.st_ino) {
 				f->seen = 1;
 			} else {
 				struct fs_file h;
@@ -552,7 +554,8 @@ scan_dir(const char *root, const char *rel, struct fs_index *ix, const char *sel
 				f->ctime_ns = ts_ns(&sb.st_ctim);
 				f->inode = (uint64_t)sb.st_ino;
 				f->mode = sb.st_mode & 07777;
-				if (!was_live || strcmp(oldhash, f->hash) != 0 || oldmode != f->mode) {
+				if (!was_live || strcmp(oldhash, f->hash) != 0 ||
+				    oldmode != f->mode) {
 					bump(f, self);
 					st->changed++;
 				}
@@ -585,7 +588,7 @@ index_scan(const char *root, struct fs_index *ix, const char *self, const struct
 		if (f->seen || f->deleted)
 			continue;
 		if (ig && ignore_match(ig, f->path, 0))
-			continue;	/* ignored now: not a deletion */
+			continue; /* ignored now: not a deletion */
 		f->deleted = 1;
 		f->hash[0] = '\0';
 		free(f->blocks);

@@ -44,11 +44,11 @@
 #include "fs_path.h"
 #include "xmalloc.h"
 
-#define PATH_MAX_LEN 4095	/* bytes in a relative path */
-#define NAME_MAX_LEN 255	/* bytes in one component */
-#define STATE_DIR ".repctl"	/* the folder's own state, at its root */
-#define SHOW_MAX 80		/* bytes of a path quoted in a message */
-#define SYMLINK_HOPS 40		/* final-component links followed in a chain */
+#define PATH_MAX_LEN 4095   /* bytes in a relative path */
+#define NAME_MAX_LEN 255    /* bytes in one component */
+#define STATE_DIR ".repctl" /* the folder's own state, at its root */
+#define SHOW_MAX 80         /* bytes of a path quoted in a message */
+#define SYMLINK_HOPS 40     /* final-component links followed in a chain */
 
 /* Append s for a message: control bytes and backslashes escaped, shortened. */
 static void
@@ -150,8 +150,8 @@ path_check(const char *rel, char *err, size_t errlen)
 		end = strchrnul(comp, '/');
 		clen = (size_t)(end - comp);
 		if (clen == 0) {
-			path_err(err, errlen, rel, "empty component at byte %zu",
-			    (size_t)(comp - rel));
+			path_err(
+			    err, errlen, rel, "empty component at byte %zu", (size_t)(comp - rel));
 			goto out;
 		}
 		if (clen == 1 && comp[0] == '.') {
@@ -269,26 +269,26 @@ path_walk(struct buf *full, size_t base, const char *orig, const char *via, cons
 		if (S_ISLNK(st.st_mode)) {
 			s = shown(full->data + base);
 			if (!last) {
-				path_err(err, errlen, orig, "%ssymlink '%s' in the middle of the path", via,
-				    s);
+				path_err(err, errlen, orig,
+				    "%ssymlink '%s' in the middle of the path", via, s);
 				goto out;
 			}
 			n = readlink(full->data, target, sizeof(target));
 			if (n < 0 || (size_t)n >= sizeof(target)) {
-				path_err(err, errlen, orig, "%scannot read symlink '%s': %s", via, s,
-				    n < 0 ? strerror(errno) : "target too long");
+				path_err(err, errlen, orig, "%scannot read symlink '%s': %s", via,
+				    s, n < 0 ? strerror(errno) : "target too long");
 				goto out;
 			}
 			target[n] = '\0';
 			t = shown(target);
 			if (target[0] == '/') {
-				path_err(err, errlen, orig, "%ssymlink '%s' points to absolute path '%s'",
-				    via, s, t);
+				path_err(err, errlen, orig,
+				    "%ssymlink '%s' points to absolute path '%s'", via, s, t);
 				goto out;
 			}
 			if (link_target(full->data + base, target, next) != 0) {
-				path_err(err, errlen, orig, "%ssymlink '%s' -> '%s' leaves the folder",
-				    via, s, t);
+				path_err(err, errlen, orig,
+				    "%ssymlink '%s' -> '%s' leaves the folder", via, s, t);
 				goto out;
 			}
 			*next_via = xasprintf("symlink '%s' -> '%s': ", s, t);
@@ -357,7 +357,8 @@ path_resolve(const char *root, const char *rel, char **out, char *err, size_t er
 		if (*cur == '\0')
 			break; /* a link to the root itself */
 		if (hops + 1 > SYMLINK_HOPS) {
-			path_err(err, errlen, rel, "more than %d symlinks in a chain", SYMLINK_HOPS);
+			path_err(
+			    err, errlen, rel, "more than %d symlinks in a chain", SYMLINK_HOPS);
 			goto out;
 		}
 		if (path_check(cur, why, sizeof(why)) != 0) {
@@ -381,9 +382,9 @@ out:
 /* ---- ignore patterns ---- */
 
 struct ignore_pat {
-	char *glob;	/* without a trailing '/' or a leading '/' */
-	int dir_only;	/* the pattern ended in '/' */
-	int anchored;	/* the pattern has a '/' before its end: fnmatch the whole path */
+	char *glob;   /* without a trailing '/' or a leading '/' */
+	int dir_only; /* the pattern ended in '/' */
+	int anchored; /* the pattern has a '/' before its end: fnmatch the whole path */
 };
 
 struct ignore {

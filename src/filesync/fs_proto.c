@@ -38,8 +38,8 @@
 #include "log.h"
 #include "xmalloc.h"
 
-static void
-frame_error(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void frame_error(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 frame_error(char *err, size_t errlen, const char *fmt, ...)
@@ -86,8 +86,8 @@ frame_encode(struct buf *out, enum frame_type type, const void *payload, size_t 
 	int rc = -1;
 
 	if (len > FRAME_MAX) {
-		log_warnx("frame of type %d too large: %zu bytes (limit %d)", (int)type, len,
-		    FRAME_MAX);
+		log_warnx(
+		    "frame of type %d too large: %zu bytes (limit %d)", (int)type, len, FRAME_MAX);
 		goto out;
 	}
 	if (level > 0 && len > 0) {
@@ -146,8 +146,8 @@ frame_decode(const uint8_t *in, size_t len, struct frame *f, char *err, size_t e
 	type = in[4];
 	flags = in[5];
 	if (blen > FRAME_MAX) {
-		frame_error(err, errlen, "frame too large: %lu bytes (limit %d)", (unsigned long)blen,
-		    FRAME_MAX);
+		frame_error(err, errlen, "frame too large: %lu bytes (limit %d)",
+		    (unsigned long)blen, FRAME_MAX);
 		goto out;
 	}
 	if (type < F_HELLO || type > F_BYE) {
@@ -166,12 +166,13 @@ frame_decode(const uint8_t *in, size_t len, struct frame *f, char *err, size_t e
 	if (flags & FRAME_ZSTD) {
 		csize = ZSTD_getFrameContentSize(body, blen);
 		if (csize == ZSTD_CONTENTSIZE_ERROR) {
-			frame_error(err, errlen, "corrupt compressed payload (type %u)", (unsigned)type);
+			frame_error(
+			    err, errlen, "corrupt compressed payload (type %u)", (unsigned)type);
 			goto out;
 		}
 		if (csize == ZSTD_CONTENTSIZE_UNKNOWN) {
-			frame_error(err, errlen, "compressed payload without a content size (type %u)",
-			    (unsigned)type);
+			frame_error(err, errlen,
+			    "compressed payload without a content size (type %u)", (unsigned)type);
 			goto out;
 		}
 		if (csize > FRAME_MAX) {
@@ -184,7 +185,8 @@ frame_decode(const uint8_t *in, size_t len, struct frame *f, char *err, size_t e
 		got = ZSTD_decompress(f->payload.data, (size_t)csize, body, blen);
 		if (ZSTD_isError(got) || got != csize) {
 			frame_error(err, errlen, "corrupt compressed payload (type %u): %s",
-			    (unsigned)type, ZSTD_isError(got) ? ZSTD_getErrorName(got) : "size mismatch");
+			    (unsigned)type,
+			    ZSTD_isError(got) ? ZSTD_getErrorName(got) : "size mismatch");
 			goto out;
 		}
 		f->payload.len = got;

@@ -163,14 +163,12 @@ reconcile(const struct fs_side *a, const struct fs_entry *ea, const struct fs_si
 		return eb->deleted ? FA_NONE : replace(a, ea, b, eb, 0);
 
 	switch (vv_compare(vector(ea), vector(eb))) {
-	case VV_EQUAL:
-		return FA_NONE;
+	case VV_EQUAL: return FA_NONE;
 	case VV_DOMINATES:
 		return ea->deleted && eb->deleted ? FA_MERGE_VV : replace(a, ea, b, eb, 1);
 	case VV_DOMINATED:
 		return ea->deleted && eb->deleted ? FA_MERGE_VV : replace(a, ea, b, eb, 0);
-	case VV_CONCURRENT:
-		break;
+	case VV_CONCURRENT: break;
 	}
 	if (same_content(ea, eb))
 		return FA_MERGE_VV;

@@ -53,24 +53,24 @@
 #include "secrets.h"
 #include "xmalloc.h"
 
-#define STDERR_KEEP	4096	/* bytes of remote stderr kept for messages */
-#define READ_SLICE_MS	1000	/* a blocking read wakes up this often to drain stderr */
-#define WRITE_CHUNK	65536
+#define STDERR_KEEP 4096   /* bytes of remote stderr kept for messages */
+#define READ_SLICE_MS 1000 /* a blocking read wakes up this often to drain stderr */
+#define WRITE_CHUNK 65536
 #define DEFAULT_TIMEOUT 15
 
 struct ssh_conn {
 	ssh_session session;
 	ssh_channel channel;
-	char *label;			/* "user@host:port", for messages */
-	int timeout;			/* seconds, for the wait in ssh_conn_close */
-	unsigned long long sent;	/* bytes written to the channel */
-	unsigned long long received;	/* bytes read from it (stdout only) */
-	char errtail[STDERR_KEEP];	/* last bytes of the remote stderr, NUL-terminated */
+	char *label;                 /* "user@host:port", for messages */
+	int timeout;                 /* seconds, for the wait in ssh_conn_close */
+	unsigned long long sent;     /* bytes written to the channel */
+	unsigned long long received; /* bytes read from it (stdout only) */
+	char errtail[STDERR_KEEP];   /* last bytes of the remote stderr, NUL-terminated */
 	size_t errlen;
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void
 set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -128,8 +128,10 @@ ssh_target_parse(const char *spec, struct ssh_target *t, char *err, size_t errle
 	if (at) {
 		*at = '\0';
 		if (!valid_name(copy)) {
-			set_err(err, errlen, "invalid ssh target '%s': bad user name before '@'; "
-			    "expected user@host[:port]", spec);
+			set_err(err, errlen,
+			    "invalid ssh target '%s': bad user name before '@'; "
+			    "expected user@host[:port]",
+			    spec);
 			goto out;
 		}
 		t->user = xstrdup(copy);
@@ -140,8 +142,10 @@ ssh_target_parse(const char *spec, struct ssh_target *t, char *err, size_t errle
 		char *end = strchr(host, ']');
 
 		if (end == NULL || (end[1] != '\0' && end[1] != ':')) {
-			set_err(err, errlen, "invalid ssh target '%s': unbalanced '['; "
-			    "expected user@host[:port] or user@[ipv6]:port", spec);
+			set_err(err, errlen,
+			    "invalid ssh target '%s': unbalanced '['; "
+			    "expected user@host[:port] or user@[ipv6]:port",
+			    spec);
 			goto out;
 		}
 		*end = '\0';
@@ -163,8 +167,10 @@ ssh_target_parse(const char *spec, struct ssh_target *t, char *err, size_t errle
 		goto out;
 	}
 	if (port && !parse_port(port, &t->port)) {
-		set_err(err, errlen, "invalid ssh target '%s': port '%s' is not a number from 1 to "
-		    "65535", spec, port);
+		set_err(err, errlen,
+		    "invalid ssh target '%s': port '%s' is not a number from 1 to "
+		    "65535",
+		    spec, port);
 		goto out;
 	}
 	t->host = xstrdup(host);
@@ -192,8 +198,8 @@ target_label(const struct ssh_target *t)
 {
 	int v6 = strchr(t->host, ':') != NULL;
 
-	return xasprintf("%s%s%s%s%s:%d", t->user ? t->user : "", t->user ? "@" : "",
-	    v6 ? "[" : "", t->host, v6 ? "]" : "", t->port);
+	return xasprintf("%s%s%s%s%s:%d", t->user ? t->user : "", t->user ? "@" : "", v6 ? "[" : "",
+	    t->host, v6 ? "]" : "", t->port);
 }
 
 /* ---- sessions and host keys ---- */
@@ -231,8 +237,8 @@ session_end(ssh_session s)
  * caller ends it with session_end().
  */
 static ssh_session
-session_connect(const struct ssh_target *t, const char *known_hosts, int timeout, char *err,
-    size_t errlen)
+session_connect(
+    const struct ssh_target *t, const char *known_hosts, int timeout, char *err, size_t errlen)
 {
 	ssh_session s = ssh_new(), ret = NULL;
 	bool process_config = false;
@@ -296,17 +302,11 @@ hostkey_check(ssh_session s, const char *label, const char *known_hosts, char **
 		goto out;
 	}
 	switch (ssh_session_is_known_server(s)) {
-	case SSH_KNOWN_HOSTS_OK:
-		*state = 0;
-		break;
+	case SSH_KNOWN_HOSTS_OK: *state = 0; break;
 	case SSH_KNOWN_HOSTS_UNKNOWN:
-	case SSH_KNOWN_HOSTS_NOT_FOUND:
-		*state = 1;
-		break;
+	case SSH_KNOWN_HOSTS_NOT_FOUND: *state = 1; break;
 	case SSH_KNOWN_HOSTS_CHANGED:
-	case SSH_KNOWN_HOSTS_OTHER:
-		*state = 2;
-		break;
+	case SSH_KNOWN_HOSTS_OTHER: *state = 2; break;
 	default:
 		set_err(err, errlen, "cannot check the host key of %s against \"%s\": %s", label,
 		    known_hosts, ssh_get_error(s));
@@ -421,8 +421,7 @@ write_new_file(const char *tmp, const char *data, size_t len, mode_t mode)
 
 /* Replace path with data atomically (temp file + rename).  0 or -1 with err. */
 static int
-replace_file(const char *path, const char *data, size_t len, mode_t mode, char *err,
-    size_t errlen)
+replace_file(const char *path, const char *data, size_t len, mode_t mode, char *err, size_t errlen)
 {
 	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
 	int rc = -1;
@@ -433,8 +432,8 @@ replace_file(const char *path, const char *data, size_t len, mode_t mode, char *
 		goto out;
 	}
 	if (rename(tmp, path) < 0) {
-		set_err(err, errlen, "cannot rename \"%s\" to \"%s\": %s", tmp, path,
-		    strerror(errno));
+		set_err(
+		    err, errlen, "cannot rename \"%s\" to \"%s\": %s", tmp, path, strerror(errno));
 		unlink(tmp);
 		goto out;
 	}
@@ -544,14 +543,17 @@ ssh_trust_host(const struct ssh_target *t, const char *known_hosts, int timeout,
 	if (hostkey_check(s, label, known_hosts, &fp, &state, err, errlen) < 0)
 		goto out;
 	if (expect_fp && !ssh_fingerprint_match(expect_fp, fp)) {
-		set_err(err, errlen, "%s presents host key %s, not the expected %s; nothing was "
-		    "written", label, fp, expect_fp);
+		set_err(err, errlen,
+		    "%s presents host key %s, not the expected %s; nothing was "
+		    "written",
+		    label, fp, expect_fp);
 		goto out;
 	}
 	if (state == 2 && !replace) {
-		set_err(err, errlen, "HOST KEY CHANGED for %s: it now presents %s, not the key "
-		    "recorded in \"%s\" (possible man-in-the-middle); nothing was written", label,
-		    fp, known_hosts);
+		set_err(err, errlen,
+		    "HOST KEY CHANGED for %s: it now presents %s, not the key "
+		    "recorded in \"%s\" (possible man-in-the-middle); nothing was written",
+		    label, fp, known_hosts);
 		goto out;
 	}
 	if (state != 0) {
@@ -566,10 +568,12 @@ ssh_trust_host(const struct ssh_target *t, const char *known_hosts, int timeout,
 		if (ssh_session_is_known_server(s) != SSH_KNOWN_HOSTS_OK) {
 			char *host = xstrndup(entry, strcspn(entry, " "));
 
-			set_err(err, errlen, "wrote the host key of %s to \"%s\", but it is still not "
+			set_err(err, errlen,
+			    "wrote the host key of %s to \"%s\", but it is still not "
 			    "accepted: another line for that host (hashed or a wildcard) holds an "
 			    "older key\nhint: remove it with ssh-keygen -R '%s' -f '%s' and run "
-			    "trust again", label, known_hosts, host, known_hosts);
+			    "trust again",
+			    label, known_hosts, host, known_hosts);
 			free(host);
 			goto out;
 		}
@@ -611,8 +615,10 @@ load_private_key(const char *path, ssh_key *key, char *err, size_t errlen)
 	*key = NULL;
 	if (stat(path, &st) < 0) {
 		if (errno == ENOENT)
-			set_err(err, errlen, "no SSH key at \"%s\"\nhint: run 'repctl keygen' to "
-			    "create it (or set ssh.identity to an existing key)", path);
+			set_err(err, errlen,
+			    "no SSH key at \"%s\"\nhint: run 'repctl keygen' to "
+			    "create it (or set ssh.identity to an existing key)",
+			    path);
 		else
 			set_err(err, errlen, "cannot read the SSH key \"%s\": %s", path,
 			    strerror(errno));
@@ -623,15 +629,19 @@ load_private_key(const char *path, ssh_key *key, char *err, size_t errlen)
 		return -1;
 	}
 	if (st.st_mode & 077) {
-		set_err(err, errlen, "the SSH key \"%s\" is accessible by others (mode %04o)\n"
-		    "hint: chmod 600 '%s'", path, (unsigned)(st.st_mode & 07777), path);
+		set_err(err, errlen,
+		    "the SSH key \"%s\" is accessible by others (mode %04o)\n"
+		    "hint: chmod 600 '%s'",
+		    path, (unsigned)(st.st_mode & 07777), path);
 		return -1;
 	}
 	if (ssh_pki_import_privkey_file(path, NULL, no_passphrase, NULL, key) != SSH_OK) {
 		*key = NULL;
-		set_err(err, errlen, "cannot load the SSH key \"%s\": not a private key, or "
+		set_err(err, errlen,
+		    "cannot load the SSH key \"%s\": not a private key, or "
 		    "protected by a passphrase (repctl needs a key without one)\n"
-		    "hint: move it away and run 'repctl keygen'", path);
+		    "hint: move it away and run 'repctl keygen'",
+		    path);
 		return -1;
 	}
 	return 0;
@@ -726,7 +736,8 @@ ssh_keygen(const char *path, char *err, size_t errlen)
 		goto out;
 	}
 	{
-		char *text = xasprintf("%s%s", b64, b64[0] && b64[strlen(b64) - 1] == '\n' ? "" : "\n");
+		char *text =
+		    xasprintf("%s%s", b64, b64[0] && b64[strlen(b64) - 1] == '\n' ? "" : "\n");
 
 		tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
 		(void)unlink(tmp);
@@ -830,18 +841,21 @@ ssh_exec_open(const struct ssh_target *t, const char *identity, const char *know
 	if (hostkey_check(s, label, known_hosts, &fp, &state, err, errlen) < 0)
 		goto out;
 	if (state == 1) {
-		set_err(err, errlen, "host key of %s is not known: %s; nothing was sent\n"
+		set_err(err, errlen,
+		    "host key of %s is not known: %s; nothing was sent\n"
 		    "hint: check it on the node (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) "
-		    "and run 'repctl trust NODE' (or 'repctl trust NODE --fingerprint=%s')", label,
-		    fp, fp);
+		    "and run 'repctl trust NODE' (or 'repctl trust NODE --fingerprint=%s')",
+		    label, fp, fp);
 		goto out;
 	}
 	if (state == 2) {
-		set_err(err, errlen, "HOST KEY CHANGED for %s: it now presents %s, not the key "
+		set_err(err, errlen,
+		    "HOST KEY CHANGED for %s: it now presents %s, not the key "
 		    "recorded in \"%s\"; this is a possible man-in-the-middle attack (or the "
 		    "node's host key was regenerated); nothing was sent\n"
 		    "hint: check the key on the node and run 'repctl trust NODE --replace' once "
-		    "you have checked it", label, fp, known_hosts);
+		    "you have checked it",
+		    label, fp, known_hosts);
 		goto out;
 	}
 	auth = ssh_userauth_publickey(s, NULL, key);
@@ -849,16 +863,18 @@ ssh_exec_open(const struct ssh_target *t, const char *identity, const char *know
 		if (ssh_options_get(s, SSH_OPTIONS_USER, &user) != SSH_OK)
 			user = NULL;
 		if (auth == SSH_AUTH_DENIED)
-			set_err(err, errlen, "%s refused the key \"%s\" for user '%s'\nhint: add the "
+			set_err(err, errlen,
+			    "%s refused the key \"%s\" for user '%s'\nhint: add the "
 			    "line printed by 'repctl keygen' to ~%s/.ssh/authorized_keys on the node",
 			    label, identity, user ? user : "?", user ? user : "");
 		else if (auth == SSH_AUTH_PARTIAL)
-			set_err(err, errlen, "%s wants more than the public key \"%s\" "
-			    "(AuthenticationMethods); repctl only authenticates with a key", label,
-			    identity);
+			set_err(err, errlen,
+			    "%s wants more than the public key \"%s\" "
+			    "(AuthenticationMethods); repctl only authenticates with a key",
+			    label, identity);
 		else
-			set_err(err, errlen, "cannot authenticate to %s: %s", label,
-			    ssh_get_error(s));
+			set_err(
+			    err, errlen, "cannot authenticate to %s: %s", label, ssh_get_error(s));
 		goto out;
 	}
 	ch = ssh_channel_new(s);
@@ -968,8 +984,8 @@ ssh_conn_close(struct ssh_conn *c)
 		/* let the command finish its output (discarded) and exit */
 		deadline = time(NULL) + c->timeout;
 		while (!ssh_channel_is_eof(c->channel) && time(NULL) < deadline) {
-			int n = ssh_channel_read_timeout(c->channel, tmp, sizeof(tmp), 0,
-			    READ_SLICE_MS);
+			int n = ssh_channel_read_timeout(
+			    c->channel, tmp, sizeof(tmp), 0, READ_SLICE_MS);
 
 			drain_stderr(c);
 			if (n < 0)

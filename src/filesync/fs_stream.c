@@ -57,8 +57,8 @@ raw_write(struct fs_stream *s, const void *data, size_t len, char *err, size_t e
 }
 
 int
-stream_send(struct fs_stream *s, enum frame_type type, const void *payload, size_t len,
-    char *err, size_t errlen)
+stream_send(struct fs_stream *s, enum frame_type type, const void *payload, size_t len, char *err,
+    size_t errlen)
 {
 	struct buf b = BUF_INIT;
 	int rc;

@@ -52,13 +52,15 @@ folder_type_parse(const char *s)
 		return FT_RECEIVE_ONLY;
 	if (strcmp(s, "send-receive") == 0)
 		return FT_SEND_RECEIVE;
-	return (enum folder_type)-1;
+	return (enum folder_type) - 1;
 }
 
 const char *
 folder_type_name(enum folder_type t)
 {
-	return t == FT_SEND_ONLY ? "send-only" : t == FT_RECEIVE_ONLY ? "receive-only" : "send-receive";
+	return t == FT_SEND_ONLY   ? "send-only"
+	    : t == FT_RECEIVE_ONLY ? "receive-only"
+				   : "send-receive";
 }
 
 void
@@ -85,8 +87,9 @@ folder_load(PGconn *meta, const char *name, struct folder_def *out, char *err, s
 	int i;
 
 	memset(out, 0, sizeof(*out));
-	r = db_query(meta, "SELECT ignore, status, coalesce(interval_s, 0) FROM repctl.folder "
-			   "WHERE name = $1",
+	r = db_query(meta,
+	    "SELECT ignore, status, coalesce(interval_s, 0) FROM repctl.folder "
+	    "WHERE name = $1",
 	    1, p, err, errlen);
 	if (r == NULL)
 		return -1;
@@ -99,8 +102,9 @@ folder_load(PGconn *meta, const char *name, struct folder_def *out, char *err, s
 	out->status = xstrdup(PQgetvalue(r, 0, 1));
 	out->interval = atoi(PQgetvalue(r, 0, 2));
 	PQclear(r);
-	r = db_query(meta, "SELECT node, path, type FROM repctl.folder_node WHERE folder = $1 "
-			   "ORDER BY ord",
+	r = db_query(meta,
+	    "SELECT node, path, type FROM repctl.folder_node WHERE folder = $1 "
+	    "ORDER BY ord",
 	    1, p, err, errlen);
 	if (r == NULL) {
 		folder_def_free(out);
@@ -122,8 +126,8 @@ folder_load(PGconn *meta, const char *name, struct folder_def *out, char *err, s
 struct peer {
 	const struct folder_member *m;
 	struct fs_stream s;
-	pid_t pid;		/* local agent */
-	struct ssh_conn *ssh;	/* remote agent */
+	pid_t pid;            /* local agent */
+	struct ssh_conn *ssh; /* remote agent */
 	struct fs_index ix;
 	int open;
 };
@@ -173,13 +177,13 @@ peer_spawn_local(struct peer *p, char *err, size_t errlen)
 	}
 	close(in[0]);
 	close(out[1]);
-	stream_init_fds(&p->s, out[0], in[1], 0);	/* local pipes: no compression */
+	stream_init_fds(&p->s, out[0], in[1], 0); /* local pipes: no compression */
 	return 0;
 }
 
 static int
-peer_connect_remote(const struct config *cfg, PGconn *meta, struct peer *p, char *err,
-    size_t errlen)
+peer_connect_remote(
+    const struct config *cfg, PGconn *meta, struct peer *p, char *err, size_t errlen)
 {
 	struct node n;
 	struct ssh_target t;
@@ -205,8 +209,8 @@ peer_connect_remote(const struct config *cfg, PGconn *meta, struct peer *p, char
 		return -1;
 	}
 	cmd = xasprintf("%s agent", n.agent ? n.agent : "repctl");
-	p->ssh = ssh_exec_open(&t, cfg->ssh_identity, cfg->ssh_known_hosts, cfg->ssh_timeout, cmd,
-	    err, errlen);
+	p->ssh = ssh_exec_open(
+	    &t, cfg->ssh_identity, cfg->ssh_known_hosts, cfg->ssh_timeout, cmd, err, errlen);
 	free(cmd);
 	ssh_target_clear(&t);
 	node_clear(&n);
@@ -303,7 +307,8 @@ peer_index(struct peer *p, char *err, size_t errlen)
 		if (f.type == F_INDEX && f.payload.len) {
 			char *text = xstrndup(f.payload.data, f.payload.len), *line, *save = NULL;
 
-			for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			for (line = strtok_r(text, "\n", &save); line;
+			     line = strtok_r(NULL, "\n", &save)) {
 				struct fs_file e;
 				struct fs_file *slot;
 				char perr[512];
@@ -404,8 +409,8 @@ show_progress(struct run_ctx *rc, int final)
 	    final ? "\n" : "");
 }
 
-static void
-note_error(struct run_ctx *rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note_error(struct run_ctx *rc, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 note_error(struct run_ctx *rc, const char *fmt, ...)
@@ -422,8 +427,7 @@ note_error(struct run_ctx *rc, const char *fmt, ...)
 }
 
 static int
-send_index_update(struct peer *p, const char *path, const struct vv *v, char *err,
-    size_t errlen)
+send_index_update(struct peer *p, const char *path, const struct vv *v, char *err, size_t errlen)
 {
 	struct buf b = BUF_INIT;
 	char *json = vv_to_json(v);
@@ -539,8 +543,7 @@ do_delete(struct peer *p, const struct fs_file *e, const struct vv *v, char *err
 }
 
 static int
-do_conflict_copy(struct peer *p, const char *path, const char *newname, char *err,
-    size_t errlen)
+do_conflict_copy(struct peer *p, const char *path, const char *newname, char *err, size_t errlen)
 {
 	struct buf b = BUF_INIT;
 	struct frame reply;
@@ -625,7 +628,8 @@ reconcile_pair(struct run_ctx *rc, struct peer *a, struct peer *b)
 			if (r == 0) {
 				rc->st->deleted++;
 				if (vv_compare(&merged, &fa->vv) != VV_EQUAL)
-					r = send_index_update(a, fa->path, &merged, err, sizeof(err));
+					r = send_index_update(
+					    a, fa->path, &merged, err, sizeof(err));
 			}
 			break;
 		case FA_DELETE_ON_A:
@@ -633,7 +637,8 @@ reconcile_pair(struct run_ctx *rc, struct peer *a, struct peer *b)
 			if (r == 0) {
 				rc->st->deleted++;
 				if (vv_compare(&merged, &fb->vv) != VV_EQUAL)
-					r = send_index_update(b, fb->path, &merged, err, sizeof(err));
+					r = send_index_update(
+					    b, fb->path, &merged, err, sizeof(err));
 			}
 			break;
 		case FA_CONFLICT_A:
@@ -642,9 +647,11 @@ reconcile_pair(struct run_ctx *rc, struct peer *a, struct peer *b)
 			int a_loses = acts[k].act == FA_CONFLICT_A;
 			struct peer *loser = a_loses ? a : b, *winner = a_loses ? b : a;
 			struct fs_file *lf = a_loses ? fa : fb, *wf = a_loses ? fb : fa;
-			char *cname = conflict_name(acts[k].path, (int64_t)time(NULL), loser->m->node);
+			char *cname =
+			    conflict_name(acts[k].path, (int64_t)time(NULL), loser->m->node);
 
-			log_info("folder conflict on %s: %s keeps the name, %s's version becomes %s",
+			log_info(
+			    "folder conflict on %s: %s keeps the name, %s's version becomes %s",
 			    acts[k].path, winner->m->node, loser->m->node, cname);
 			r = do_conflict_copy(loser, lf->path, cname, err, sizeof(err));
 			if (r == 0)
@@ -661,11 +668,11 @@ reconcile_pair(struct run_ctx *rc, struct peer *a, struct peer *b)
 			if (r == 0)
 				r = send_index_update(b, acts[k].path, &merged, err, sizeof(err));
 			break;
-		case FA_NONE:
-			break;
+		case FA_NONE: break;
 		}
 		if (r < 0) {
-			note_error(rc, "%s: %s (%s <-> %s)", acts[k].path, err, a->m->node, b->m->node);
+			note_error(
+			    rc, "%s: %s (%s <-> %s)", acts[k].path, err, a->m->node, b->m->node);
 			/* a broken transport ends the pair; a refused file does not */
 			if (strstr(err, "closed the connection") || strstr(err, "write to peer") ||
 			    strstr(err, "read from peer") || strstr(err, "ssh"))
@@ -691,7 +698,8 @@ folder_mark(const struct config *cfg, PGconn *meta, const struct folder_def *f)
 		memset(&p, 0, sizeof(p));
 		p.m = &f->m[i];
 		if (peer_open(cfg, meta, f, &p, 1, err, sizeof(err)) < 0)
-			fprintf(stderr, "repctl: warning: no folder marker on %s: %s\n", p.m->node, err);
+			fprintf(stderr, "repctl: warning: no folder marker on %s: %s\n", p.m->node,
+			    err);
 		else
 			marked++;
 		peer_close(&p);
@@ -753,7 +761,7 @@ folder_run(const struct config *cfg, PGconn *meta, const struct folder_def *f, i
 		snprintf(err, errlen, "%ld file(s) not synced; first: %s", rc.errors, rc.first_err);
 out:
 	for (i = 0; i < f->nm; i++) {
-		if (peers[i].ssh)	/* the network: SSH channels, not the local pipe */
+		if (peers[i].ssh) /* the network: SSH channels, not the local pipe */
 			st->wire += (long long)(peers[i].s.sent + peers[i].s.received);
 		if (peers[i].open || peers[i].pid > 0 || peers[i].ssh)
 			peer_close(&peers[i]);

@@ -119,10 +119,11 @@ trigger_function(PGconn *c, const char *func, const char *shadow, const char *qt
 		    "repctl_changed_at = EXCLUDED.repctl_changed_at, "
 		    "repctl_deleted = EXCLUDED.repctl_deleted;\n",
 		    branch[i][0], shadow, keys.data, lself, branch[i][1], keys.data, lself, lself);
-	buf_puts(&b, "  END IF;\n"
-		     "  PERFORM pg_notify('repctl', '');\n"
-		     "  RETURN NULL;\n"
-		     "END\n$repctl$");
+	buf_puts(&b,
+	    "  END IF;\n"
+	    "  PERFORM pg_notify('repctl', '');\n"
+	    "  RETURN NULL;\n"
+	    "END\n$repctl$");
 	for (i = 0; i < 4; i++)
 		free(sub[i]);
 	buf_free(&keys);
@@ -147,8 +148,8 @@ capture_pk_columns(PGconn *c, const char *rel, char *err, size_t errlen)
 }
 
 int
-capture_install(PGconn *c, const char *self, const char *schema, const char *table,
-    char *err, size_t errlen)
+capture_install(
+    PGconn *c, const char *self, const char *schema, const char *table, char *err, size_t errlen)
 {
 	const char *params[5];
 	char *qtable = db_qualified(c, schema, table);
@@ -218,8 +219,9 @@ capture_install(PGconn *c, const char *self, const char *schema, const char *tab
 		buf_printf(&sql, "DROP TRIGGER IF EXISTS %s ON %s;\nCREATE TRIGGER %s ", trig[i][0],
 		    qtable, trig[i][0]);
 		buf_printf(&sql, trig[i][1], qtable);
-		buf_printf(&sql, " FOR EACH STATEMENT EXECUTE FUNCTION repctl.%s();\n"
-				 "ALTER TABLE %s ENABLE ALWAYS TRIGGER %s;\n",
+		buf_printf(&sql,
+		    " FOR EACH STATEMENT EXECUTE FUNCTION repctl.%s();\n"
+		    "ALTER TABLE %s ENABLE ALWAYS TRIGGER %s;\n",
 		    func, qtable, trig[i][0]);
 	}
 	if (db_exec(c, sql.data, err, errlen) < 0)
@@ -259,8 +261,8 @@ out:
 
 /* SQL that drops the capture of one table (inside a transaction). */
 static int
-drop_one(PGconn *c, const char *schema, const char *table, const char *shadow, char *err,
-    size_t errlen)
+drop_one(
+    PGconn *c, const char *schema, const char *table, const char *shadow, char *err, size_t errlen)
 {
 	const char *params[2] = { schema, table };
 	char *qshadow = db_ident(c, shadow);
@@ -344,8 +346,8 @@ capture_remove_all(PGconn *c, char *err, size_t errlen)
 	free(has);
 	if (db_begin(c, err, errlen) < 0)
 		return -1;
-	r = db_query(c, "SELECT schema_name, table_name, shadow FROM repctl.captured", 0, NULL, err,
-	    errlen);
+	r = db_query(
+	    c, "SELECT schema_name, table_name, shadow FROM repctl.captured", 0, NULL, err, errlen);
 	if (r == NULL)
 		goto fail;
 	for (i = 0; i < PQntuples(r); i++) {

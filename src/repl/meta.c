@@ -47,8 +47,8 @@ PGconn *
 meta_connect(const struct config *cfg, char *err, size_t errlen)
 {
 	char inner[ERRLEN];
-	PGconn *c = db_connect(cfg->meta, "repctl", cfg->secrets_file, NULL,
-	    cfg->connect_timeout, inner, sizeof(inner));
+	PGconn *c = db_connect(cfg->meta, "repctl", cfg->secrets_file, NULL, cfg->connect_timeout,
+	    inner, sizeof(inner));
 
 	if (c == NULL) {
 		char *red = db_conninfo_redact(cfg->meta);
@@ -79,8 +79,8 @@ installed_version(PGconn *meta, char *err, size_t errlen)
 	free(v);
 	if (ver == 0)
 		return 0;
-	v = db_value(meta, "SELECT coalesce(max(version), 0) FROM repctl.schema_version", 0,
-	    NULL, err, errlen);
+	v = db_value(meta, "SELECT coalesce(max(version), 0) FROM repctl.schema_version", 0, NULL,
+	    err, errlen);
 	if (v == NULL)
 		return -1;
 	ver = atoi(v);
@@ -159,8 +159,8 @@ meta_install(PGconn *meta, int *from, int *to, char *err, size_t errlen)
 		}
 		snprintf(vbuf, sizeof(vbuf), "%d", v);
 		params[0] = vbuf;
-		if (db_execp(meta, "INSERT INTO repctl.schema_version (version) VALUES ($1::int)", 1,
-			params, err, errlen) < 0)
+		if (db_execp(meta, "INSERT INTO repctl.schema_version (version) VALUES ($1::int)",
+			1, params, err, errlen) < 0)
 			goto fail;
 		cur = v;
 	}
@@ -221,8 +221,8 @@ PGconn *
 node_connect(const struct config *cfg, const struct node *n, char *err, size_t errlen)
 {
 	char inner[ERRLEN];
-	PGconn *c = db_connect(n->conninfo, "repctl", cfg->secrets_file, NULL,
-	    cfg->connect_timeout, inner, sizeof(inner));
+	PGconn *c = db_connect(n->conninfo, "repctl", cfg->secrets_file, NULL, cfg->connect_timeout,
+	    inner, sizeof(inner));
 
 	if (c == NULL)
 		snprintf(err, errlen, "cannot connect to node '%s' (%s): %s", n->name, n->conninfo,

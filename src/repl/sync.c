@@ -89,9 +89,10 @@ clock_measure(PGconn *meta, PGconn *node, const char *name, const struct config 
 	offset = (remote - (t0 + t1) / 2) * 1000.0;
 	snprintf(off, sizeof(off), "%.1f", offset);
 	if (fabs(offset) > cfg->clock_skew_warn_ms)
-		log_warnx("node '%s' clock is off by %.0f ms from the coordinator's: conflict "
-			  "resolution by time (latest/first) may pick the wrong winner; sync the clocks "
-			  "(NTP)",
+		log_warnx(
+		    "node '%s' clock is off by %.0f ms from the coordinator's: conflict "
+		    "resolution by time (latest/first) may pick the wrong winner; sync the clocks "
+		    "(NTP)",
 		    name, offset);
 	if (db_execp(meta,
 		"INSERT INTO repctl.node_state (node, clock_offset_ms, last_contact) "
@@ -285,14 +286,14 @@ sync_load(PGconn *meta, const char *name, struct sync_def *out, char *err, size_
 
 struct table_ctx {
 	const char *schema, *table;
-	char *qtable;		/* "schema"."table" */
-	char *sshadow;		/* repctl."s_..." on the source */
-	char *tshadow;		/* on the target */
-	struct buf cols;	/* all replicated columns, target order, quoted */
-	struct buf keys;	/* key columns, quoted */
-	struct buf nonkeys;	/* non-key columns */
+	char *qtable;       /* "schema"."table" */
+	char *sshadow;      /* repctl."s_..." on the source */
+	char *tshadow;      /* on the target */
+	struct buf cols;    /* all replicated columns, target order, quoted */
+	struct buf keys;    /* key columns, quoted */
+	struct buf nonkeys; /* non-key columns */
 	int nkeys, nnonkeys;
-	char *cc_expr;		/* conflict column as float8 epoch, or NULL */
+	char *cc_expr; /* conflict column as float8 epoch, or NULL */
 	char *cc_name;
 };
 
@@ -375,16 +376,18 @@ table_prepare(PGconn *sc, PGconn *tc, const struct sync_def *s, const char *snod
 	t->sshadow = capture_shadow(sc, t->schema, t->table, err, errlen);
 	if (t->sshadow == NULL) {
 		if (!*err)
-			snprintf(err, errlen, "table %s is not captured on node '%s'; run 'repctl add "
-					      "all tables --herd=%s --db=%s'",
+			snprintf(err, errlen,
+			    "table %s is not captured on node '%s'; run 'repctl add "
+			    "all tables --herd=%s --db=%s'",
 			    t->qtable, snode, s->herd, snode);
 		goto out;
 	}
 	t->tshadow = capture_shadow(tc, t->schema, t->table, err, errlen);
 	if (t->tshadow == NULL) {
 		if (!*err)
-			snprintf(err, errlen, "table %s is not captured on node '%s'; run 'repctl add "
-					      "all tables --herd=%s --db=%s'",
+			snprintf(err, errlen,
+			    "table %s is not captured on node '%s'; run 'repctl add "
+			    "all tables --herd=%s --db=%s'",
 			    t->qtable, tnode, s->herd, tnode);
 		goto out;
 	}
@@ -418,8 +421,8 @@ table_prepare(PGconn *sc, PGconn *tc, const struct sync_def *s, const char *snod
 				    d.len ? "; " : "", PQgetvalue(tcols, i, 0), tnode, snode);
 			else if (strcmp(PQgetvalue(scols, k, 1), PQgetvalue(tcols, i, 1)) != 0)
 				buf_printf(&d, "%scolumn \"%s\" is %s on '%s' but %s on '%s'",
-				    d.len ? "; " : "", PQgetvalue(tcols, i, 0), PQgetvalue(scols, k, 1),
-				    snode, PQgetvalue(tcols, i, 1), tnode);
+				    d.len ? "; " : "", PQgetvalue(tcols, i, 0),
+				    PQgetvalue(scols, k, 1), snode, PQgetvalue(tcols, i, 1), tnode);
 		}
 		for (k = 0; k < PQntuples(scols); k++) {
 			for (i = 0; i < PQntuples(tcols); i++)
@@ -458,9 +461,9 @@ table_prepare(PGconn *sc, PGconn *tc, const struct sync_def *s, const char *snod
 			char cat = PQgetvalue(tcols, i, 3)[0];
 
 			t->cc_name = xstrdup(name);
-			if (cat == 'D')	/* date/time */
-				t->cc_expr = xasprintf(
-				    "extract(epoch FROM %%s.%s::timestamptz)::float8", q);
+			if (cat == 'D') /* date/time */
+				t->cc_expr =
+				    xasprintf("extract(epoch FROM %%s.%s::timestamptz)::float8", q);
 			else if (cat == 'N')
 				t->cc_expr = xasprintf("%%s.%s::float8", q);
 		}
@@ -484,8 +487,8 @@ cc_for(const struct table_ctx *t, const char *alias)
 
 /* Relay one COPY ... TO STDOUT on sc into one COPY ... FROM STDIN on tc; rows or -1. */
 static long
-copy_relay(PGconn *sc, const char *out_sql, PGconn *tc, const char *in_sql, long *bytes,
-    char *err, size_t errlen)
+copy_relay(PGconn *sc, const char *out_sql, PGconn *tc, const char *in_sql, long *bytes, char *err,
+    size_t errlen)
 {
 	PGresult *r;
 	long rows = 0;
@@ -522,7 +525,8 @@ copy_relay(PGconn *sc, const char *out_sql, PGconn *tc, const char *in_sql, long
 	}
 	while ((r = PQgetResult(sc)) != NULL) {
 		if (PQresultStatus(r) != PGRES_COMMAND_OK && rows >= 0) {
-			db_set_error(err, errlen, "reading from the source", PQresultErrorMessage(r));
+			db_set_error(
+			    err, errlen, "reading from the source", PQresultErrorMessage(r));
 			rows = -1;
 		}
 		PQclear(r);
@@ -530,7 +534,8 @@ copy_relay(PGconn *sc, const char *out_sql, PGconn *tc, const char *in_sql, long
 	PQputCopyEnd(tc, rows < 0 ? "aborted" : NULL);
 	while ((r = PQgetResult(tc)) != NULL) {
 		if (PQresultStatus(r) != PGRES_COMMAND_OK && rows >= 0) {
-			db_set_error(err, errlen, "copying into the target", PQresultErrorMessage(r));
+			db_set_error(
+			    err, errlen, "copying into the target", PQresultErrorMessage(r));
 			rows = -1;
 		}
 		PQclear(r);
@@ -559,8 +564,8 @@ copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, cons
 	for (i = 0; i < PQntuples(tcols); i++) {
 		char *q = db_ident(sc, PQgetvalue(tcols, i, 0));
 
-		buf_printf(&sel, "%s%s.%s", i ? ", " : "", PQgetvalue(tcols, i, 2)[0] == 't' ? "repctl_sh" : "repctl_t",
-		    q);
+		buf_printf(&sel, "%s%s.%s", i ? ", " : "",
+		    PQgetvalue(tcols, i, 2)[0] == 't' ? "repctl_sh" : "repctl_t", q);
 		free(q);
 	}
 	buf_printf(&out,
@@ -575,8 +580,9 @@ copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, cons
 		    "%s::pg_catalog.pg_snapshot)",
 		    lprev, lprev);
 	buf_puts(&out, ") TO STDOUT");
-	buf_printf(&cols, "COPY %s (%s, repctl_vv, repctl_changed_at, repctl_deleted, repctl_origin) "
-			  "FROM STDIN",
+	buf_printf(&cols,
+	    "COPY %s (%s, repctl_vv, repctl_changed_at, repctl_deleted, repctl_origin) "
+	    "FROM STDIN",
 	    stage, t->cols.data);
 
 	{
@@ -609,9 +615,9 @@ struct edge_ctx {
 	struct run_stats *st;
 	struct conflict_rec *conf;
 	int nconf;
-	long written;	/* shadow rows written on the target */
-	struct buf warn;	/* tables paused on this edge, and why */
-	const char *down;	/* the node that could not be reached, for the breaker */
+	long written;     /* shadow rows written on the target */
+	struct buf warn;  /* tables paused on this edge, and why */
+	const char *down; /* the node that could not be reached, for the breaker */
 };
 
 static double
@@ -629,8 +635,8 @@ num_or(PGresult *r, int row, int col, double dflt, int *has)
 
 /* Decide the true conflicts of one table; -1 on error or abort. */
 static int
-resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk,
-    const char *d, char *err, size_t errlen)
+resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, const char *d,
+    char *err, size_t errlen)
 {
 	struct buf q = BUF_INIT, kj = BUF_INIT;
 	char *join = key_join(tc, pk, "repctl_d", "repctl_t");
@@ -694,7 +700,9 @@ resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult 
 			goto out;
 		}
 		snprintf(code, sizeof(code), "%d",
-		    dec.res == RES_REMOTE ? 1 : dec.res == RES_LOCAL ? 3 : 4);
+		    dec.res == RES_REMOTE      ? 1
+			: dec.res == RES_LOCAL ? 3
+					       : 4);
 		params[0] = code;
 		params[1] = PQgetvalue(r, i, 0);
 		{
@@ -709,20 +717,23 @@ resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult 
 				goto out;
 			}
 		}
-		winner = dec.res == RES_REMOTE ? remote.node : dec.res == RES_LOCAL ? local.node : "none";
+		winner = dec.res == RES_REMOTE ? remote.node
+		    : dec.res == RES_LOCAL     ? local.node
+					       : "none";
 		log_info("conflict on %s key %s: %s version from '%s' vs '%s': winner %s (%s%s)",
 		    t->qtable, PQgetvalue(r, i, 0), conflict_type_names[dec.type], remote.node,
-		    local.node, winner, dec.rule, dec.clamped ? ", a future value was clamped" : "");
+		    local.node, winner, dec.rule,
+		    dec.clamped ? ", a future value was clamped" : "");
 		e->conf = xrealloc(e->conf, sizeof(*e->conf) * (size_t)(e->nconf + 1));
 		e->conf[e->nconf].table = xasprintf("%s.%s", t->schema, t->table);
 		e->conf[e->nconf].pk = xstrdup(PQgetvalue(r, i, 0));
-		e->conf[e->nconf].remote_row = PQgetisnull(r, i, 1) ? NULL : xstrdup(PQgetvalue(r, i, 1));
-		e->conf[e->nconf].local_row = local.deleted || PQgetisnull(r, i, 2)
-		    ? NULL
-		    : xstrdup(PQgetvalue(r, i, 2));
+		e->conf[e->nconf].remote_row =
+		    PQgetisnull(r, i, 1) ? NULL : xstrdup(PQgetvalue(r, i, 1));
+		e->conf[e->nconf].local_row =
+		    local.deleted || PQgetisnull(r, i, 2) ? NULL : xstrdup(PQgetvalue(r, i, 2));
 		e->conf[e->nconf].winner = xstrdup(winner);
-		e->conf[e->nconf].rule = xasprintf("%s %s%s", conflict_type_names[dec.type], dec.rule,
-		    dec.clamped ? " (future value clamped)" : "");
+		e->conf[e->nconf].rule = xasprintf("%s %s%s", conflict_type_names[dec.type],
+		    dec.rule, dec.clamped ? " (future value clamped)" : "");
 		e->nconf++;
 		e->st->conflicts++;
 	}
@@ -739,12 +750,14 @@ out:
 
 /* Classify and apply one staged table on the target (inside its transaction). */
 static int
-apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk,
-    const char *stage, const char *d, char *err, size_t errlen)
+apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, const char *stage,
+    const char *d, char *err, size_t errlen)
 {
 	struct buf q = BUF_INIT;
-	char *jt = key_join(tc, pk, "repctl_t", "repctl_s"), *jsh = key_join(tc, pk, "repctl_sh", "repctl_s");
-	char *jdt = key_join(tc, pk, "repctl_t", "repctl_d"), *first = db_ident(tc, PQgetvalue(pk, 0, 0));
+	char *jt = key_join(tc, pk, "repctl_t", "repctl_s"),
+	     *jsh = key_join(tc, pk, "repctl_sh", "repctl_s");
+	char *jdt = key_join(tc, pk, "repctl_t", "repctl_d"),
+	     *first = db_ident(tc, PQgetvalue(pk, 0, 0));
 	char *kt = key_list(tc, pk, "repctl_t"), *ksh = key_list(tc, pk, "repctl_sh");
 	PGresult *r;
 	int rc = -1;
@@ -787,8 +800,10 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk,
 			}
 			buf_printf(&set, "%s%.*s = EXCLUDED.%.*s", set.len ? ", " : "",
 			    (int)(p - start), start, (int)(p - start), start);
-			buf_printf(&ex, "%sEXCLUDED.%.*s", ex.len ? ", " : "", (int)(p - start), start);
-			buf_printf(&cur, "%srepctl_t.%.*s", cur.len ? ", " : "", (int)(p - start), start);
+			buf_printf(
+			    &ex, "%sEXCLUDED.%.*s", ex.len ? ", " : "", (int)(p - start), start);
+			buf_printf(
+			    &cur, "%srepctl_t.%.*s", cur.len ? ", " : "", (int)(p - start), start);
 			if (*p == ',')
 				p += 2;
 		}
@@ -801,8 +816,9 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk,
 	} else {
 		buf_puts(&q, "DO NOTHING ");
 	}
-	buf_puts(&q, "RETURNING (xmax = 0) AS ins) "
-		     "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM w");
+	buf_puts(&q,
+	    "RETURNING (xmax = 0) AS ins) "
+	    "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM w");
 	r = db_query(tc, q.data, 0, NULL, err, errlen);
 	if (r == NULL)
 		goto out;
@@ -924,8 +940,8 @@ fail:
 
 /* Which herd tables both nodes registered (schema, table, conflict column override). */
 static PGresult *
-edge_tables(PGconn *meta, const struct sync_def *s, const char *a, const char *b, char *err,
-    size_t errlen)
+edge_tables(
+    PGconn *meta, const struct sync_def *s, const char *a, const char *b, char *err, size_t errlen)
 {
 	const char *p[3] = { s->herd, a, b };
 
@@ -944,8 +960,7 @@ edge_tables(PGconn *meta, const struct sync_def *s, const char *a, const char *b
  * then flow incrementally.  0 when copied, -1 on error.
  */
 static int
-full_copy(struct edge_ctx *e, PGconn *sc, PGconn *tc, struct table_ctx *t, char *err,
-    size_t errlen)
+full_copy(struct edge_ctx *e, PGconn *sc, PGconn *tc, struct table_ctx *t, char *err, size_t errlen)
 {
 	char *q, *in, *lnode = db_literal(sc, e->snode);
 	long rows, srows, bytes = 0;
@@ -1017,21 +1032,22 @@ out:
 
 /* Does table i have anything in its batch (shadow rows beyond its position)? */
 static int
-table_has_changes(PGconn *sc, const char *schema, const char *table, const char *prev,
-    char *err, size_t errlen)
+table_has_changes(
+    PGconn *sc, const char *schema, const char *table, const char *prev, char *err, size_t errlen)
 {
 	char *sh = capture_shadow(sc, schema, table, err, errlen);
 	char *q, *v, *lprev;
 	int any;
 
 	if (sh == NULL)
-		return 1;	/* not captured: table_prepare reports it */
+		return 1; /* not captured: table_prepare reports it */
 	lprev = prev ? db_literal(sc, prev) : NULL;
-	q = lprev ? xasprintf("SELECT EXISTS (SELECT 1 FROM repctl.%s sh WHERE "
-			      "sh.repctl_txid >= pg_catalog.pg_snapshot_xmin(%s::pg_snapshot) AND "
-			      "NOT pg_catalog.pg_visible_in_snapshot(sh.repctl_txid, %s::pg_snapshot))",
-			sh, lprev, lprev)
-		  : xasprintf("SELECT EXISTS (SELECT 1 FROM repctl.%s)", sh);
+	q = lprev
+	    ? xasprintf("SELECT EXISTS (SELECT 1 FROM repctl.%s sh WHERE "
+			"sh.repctl_txid >= pg_catalog.pg_snapshot_xmin(%s::pg_snapshot) AND "
+			"NOT pg_catalog.pg_visible_in_snapshot(sh.repctl_txid, %s::pg_snapshot))",
+		  sh, lprev, lprev)
+	    : xasprintf("SELECT EXISTS (SELECT 1 FROM repctl.%s)", sh);
 	v = db_value(sc, q, 0, NULL, err, errlen);
 	any = v == NULL || v[0] == 't';
 	free(v);
@@ -1097,7 +1113,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 		if (prev[i] == NULL || strcmp(prev[i], snap) != 0)
 			all_same = 0;
 	if (all_same) {
-		rc = 0;		/* nothing committed since */
+		rc = 0; /* nothing committed since */
 		goto out;
 	}
 	/* which tables have something to send?  Only then is the target touched. */
@@ -1105,8 +1121,8 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 		if (prev[i] && strcmp(prev[i], snap) == 0)
 			continue;
 		todo[i] = (prev[i] == NULL && e->s->onetimecopy > 0) ||
-		    table_has_changes(sc, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1), prev[i],
-			err, errlen);
+		    table_has_changes(sc, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1),
+			prev[i], err, errlen);
 		any |= todo[i];
 	}
 	if (!any) {
@@ -1123,8 +1139,8 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 	{
 		const char *op[1] = { e->snode };
 
-		if (db_exec(tc, "BEGIN; SET LOCAL session_replication_role = replica", err, errlen) <
-			0 ||
+		if (db_exec(tc, "BEGIN; SET LOCAL session_replication_role = replica", err,
+			errlen) < 0 ||
 		    db_execp(tc, "SELECT pg_catalog.set_config('repctl.origin', $1, true)", 1, op,
 			err, errlen) < 0)
 			goto target_fail;
@@ -1188,7 +1204,8 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 			}
 		}
 		rows = copy_batch(sc, tc, &t, pk, e->snode, prev[i], stage, err, errlen);
-		if (rows < 0 || (rows > 0 && apply_table(e, tc, &t, pk, stage, d, err, errlen) < 0)) {
+		if (rows < 0 ||
+		    (rows > 0 && apply_table(e, tc, &t, pk, stage, d, err, errlen) < 0)) {
 			PQclear(pk);
 			table_ctx_free(&t);
 			goto target_fail;
@@ -1206,30 +1223,28 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 		goto target_fail;
 	target_open = 0;
 record:
-	db_rollback(sc);	/* end the read-only snapshot */
+	db_rollback(sc); /* end the read-only snapshot */
 	if (edge_record(meta, e, snap, tables, paused, err, errlen) < 0)
 		goto out;
 	rc = 0;
 	goto out;
-source_fail:
-	{
-		char *m = xasprintf("node '%s' (source): %s", e->snode, err);
+source_fail : {
+	char *m = xasprintf("node '%s' (source): %s", e->snode, err);
 
-		snprintf(err, errlen, "%s", m);
-		free(m);
-		if (PQstatus(sc) != CONNECTION_OK)
-			e->down = e->snode;
-		pool_drop(pool, e->snode);
-		sc = NULL;
-	}
+	snprintf(err, errlen, "%s", m);
+	free(m);
+	if (PQstatus(sc) != CONNECTION_OK)
+		e->down = e->snode;
+	pool_drop(pool, e->snode);
+	sc = NULL;
+}
 	goto out;
-target_fail:
-	{
-		char *m = xasprintf("applying %s -> %s: %s", e->snode, e->tnode, err);
+target_fail : {
+	char *m = xasprintf("applying %s -> %s: %s", e->snode, e->tnode, err);
 
-		snprintf(err, errlen, "%s", m);
-		free(m);
-	}
+	snprintf(err, errlen, "%s", m);
+	free(m);
+}
 	if (target_open)
 		db_rollback(tc);
 	if (tc && PQstatus(tc) != CONNECTION_OK) {
@@ -1286,8 +1301,8 @@ node_result(PGconn *meta, const struct config *cfg, const char *node, const char
 }
 
 int
-sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
-    const struct config *cfg, struct run_stats *st, char *err, size_t errlen)
+sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s, const struct config *cfg,
+    struct run_stats *st, char *err, size_t errlen)
 {
 	char rid[32], first_err[ERRLEN];
 	struct buf warn = BUF_INIT;
@@ -1297,8 +1312,8 @@ sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
 
 	memset(st, 0, sizeof(*st));
 	first_err[0] = '\0';
-	id = db_value(meta, "INSERT INTO repctl.run (sync) VALUES ($1) RETURNING id", 1, p1, err,
-	    errlen);
+	id = db_value(
+	    meta, "INSERT INTO repctl.run (sync) VALUES ($1) RETURNING id", 1, p1, err, errlen);
 	if (id == NULL)
 		return -1;
 	snprintf(rid, sizeof(rid), "%s", id);
@@ -1337,7 +1352,7 @@ sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
 				if (!first_err[0])
 					snprintf(first_err, sizeof(first_err), "%s", eerr);
 				rc = -1;
-				if (e.down)	/* the breaker counts unreachable nodes only */
+				if (e.down) /* the breaker counts unreachable nodes only */
 					node_result(meta, cfg, e.down, eerr);
 			} else {
 				st->edges_ok++;
@@ -1394,8 +1409,8 @@ sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
 }
 
 long
-sync_pending(struct node_pool *pool, PGconn *meta, const struct sync_def *s, char *err,
-    size_t errlen)
+sync_pending(
+    struct node_pool *pool, PGconn *meta, const struct sync_def *s, char *err, size_t errlen)
 {
 	long total = 0;
 	int i, j, k;
@@ -1424,9 +1439,10 @@ sync_pending(struct node_pool *pool, PGconn *meta, const struct sync_def *s, cha
 
 				free(prev);
 				prev = NULL;
-				r = db_query(meta, "SELECT snapshot FROM repctl.position WHERE sync = $1 AND "
-						   "source = $2 AND target = $3 AND schema_name = $4 AND "
-						   "table_name = $5",
+				r = db_query(meta,
+				    "SELECT snapshot FROM repctl.position WHERE sync = $1 AND "
+				    "source = $2 AND target = $3 AND schema_name = $4 AND "
+				    "table_name = $5",
 				    5, tp, err, errlen);
 				if (r == NULL) {
 					PQclear(tables);
@@ -1442,10 +1458,11 @@ sync_pending(struct node_pool *pool, PGconn *meta, const struct sync_def *s, cha
 
 				if (sh == NULL)
 					continue;
-				q = xasprintf("SELECT count(*) FROM repctl.%s sh WHERE $1::text IS NULL OR "
-					      "(sh.repctl_txid >= pg_catalog.pg_snapshot_xmin($1::pg_snapshot) "
-					      "AND NOT pg_catalog.pg_visible_in_snapshot(sh.repctl_txid, "
-					      "$1::pg_snapshot))",
+				q = xasprintf(
+				    "SELECT count(*) FROM repctl.%s sh WHERE $1::text IS NULL OR "
+				    "(sh.repctl_txid >= pg_catalog.pg_snapshot_xmin($1::pg_snapshot) "
+				    "AND NOT pg_catalog.pg_visible_in_snapshot(sh.repctl_txid, "
+				    "$1::pg_snapshot))",
 				    sh);
 				v = db_value(sc, q, 1, qp, err, errlen);
 				if (v)

@@ -21,17 +21,17 @@
 
 #include "cli.h"
 
-#define assert_contains(hay, needle)                                            \
-	do {                                                                    \
-		const char *h_ = (hay), *n_ = (needle);                         \
-		if (h_ == NULL || strstr(h_, n_) == NULL)                       \
+#define assert_contains(hay, needle)                                                        \
+	do {                                                                                \
+		const char *h_ = (hay), *n_ = (needle);                                     \
+		if (h_ == NULL || strstr(h_, n_) == NULL)                                   \
 			fail_msg("\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", n_); \
 	} while (0)
 
-#define assert_prefix(hay, pre)                                                 \
-	do {                                                                    \
-		const char *h_ = (hay), *p_ = (pre);                            \
-		if (h_ == NULL || strncmp(h_, p_, strlen(p_)) != 0)             \
+#define assert_prefix(hay, pre)                                                                \
+	do {                                                                                   \
+		const char *h_ = (hay), *p_ = (pre);                                           \
+		if (h_ == NULL || strncmp(h_, p_, strlen(p_)) != 0)                            \
 			fail_msg("\"%s\" does not start with \"%s\"", h_ ? h_ : "(null)", p_); \
 	} while (0)
 
@@ -43,7 +43,7 @@ struct run {
 	const struct cmd *cmd;
 	struct args args;
 	int consumed;
-	int rc;		/* 0 ok, -1 cli_match failed, -2 cli_parse_args failed */
+	int rc; /* 0 ok, -1 cli_match failed, -2 cli_parse_args failed */
 	char err[2048];
 };
 
@@ -83,8 +83,8 @@ run(struct run *r, const char *line)
 {
 	if (match(r, line) == NULL)
 		return r->rc;
-	if (cli_parse_args(r->cmd, r->argc - r->consumed, r->argv + r->consumed, &r->args,
-		r->err, sizeof(r->err)) < 0)
+	if (cli_parse_args(r->cmd, r->argc - r->consumed, r->argv + r->consumed, &r->args, r->err,
+		sizeof(r->err)) < 0)
 		r->rc = -2;
 	return r->rc;
 }
@@ -362,7 +362,7 @@ test_args_forms(void **state)
 	assert_null(r.args.opts[0].value);
 	assert_int_equal(r.args.opts[0].used, 0);
 	assert_true(args_has(&r.args, "json"));
-	assert_int_equal(r.args.opts[0].used, 0);	/* args_has does not mark */
+	assert_int_equal(r.args.opts[0].used, 0); /* args_has does not mark */
 	done(&r);
 
 	/* empty value is kept as "" */
@@ -377,8 +377,10 @@ test_args_aliases(void **state)
 	struct run r;
 
 	(void)state;
-	assert_int_equal(run(&r, "add sync s relgroup=h dbs=a:source,b:target "
-				 "conflict_strategy=bucardo_latest"), 0);
+	assert_int_equal(run(&r,
+			     "add sync s relgroup=h dbs=a:source,b:target "
+			     "conflict_strategy=bucardo_latest"),
+	    0);
 	assert_string_equal(args_get(&r.args, "herd"), "h");
 	assert_null(args_get(&r.args, "relgroup"));
 	assert_string_equal(args_get(&r.args, "dbs"), "a:source,b:target");
@@ -550,7 +552,8 @@ test_args_positional(void **state)
 
 	(void)state;
 	assert_int_equal(run(&r, "list syncs extra"), -2);
-	assert_string_equal(r.err, "unexpected argument 'extra'; usage: repctl list syncs [--json]");
+	assert_string_equal(
+	    r.err, "unexpected argument 'extra'; usage: repctl list syncs [--json]");
 	done(&r);
 
 	assert_int_equal(run(&r, "add herd h more"), -2);

@@ -32,17 +32,17 @@
 #define STATEDIR "/var/lib/repctl"
 #endif
 
-#define assert_contains(hay, needle)                                            \
-	do {                                                                    \
-		const char *h_ = (hay), *n_ = (needle);                         \
-		if (h_ == NULL || strstr(h_, n_) == NULL)                       \
+#define assert_contains(hay, needle)                                                        \
+	do {                                                                                \
+		const char *h_ = (hay), *n_ = (needle);                                     \
+		if (h_ == NULL || strstr(h_, n_) == NULL)                                   \
 			fail_msg("\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", n_); \
 	} while (0)
 
-#define assert_prefix(hay, pre)                                                 \
-	do {                                                                    \
-		const char *h_ = (hay), *p_ = (pre);                            \
-		if (h_ == NULL || strncmp(h_, p_, strlen(p_)) != 0)             \
+#define assert_prefix(hay, pre)                                                                \
+	do {                                                                                   \
+		const char *h_ = (hay), *p_ = (pre);                                           \
+		if (h_ == NULL || strncmp(h_, p_, strlen(p_)) != 0)                            \
 			fail_msg("\"%s\" does not start with \"%s\"", h_ ? h_ : "(null)", p_); \
 	} while (0)
 
@@ -235,22 +235,22 @@ static void
 test_file_applied(void **state)
 {
 	char err[2048];
-	const char *path = tmp_conf(
-	    "# repctl test\n"
-	    "meta = \"host=x\";\n"
-	    "state_dir = \"/srv/rep\";\n"
-	    "sync_interval = 30;\n"
-	    "log_level = \"debug\";\n"
-	    "log_syslog = true;\n"
-	    "ssh = { identity = \"/k\"; timeout = 20; };\n"
-	    "circuit = { failures = 3; };\n"
-	    "retry = {\n"
-	    "  min = 2;\n"
-	    "  max = 10;\n"
-	    "};\n"
-	    "clock = { future_limit = 0; };\n"
-	    "folders = { ignore = \"a/\"; bwlimit = 100; trash_days = 0; };\n"
-	    "secrets_file = \"/etc/repctl/secrets\";\n");
+	const char *path =
+	    tmp_conf("# repctl test\n"
+		     "meta = \"host=x\";\n"
+		     "state_dir = \"/srv/rep\";\n"
+		     "sync_interval = 30;\n"
+		     "log_level = \"debug\";\n"
+		     "log_syslog = true;\n"
+		     "ssh = { identity = \"/k\"; timeout = 20; };\n"
+		     "circuit = { failures = 3; };\n"
+		     "retry = {\n"
+		     "  min = 2;\n"
+		     "  max = 10;\n"
+		     "};\n"
+		     "clock = { future_limit = 0; };\n"
+		     "folders = { ignore = \"a/\"; bwlimit = 100; trash_days = 0; };\n"
+		     "secrets_file = \"/etc/repctl/secrets\";\n");
 	struct config *cfg;
 
 	(void)state;
@@ -266,7 +266,7 @@ test_file_applied(void **state)
 	assert_string_equal(cfg->ssh_identity, "/k");
 	assert_int_equal(cfg->ssh_timeout, 20);
 	assert_int_equal(cfg->circuit_failures, 3);
-	assert_int_equal(cfg->circuit_reset, 300);	/* untouched key of the group */
+	assert_int_equal(cfg->circuit_reset, 300); /* untouched key of the group */
 	assert_int_equal(cfg->retry_min, 2);
 	assert_int_equal(cfg->retry_max, 10);
 	assert_int_equal(cfg->future_limit, 0);
@@ -289,14 +289,13 @@ static void
 test_range_bounds_accepted(void **state)
 {
 	char err[2048];
-	const char *path = tmp_conf(
-	    "sync_interval = 1;\n"
-	    "connect_timeout = 3600;\n"
-	    "retry = { min = 3600; max = 86400; };\n"
-	    "folders = { bwlimit = 10000000; scan_interval = 86400; };\n"
-	    "clock = { skew_warn_ms = 3600000; };\n"
-	    "circuit = { failures = 1000; reset = 1; };\n"
-	    "log_syslog = false;\n");
+	const char *path = tmp_conf("sync_interval = 1;\n"
+				    "connect_timeout = 3600;\n"
+				    "retry = { min = 3600; max = 86400; };\n"
+				    "folders = { bwlimit = 10000000; scan_interval = 86400; };\n"
+				    "clock = { skew_warn_ms = 3600000; };\n"
+				    "circuit = { failures = 1000; reset = 1; };\n"
+				    "log_syslog = false;\n");
 	struct config *cfg;
 
 	(void)state;
@@ -320,11 +319,10 @@ static void
 test_env_overrides(void **state)
 {
 	char err[2048];
-	const char *path = tmp_conf(
-	    "meta = \"host=file\";\n"
-	    "state_dir = \"/from/file\";\n"
-	    "node = \"filenode\";\n"
-	    "ssh = { identity = \"/k\"; };\n");
+	const char *path = tmp_conf("meta = \"host=file\";\n"
+				    "state_dir = \"/from/file\";\n"
+				    "node = \"filenode\";\n"
+				    "ssh = { identity = \"/k\"; };\n");
 	static const struct env env[] = {
 		{ "REPCTL_META", "host=env dbname=m" },
 		{ "REPCTL_STATE_DIR", "/from/env" },
@@ -427,9 +425,10 @@ test_repctl_config_env(void **state)
 	/* a file named by REPCTL_CONFIG must exist */
 	cfg = load(NULL, missing, err, sizeof(err));
 	assert_null(cfg);
-	assert_prefix(err, "cannot open configuration file "
-			   "\"/tmp/repctl-test-cfg-does-not-exist/repctl.conf\": "
-			   "No such file or directory; ");
+	assert_prefix(err,
+	    "cannot open configuration file "
+	    "\"/tmp/repctl-test-cfg-does-not-exist/repctl.conf\": "
+	    "No such file or directory; ");
 	assert_contains(err, "REPCTL_CONFIG");
 }
 
@@ -466,8 +465,7 @@ test_unknown_key(void **state)
 	    sizeof(err));
 
 	/* a group name used as a key */
-	expect_error("ssh = \"x\";\n", 1, "unknown key 'ssh'; valid keys here: ", err,
-	    sizeof(err));
+	expect_error("ssh = \"x\";\n", 1, "unknown key 'ssh'; valid keys here: ", err, sizeof(err));
 
 	/* a key used as a group */
 	expect_error("meta = { host = \"x\"; };\n", 1, "unknown key 'meta'; ", err, sizeof(err));
@@ -505,14 +503,14 @@ test_wrong_type(void **state)
 	expect_error("meta = \"a\";\nsync_interval = \"60\";\n", 2,
 	    "'sync_interval' must be an integer (see repctl.conf.example)", err, sizeof(err));
 
-	expect_error("sync_interval = 1.5;\n", 1, "'sync_interval' must be an integer", err,
-	    sizeof(err));
-	expect_error("meta = 5;\n", 1, "'meta' must be a string in double quotes", err,
-	    sizeof(err));
-	expect_error("log_syslog = 1;\n", 1, "'log_syslog' must be true or false", err,
-	    sizeof(err));
-	expect_error("log_syslog = \"yes\";\n", 1, "'log_syslog' must be true or false", err,
-	    sizeof(err));
+	expect_error(
+	    "sync_interval = 1.5;\n", 1, "'sync_interval' must be an integer", err, sizeof(err));
+	expect_error(
+	    "meta = 5;\n", 1, "'meta' must be a string in double quotes", err, sizeof(err));
+	expect_error(
+	    "log_syslog = 1;\n", 1, "'log_syslog' must be true or false", err, sizeof(err));
+	expect_error(
+	    "log_syslog = \"yes\";\n", 1, "'log_syslog' must be true or false", err, sizeof(err));
 	expect_error("ssh = {\n\n timeout = \"5\"; };\n", 3, "'ssh.timeout' must be an integer",
 	    err, sizeof(err));
 	expect_error("folders = { ignore = [\"a\", \"b\"]; };\n", 1,
@@ -536,8 +534,7 @@ test_out_of_range(void **state)
 	    "'sync_interval' is 10000000000, out of range; use a value from 1 to 86400", err,
 	    sizeof(err));
 	expect_error("circuit = { failures = 0; };\n", 1,
-	    "'circuit.failures' is 0, out of range; use a value from 1 to 1000", err,
-	    sizeof(err));
+	    "'circuit.failures' is 0, out of range; use a value from 1 to 1000", err, sizeof(err));
 	expect_error("folders = { trash_days = -1; };\n", 1,
 	    "'folders.trash_days' is -1, out of range; use a value from 0 to 3650", err,
 	    sizeof(err));
@@ -558,8 +555,8 @@ test_syntax_error(void **state)
 	/* missing value */
 	expect_error("meta = ;\n", 1, "syntax error", err, sizeof(err));
 	/* the same key twice */
-	expect_error("sync_interval = 1;\nsync_interval = 2;\n", 2, "duplicate setting name",
-	    err, sizeof(err));
+	expect_error("sync_interval = 1;\nsync_interval = 2;\n", 2, "duplicate setting name", err,
+	    sizeof(err));
 }
 
 static void
@@ -618,19 +615,19 @@ test_key_table(void **state)
 			if (strcmp(o->name, k->name) == 0)
 				fail_msg("key '%s' is declared twice", k->name);
 		switch (k->type) {
-		case CFG_STRING:
-			break;
+		case CFG_STRING: break;
 		case CFG_INT: {
 			char *end;
 			long v = strtol(k->def, &end, 10);
 
 			if (end == k->def || *end != '\0')
-				fail_msg("key '%s': default \"%s\" is not an integer", k->name, k->def);
+				fail_msg(
+				    "key '%s': default \"%s\" is not an integer", k->name, k->def);
 			if (k->min > k->max)
 				fail_msg("key '%s': min %d > max %d", k->name, k->min, k->max);
 			if (v < k->min || v > k->max)
-				fail_msg("key '%s': default %ld is outside %d..%d", k->name, v, k->min,
-				    k->max);
+				fail_msg("key '%s': default %ld is outside %d..%d", k->name, v,
+				    k->min, k->max);
 			break;
 		}
 		case CFG_BOOL:
@@ -638,8 +635,7 @@ test_key_table(void **state)
 				fail_msg("key '%s': default \"%s\" is not true or false", k->name,
 				    k->def);
 			break;
-		default:
-			fail_msg("key '%s' has an unknown type %d", k->name, (int)k->type);
+		default: fail_msg("key '%s' has an unknown type %d", k->name, (int)k->type);
 		}
 		if (strcmp(k->name, "log_level") == 0 && log_level_parse(k->def) < 0)
 			fail_msg("default log_level \"%s\" is not a level", k->def);
@@ -674,7 +670,8 @@ test_defaults_as_file(void **state)
 			for (o = k; o->name; o++) {
 				if (strncmp(o->name, k->name, glen + 1) != 0)
 					continue;
-				buf_printf(&b, o->type == CFG_STRING ? "  %s = \"%s\";\n" : "  %s = %s;\n",
+				buf_printf(&b,
+				    o->type == CFG_STRING ? "  %s = \"%s\";\n" : "  %s = %s;\n",
 				    o->name + glen + 1, o->def);
 			}
 			buf_puts(&b, "};\n");

@@ -30,10 +30,10 @@
 #define NOW 1700000000.0
 #define LIMIT 86400.0
 
-#define assert_prefix(hay, pre)                                                 \
-	do {                                                                    \
-		const char *h_ = (hay), *p_ = (pre);                            \
-		if (h_ == NULL || strncmp(h_, p_, strlen(p_)) != 0)             \
+#define assert_prefix(hay, pre)                                                                \
+	do {                                                                                   \
+		const char *h_ = (hay), *p_ = (pre);                                           \
+		if (h_ == NULL || strncmp(h_, p_, strlen(p_)) != 0)                            \
 			fail_msg("\"%s\" does not start with \"%s\"", h_ ? h_ : "(null)", p_); \
 	} while (0)
 
@@ -141,7 +141,8 @@ expect(const struct row_version *local, const struct row_version *remote, enum s
 	struct decision d = decide(local, remote, k), m;
 
 	if (d.type != type || d.res != res || d.clamped != clamped)
-		fail_msg("%s: local %s vs remote %s: got %s/%s/clamped=%d (%s), want %s/%s/clamped=%d",
+		fail_msg(
+		    "%s: local %s vs remote %s: got %s/%s/clamped=%d (%s), want %s/%s/clamped=%d",
 		    strategy_names[k], local->node, remote->node, conflict_type_names[d.type],
 		    resolution_names[d.res], d.clamped, d.rule, conflict_type_names[type],
 		    resolution_names[res], clamped);
@@ -173,8 +174,8 @@ test_latest_value(void **state)
 	/* the greater column value wins, whatever the change times say */
 	expect(&a, &b, STRAT_LATEST, CONFLICT_UPDATE_UPDATE, RES_LOCAL, 0);
 	expect(&b, &a, STRAT_LATEST, CONFLICT_UPDATE_UPDATE, RES_REMOTE, 0);
-	assert_string_equal(decide(&a, &b, STRAT_LATEST).rule,
-	    "latest: greater conflict column or change time");
+	assert_string_equal(
+	    decide(&a, &b, STRAT_LATEST).rule, "latest: greater conflict column or change time");
 	/* and whatever the names say */
 	a = upd("z", 10, 1);
 	b = upd("a", 9, 1);
@@ -196,8 +197,8 @@ test_latest_equal_value(void **state)
 	(void)state;
 	expect(&a, &b, STRAT_LATEST, CONFLICT_UPDATE_UPDATE, RES_REMOTE, 0);
 	expect(&b, &a, STRAT_LATEST, CONFLICT_UPDATE_UPDATE, RES_LOCAL, 0);
-	assert_string_equal(decide(&a, &b, STRAT_LATEST).rule,
-	    "latest: equal values, later change time");
+	assert_string_equal(
+	    decide(&a, &b, STRAT_LATEST).rule, "latest: equal values, later change time");
 	/* the later one wins even with the greater node name */
 	a = upd("z", 5, 200);
 	b = upd("a", 5, 100);
@@ -245,22 +246,22 @@ test_first(void **state)
 	/* the smaller column value wins */
 	expect(&a, &b, STRAT_FIRST, CONFLICT_UPDATE_UPDATE, RES_REMOTE, 0);
 	expect(&b, &a, STRAT_FIRST, CONFLICT_UPDATE_UPDATE, RES_LOCAL, 0);
-	assert_string_equal(decide(&a, &b, STRAT_FIRST).rule,
-	    "first: smaller conflict column or change time");
+	assert_string_equal(
+	    decide(&a, &b, STRAT_FIRST).rule, "first: smaller conflict column or change time");
 	/* equal values: the earlier change time */
 	a = upd("a", 5, NOW - 50);
 	b = upd("b", 5, NOW - 10);
 	expect(&a, &b, STRAT_FIRST, CONFLICT_UPDATE_UPDATE, RES_LOCAL, 0);
 	expect(&b, &a, STRAT_FIRST, CONFLICT_UPDATE_UPDATE, RES_REMOTE, 0);
-	assert_string_equal(decide(&a, &b, STRAT_FIRST).rule,
-	    "first: equal values, earlier change time");
+	assert_string_equal(
+	    decide(&a, &b, STRAT_FIRST).rule, "first: equal values, earlier change time");
 	/* equal both: still the smaller node name (not mirrored) */
 	a = upd("m", 5, 5);
 	b = upd("k", 5, 5);
 	expect(&a, &b, STRAT_FIRST, CONFLICT_UPDATE_UPDATE, RES_REMOTE, 0);
 	expect(&b, &a, STRAT_FIRST, CONFLICT_UPDATE_UPDATE, RES_LOCAL, 0);
-	assert_string_equal(decide(&a, &b, STRAT_FIRST).rule,
-	    "first: equal values and times, node name");
+	assert_string_equal(
+	    decide(&a, &b, STRAT_FIRST).rule, "first: equal values and times, node name");
 	/* no column: the earlier change time */
 	a = novalue("a", 20);
 	b = novalue("b", 10);
@@ -336,8 +337,8 @@ test_no_value_uses_changed_at(void **state)
 	expect(&a, &b, STRAT_LATEST, CONFLICT_UPDATE_UPDATE, RES_LOCAL, 0);
 	expect(&b, &a, STRAT_LATEST, CONFLICT_UPDATE_UPDATE, RES_REMOTE, 0);
 	expect(&a, &b, STRAT_FIRST, CONFLICT_UPDATE_UPDATE, RES_REMOTE, 0);
-	assert_string_equal(decide(&a, &b, STRAT_LATEST).rule,
-	    "latest: greater conflict column or change time");
+	assert_string_equal(
+	    decide(&a, &b, STRAT_LATEST).rule, "latest: greater conflict column or change time");
 
 	/* NULL on one side only: its change time against the other's value */
 	a = novalue("a", 150);
@@ -349,8 +350,8 @@ test_no_value_uses_changed_at(void **state)
 	/* equal: then the change times (150 vs 10) */
 	b = upd("b", 150, 10);
 	expect(&a, &b, STRAT_LATEST, CONFLICT_UPDATE_UPDATE, RES_LOCAL, 0);
-	assert_string_equal(decide(&a, &b, STRAT_LATEST).rule,
-	    "latest: equal values, later change time");
+	assert_string_equal(
+	    decide(&a, &b, STRAT_LATEST).rule, "latest: equal values, later change time");
 }
 
 /* ---- values in the future ---- */
@@ -530,8 +531,8 @@ test_strategy_parse(void **state)
 static void
 test_name_tables(void **state)
 {
-	static const enum conflict_type types[] = { CONFLICT_UPDATE_UPDATE,
-		CONFLICT_UPDATE_DELETE, CONFLICT_DELETE_UPDATE, CONFLICT_DELETE_DELETE };
+	static const enum conflict_type types[] = { CONFLICT_UPDATE_UPDATE, CONFLICT_UPDATE_DELETE,
+		CONFLICT_DELETE_UPDATE, CONFLICT_DELETE_DELETE };
 	static const enum resolution ress[] = { RES_REMOTE, RES_LOCAL, RES_SKIP, RES_ABORT };
 	size_t i;
 
@@ -590,15 +591,15 @@ random_version(const char *node)
 
 /* The documented rule for latest (dir 1) and first (dir -1). */
 static const struct row_version *
-model_winner(const struct row_version *a, const struct row_version *b, const struct strategy *s,
-    int dir)
+model_winner(
+    const struct row_version *a, const struct row_version *b, const struct strategy *s, int dir)
 {
 	double ea, eb;
 
 	ea = a->deleted || !a->has_value || a->value > s->now + s->future_limit ? a->changed_at
-										  : a->value;
+										: a->value;
 	eb = b->deleted || !b->has_value || b->value > s->now + s->future_limit ? b->changed_at
-										  : b->value;
+										: b->value;
 	if (ea != eb)
 		return (ea - eb) * dir > 0 ? a : b;
 	if (a->changed_at != b->changed_at)
@@ -617,7 +618,8 @@ test_property_both_directions(void **state)
 	(void)state;
 	rng_state = 20240601u;
 	for (i = 0; i < 600; i++) {
-		uint32_t ia = rng((uint32_t)nn), ib = (ia + 1 + rng((uint32_t)nn - 1)) % (uint32_t)nn;
+		uint32_t ia = rng((uint32_t)nn),
+			 ib = (ia + 1 + rng((uint32_t)nn - 1)) % (uint32_t)nn;
 		struct row_version a = random_version(nodes[ia]);
 		struct row_version b = random_version(nodes[ib]);
 		size_t k;

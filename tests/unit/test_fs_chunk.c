@@ -109,7 +109,8 @@ check_sizes(const struct chunks *cl, size_t len)
 		if (cl->c[i].len > CDC_MAX)
 			fail_msg("chunk %zu is %zu bytes, over CDC_MAX", i, cl->c[i].len);
 		if (i + 1 < cl->n && cl->c[i].len < CDC_MIN)
-			fail_msg("chunk %zu of %zu is %zu bytes, under CDC_MIN", i, cl->n, cl->c[i].len);
+			fail_msg(
+			    "chunk %zu of %zu is %zu bytes, under CDC_MIN", i, cl->n, cl->c[i].len);
 		total += cl->c[i].len;
 	}
 	assert_true(total == len);
@@ -126,7 +127,7 @@ same_chunk(const struct chunk *a, const struct chunk *b)
 static void
 test_gear_table(void **state)
 {
-	uint64_t seed = 0x72657063746c6364ULL;	/* "repctlcd" */
+	uint64_t seed = 0x72657063746c6364ULL; /* "repctlcd" */
 	int i, j;
 
 	(void)state;
@@ -230,7 +231,7 @@ test_determinism(void **state)
 	assert_non_null(copy);
 	memcpy(copy, d, len);
 	chunk_all(d, len, &a);
-	chunk_all(copy, len, &b);	/* another buffer, same bytes */
+	chunk_all(copy, len, &b); /* another buffer, same bytes */
 	assert_int_equal(a.n, b.n);
 	for (i = 0; i < a.n; i++) {
 		assert_int_equal(a.c[i].off, b.c[i].off);
@@ -250,8 +251,8 @@ test_determinism(void **state)
  * The window holding them is allocated to its exact size.
  */
 static void
-chunk_streaming(const uint8_t *d, size_t len, const size_t *pieces, size_t npieces,
-    struct chunks *cl)
+chunk_streaming(
+    const uint8_t *d, size_t len, const size_t *pieces, size_t npieces, struct chunks *cl)
 {
 	uint8_t *win = NULL;
 	size_t avail = 0, fed = 0, off = 0, k = 0, cap = 16;
@@ -330,7 +331,8 @@ test_streaming(void **state)
 	for (k = 0; k < sizeof(plans) / sizeof(plans[0]); k++) {
 		chunk_streaming(d, len, plans[k].p, plans[k].n, &st);
 		if (st.n != whole.n)
-			fail_msg("plan %zu: %zu chunks streaming, %zu in one buffer", k, st.n, whole.n);
+			fail_msg(
+			    "plan %zu: %zu chunks streaming, %zu in one buffer", k, st.n, whole.n);
 		for (i = 0; i < st.n; i++) {
 			assert_int_equal(st.c[i].off, whole.c[i].off);
 			assert_true(same_chunk(&st.c[i], &whole.c[i]));
@@ -350,8 +352,8 @@ test_streaming(void **state)
  * the bytes in chunks of the new version that the original does not have.
  */
 static size_t
-edit_and_compare(const uint8_t *orig, size_t len, const struct chunks *oc, size_t pos,
-    size_t del, size_t ins, const char *what, int verbose)
+edit_and_compare(const uint8_t *orig, size_t len, const struct chunks *oc, size_t pos, size_t del,
+    size_t ins, const char *what, int verbose)
 {
 	size_t nlen = len - del + ins;
 	uint8_t *nd = malloc(nlen ? nlen : 1);
@@ -397,8 +399,8 @@ edit_and_compare(const uint8_t *orig, size_t len, const struct chunks *oc, size_
 		    (long long)resync - (long long)(pos + del));
 	/* the tail re-aligns within two maximal chunks of the end of the edit */
 	if (pos + del < len && resync > pos + del + 2 * CDC_MAX)
-		fail_msg("%s: chunks differ until %zu, the edit ends at %zu", what, resync,
-		    pos + del);
+		fail_msg(
+		    "%s: chunks differ until %zu, the edit ends at %zu", what, resync, pos + del);
 	if (changed >= ins + 2 * CDC_MAX)
 		fail_msg("%s: %zu changed bytes for an edit of %zu", what, changed, ins);
 	free(nc.c);

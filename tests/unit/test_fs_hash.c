@@ -72,7 +72,8 @@ test_million_a(void **state)
 	}
 	sha256_final(&s, d);
 	sha256_hex(d, hex);
-	assert_string_equal(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+	assert_string_equal(
+	    hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 
 	/* and one-shot */
 	{
@@ -196,7 +197,8 @@ test_hex_round_trip(void **state)
 		sha256_hex(d, hex);
 		assert_int_equal(strlen(hex), 64);
 		for (i = 0; i < 64; i++)
-			assert_true((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f'));
+			assert_true(
+			    (hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f'));
 		memset(back, 0, sizeof(back));
 		assert_int_equal(sha256_from_hex(hex, back), 0);
 		assert_memory_equal(back, d, SHA256_LEN);
@@ -208,8 +210,9 @@ test_hex_round_trip(void **state)
 		assert_int_equal(sha256_from_hex(upper, back), 0);
 		assert_memory_equal(back, d, SHA256_LEN);
 	}
-	assert_int_equal(sha256_from_hex(
-			     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", back),
+	assert_int_equal(
+	    sha256_from_hex(
+		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", back),
 	    0);
 	sha256("abc", 3, d);
 	assert_memory_equal(back, d, SHA256_LEN);
@@ -218,7 +221,8 @@ test_hex_round_trip(void **state)
 static void
 test_from_hex_refuses(void **state)
 {
-	static const char good[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+	static const char good[] =
+	    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 	static const char *const bad[] = {
 		"",
 		"ba",

@@ -231,8 +231,8 @@ test_check_short_err(void **state)
 /* ---- path_resolve ---- */
 
 struct tree {
-	char top[256];	 /* the temporary directory */
-	char root[300];	 /* top/root: the folder */
+	char top[256];     /* the temporary directory */
+	char root[300];    /* top/root: the folder */
 	char outside[300]; /* top/outside: a directory beside it */
 };
 
@@ -489,8 +489,8 @@ static void
 expect_ignored(const struct ignore *ig, const char *rel, int is_dir, int want)
 {
 	if (ignore_match(ig, rel, is_dir) != want)
-		fail_msg("ignore_match('%s', %s) = %d, want %d", rel, is_dir ? "dir" : "file", !want,
-		    want);
+		fail_msg("ignore_match('%s', %s) = %d, want %d", rel, is_dir ? "dir" : "file",
+		    !want, want);
 }
 
 static void
@@ -645,10 +645,14 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_resolve_plain, tree_setup, tree_teardown),
 		cmocka_unit_test_setup_teardown(test_resolve_missing, tree_setup, tree_teardown),
 		cmocka_unit_test_setup_teardown(test_resolve_lexical, tree_setup, tree_teardown),
-		cmocka_unit_test_setup_teardown(test_resolve_symlink_outside, tree_setup, tree_teardown),
-		cmocka_unit_test_setup_teardown(test_resolve_symlink_inside, tree_setup, tree_teardown),
-		cmocka_unit_test_setup_teardown(test_resolve_symlink_middle, tree_setup, tree_teardown),
-		cmocka_unit_test_setup_teardown(test_resolve_symlink_chains, tree_setup, tree_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_resolve_symlink_outside, tree_setup, tree_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_resolve_symlink_inside, tree_setup, tree_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_resolve_symlink_middle, tree_setup, tree_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_resolve_symlink_chains, tree_setup, tree_teardown),
 		cmocka_unit_test_setup_teardown(test_resolve_root, tree_setup, tree_teardown),
 		cmocka_unit_test(test_ignore_dir_pattern),
 		cmocka_unit_test(test_ignore_glob),

@@ -60,8 +60,9 @@ text_payload(struct buf *b, size_t len)
 	int i = 0;
 
 	while (b->len < len) {
-		buf_printf(b, "music/artist %d/album %d/track %02d.flac\t%d\t1700000000%03d\t0644\n",
-		    i % 37, i % 11, i % 20, 1000000 + i * 17, i % 1000);
+		buf_printf(b,
+		    "music/artist %d/album %d/track %02d.flac\t%d\t1700000000%03d\t0644\n", i % 37,
+		    i % 11, i % 20, 1000000 + i * 17, i % 1000);
 		i++;
 	}
 }
@@ -75,8 +76,7 @@ wire_len(const uint8_t *p)
 
 /* A frame built by hand: header fields and body as given. */
 static void
-raw_frame(struct buf *out, uint32_t len, uint8_t type, uint8_t flags, const void *body,
-    size_t blen)
+raw_frame(struct buf *out, uint32_t len, uint8_t type, uint8_t flags, const void *body, size_t blen)
 {
 	uint8_t hdr[FRAME_HDR] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
 		(uint8_t)len, type, flags };
@@ -117,11 +117,11 @@ test_round_trip_several(void **state)
 	} fr[] = {
 		{ F_HELLO, "1 /srv/music", 12, 3 },
 		{ F_ACK, "", 0, 3 },
-		{ F_INDEX, NULL, 0, 3 },	/* text, set below */
-		{ F_BLOCK, NULL, 200000, 3 },	/* random */
+		{ F_INDEX, NULL, 0, 3 },      /* text, set below */
+		{ F_BLOCK, NULL, 200000, 3 }, /* random */
 		{ F_INDEX_END, NULL, 0, 0 },
 		{ F_ERROR, "no such file 'a b'", 18, 0 },
-		{ F_PUT_DATA, NULL, 70000, 0 },	/* text, level 0 */
+		{ F_PUT_DATA, NULL, 70000, 0 }, /* text, level 0 */
 		{ F_BYE, "x", 1, 19 },
 	};
 	size_t nfr = sizeof(fr) / sizeof(fr[0]), i, off = 0;
@@ -133,15 +133,16 @@ test_round_trip_several(void **state)
 	fr[3].p = rnd;
 	fr[6].p = text.data;
 	for (i = 0; i < nfr; i++)
-		assert_int_equal(frame_encode(&wire, fr[i].type, fr[i].p, fr[i].len, fr[i].level), 0);
+		assert_int_equal(
+		    frame_encode(&wire, fr[i].type, fr[i].p, fr[i].len, fr[i].level), 0);
 
 	for (i = 0; i < nfr; i++) {
 		struct frame f;
 		char err[128] = "";
 		long n;
 
-		n = frame_decode((const uint8_t *)wire.data + off, wire.len - off, &f, err,
-		    sizeof(err));
+		n = frame_decode(
+		    (const uint8_t *)wire.data + off, wire.len - off, &f, err, sizeof(err));
 		if (n <= 0)
 			fail_msg("frame %zu: decode returned %ld (%s)", i, n, err);
 		assert_int_equal(f.type, fr[i].type);
@@ -194,12 +195,15 @@ test_byte_by_byte(void **state)
 			n = frame_decode(in, len, &f, err, sizeof(err));
 			if (len < end - start) {
 				if (n != 0)
-					fail_msg("frame %d: %ld with %zu of %zu bytes (%s)", k, n, len,
-					    end - start, err);
+					fail_msg("frame %d: %ld with %zu of %zu bytes (%s)", k, n,
+					    len, end - start, err);
 				assert_null(f.payload.data);
 			} else {
 				assert_int_equal(n, (long)(end - start));
-				assert_int_equal(f.type, k == 0 ? F_INDEX : k == 1 ? F_BLOCK : F_ACK);
+				assert_int_equal(f.type,
+				    k == 0       ? F_INDEX
+					: k == 1 ? F_BLOCK
+						 : F_ACK);
 				if (k == 0) {
 					assert_int_equal(f.flags, FRAME_ZSTD);
 					assert_int_equal(f.payload.len, text.len);
@@ -256,8 +260,8 @@ test_compressible_text(void **state)
 		struct frame f;
 		char err[128];
 
-		assert_int_equal(frame_decode((const uint8_t *)wire.data, wire.len, &f, err,
-				     sizeof(err)),
+		assert_int_equal(
+		    frame_decode((const uint8_t *)wire.data, wire.len, &f, err, sizeof(err)),
 		    (long)wire.len);
 		assert_int_equal(f.payload.len, text.len);
 		assert_memory_equal(f.payload.data, text.data, text.len);
@@ -355,8 +359,8 @@ test_oversized_length(void **state)
 
 		buf_reset(&b);
 		raw_frame(&b, FRAME_MAX, F_BLOCK, 0, "xyz", 3);
-		assert_int_equal(frame_decode((const uint8_t *)b.data, b.len, &f, err, sizeof(err)),
-		    0);
+		assert_int_equal(
+		    frame_decode((const uint8_t *)b.data, b.len, &f, err, sizeof(err)), 0);
 		frame_free(&f);
 	}
 	buf_free(&b);

@@ -216,10 +216,10 @@ static void
 test_equal(void **state)
 {
 	(void)state;
-	expect_all_types(LIVE("{\"alpha\": 1}", "h1", 10, 100), LIVE("{\"alpha\": 1}", "h1", 10, 100),
-	    FA_NONE);
-	expect_all_types(TOMB("{\"alpha\": 2, \"beta\": 1}"), TOMB("{\"beta\": 1, \"alpha\": 2}"),
-	    FA_NONE);
+	expect_all_types(
+	    LIVE("{\"alpha\": 1}", "h1", 10, 100), LIVE("{\"alpha\": 1}", "h1", 10, 100), FA_NONE);
+	expect_all_types(
+	    TOMB("{\"alpha\": 2, \"beta\": 1}"), TOMB("{\"beta\": 1, \"alpha\": 2}"), FA_NONE);
 	/* the vector decides, not the metadata (a zero counter is no counter) */
 	expect_all_types(LIVE("{\"alpha\": 1, \"beta\": 0}", "h1", 10, 100),
 	    LIVE("{\"alpha\": 1}", "h1", 10, 999), FA_NONE);
@@ -254,8 +254,8 @@ test_dominates_tombstones(void **state)
 {
 	(void)state;
 	/* nothing to delete: the older tombstone just takes the newer vector */
-	expect_all_types(TOMB("{\"alpha\": 2, \"beta\": 1}"), TOMB("{\"alpha\": 1, \"beta\": 1}"),
-	    FA_MERGE_VV);
+	expect_all_types(
+	    TOMB("{\"alpha\": 2, \"beta\": 1}"), TOMB("{\"alpha\": 1, \"beta\": 1}"), FA_MERGE_VV);
 	expect_all_types(TOMB("{\"alpha\": 1}"), TOMB("{\"alpha\": 1, \"beta\": 3}"), FA_MERGE_VV);
 }
 
@@ -296,11 +296,11 @@ test_concurrent_same(void **state)
 {
 	(void)state;
 	/* the same file made on both sides, at different times */
-	expect_all_types(LIVE("{\"alpha\": 1}", "h1", 10, 100), LIVE("{\"beta\": 1}", "h1", 10, 900),
-	    FA_MERGE_VV);
+	expect_all_types(LIVE("{\"alpha\": 1}", "h1", 10, 100),
+	    LIVE("{\"beta\": 1}", "h1", 10, 900), FA_MERGE_VV);
 	/* both deleted it */
-	expect_all_types(TOMB("{\"alpha\": 2, \"beta\": 1}"), TOMB("{\"alpha\": 1, \"beta\": 2}"),
-	    FA_MERGE_VV);
+	expect_all_types(
+	    TOMB("{\"alpha\": 2, \"beta\": 1}"), TOMB("{\"alpha\": 1, \"beta\": 2}"), FA_MERGE_VV);
 	/* the same hash with another size is not the same content */
 	expect(SR, LIVE("{\"alpha\": 1}", "h1", 10, 100), SR, LIVE("{\"beta\": 1}", "h1", 11, 90),
 	    FA_CONFLICT_B);
@@ -459,7 +459,8 @@ test_conflict_name(void **state)
 	expect_name("README", T0, "node1", "README.sync-conflict-20231114-221320-node1");
 	/* a dotfile has no extension; a dot later in it does */
 	expect_name(".bashrc", T0, "laptop", ".bashrc.sync-conflict-20231114-221320-laptop");
-	expect_name(".config.yml", T0, "laptop", ".config.sync-conflict-20231114-221320-laptop.yml");
+	expect_name(
+	    ".config.yml", T0, "laptop", ".config.sync-conflict-20231114-221320-laptop.yml");
 	/* only the last extension */
 	expect_name("a.tar.gz", T0, "n", "a.tar.sync-conflict-20231114-221320-n.gz");
 	/* an empty extension after a final dot */
@@ -467,9 +468,11 @@ test_conflict_name(void **state)
 	/* nested directories are kept; their dots are not extensions */
 	expect_name("Music/Artist/Album/01 Song.flac", T0, "primary",
 	    "Music/Artist/Album/01 Song.sync-conflict-20231114-221320-primary.flac");
-	expect_name("dir.d/sub.x/README", T0, "n", "dir.d/sub.x/README.sync-conflict-20231114-221320-n");
+	expect_name(
+	    "dir.d/sub.x/README", T0, "n", "dir.d/sub.x/README.sync-conflict-20231114-221320-n");
 	expect_name("dir.d/.profile", T0, "n", "dir.d/.profile.sync-conflict-20231114-221320-n");
-	expect_name("Ünïcödé/日本.mp3", T0, "n", "Ünïcödé/日本.sync-conflict-20231114-221320-n.mp3");
+	expect_name(
+	    "Ünïcödé/日本.mp3", T0, "n", "Ünïcödé/日本.sync-conflict-20231114-221320-n.mp3");
 }
 
 static void
@@ -488,7 +491,8 @@ static void
 test_conflict_name_node(void **state)
 {
 	(void)state;
-	expect_name("f.txt", T0, "eu-west.node_1", "f.sync-conflict-20231114-221320-eu-west.node_1.txt");
+	expect_name(
+	    "f.txt", T0, "eu-west.node_1", "f.sync-conflict-20231114-221320-eu-west.node_1.txt");
 	/* a node name cannot add a directory or a control character */
 	expect_name("f.txt", T0, "../x", "f.sync-conflict-20231114-221320-.._x.txt");
 	expect_name("f.txt", T0, "a\\b\nc", "f.sync-conflict-20231114-221320-a_b_c.txt");

@@ -21,10 +21,10 @@
 #include "buf.h"
 #include "parse.h"
 
-#define assert_contains(hay, needle)                                            \
-	do {                                                                    \
-		const char *h_ = (hay), *n_ = (needle);                         \
-		if (h_ == NULL || strstr(h_, n_) == NULL)                       \
+#define assert_contains(hay, needle)                                                        \
+	do {                                                                                \
+		const char *h_ = (hay), *n_ = (needle);                                     \
+		if (h_ == NULL || strstr(h_, n_) == NULL)                                   \
 			fail_msg("\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", n_); \
 	} while (0)
 
@@ -35,8 +35,8 @@ test_valid_name(void **state)
 {
 	static const char *const good[] = { "a", "A", "_", "node1", "cava_db", "my-node",
 		"eu.west-1", "_x.y-z_9", "Z9" };
-	static const char *const bad[] = { "", "1node", "-a", ".a", "a b", "a:b", "a,b",
-		"a/b", "a\"b", "a'b", "a;b", "a=b", "\xc3\xa9t\xc3\xa9", "a\n", " a" };
+	static const char *const bad[] = { "", "1node", "-a", ".a", "a b", "a:b", "a,b", "a/b",
+		"a\"b", "a'b", "a;b", "a=b", "\xc3\xa9t\xc3\xa9", "a\n", " a" };
 	char name[80];
 	size_t i;
 
@@ -217,15 +217,14 @@ test_dbs_errors(void **state)
 	(void)state;
 	expect_dbs_error("a:source",
 	    "dbs=a:source: a sync needs at least two nodes, e.g. dbs=A:source,B:target");
-	expect_dbs_error("a",
-	    "dbs=a: a sync needs at least two nodes, e.g. dbs=A:source,B:target");
+	expect_dbs_error("a", "dbs=a: a sync needs at least two nodes, e.g. dbs=A:source,B:target");
 	expect_dbs_error("", NULL);
 	expect_dbs_error("a,a", "dbs=: node 'a' is listed twice");
 	expect_dbs_error("a:source,b:target,a:target", "dbs=: node 'a' is listed twice");
 	expect_dbs_error("a:master,b",
 	    "dbs=: unknown role 'master' for node 'a'; use NODE:source or NODE:target");
-	expect_dbs_error("a,b:",
-	    "dbs=: unknown role '' for node 'b'; use NODE:source or NODE:target");
+	expect_dbs_error(
+	    "a,b:", "dbs=: unknown role '' for node 'b'; use NODE:source or NODE:target");
 	expect_dbs_error("a,b:Source",
 	    "dbs=: unknown role 'Source' for node 'b'; use NODE:source or NODE:target");
 	expect_dbs_error("1a,b", "dbs=: '1a' is not a node name; write dbs=A:source,B:target");
@@ -269,7 +268,7 @@ expect_long_error(const char *s, long min, long max)
 
 	if (parse_long(s, min, max, &v) != -1)
 		fail_msg("'%s' accepted in [%ld, %ld]", s ? s : "(null)", min, max);
-	assert_int_equal(v, -12345);	/* untouched */
+	assert_int_equal(v, -12345); /* untouched */
 }
 
 static void

@@ -81,7 +81,7 @@ expect_order(const char *a, const char *b, enum vv_order want)
 	struct vv va, vb;
 	enum vv_order got, mirror;
 	enum vv_order want_mirror = want == VV_DOMINATES ? VV_DOMINATED
-				  : want == VV_DOMINATED ? VV_DOMINATES
+	    : want == VV_DOMINATED                       ? VV_DOMINATES
 							 : want;
 
 	parse_ok(a, &va);
@@ -91,7 +91,8 @@ expect_order(const char *a, const char *b, enum vv_order want)
 	vv_free(&va);
 	vv_free(&vb);
 	if (got != want)
-		fail_msg("vv_compare(%s, %s) = %s, want %s", a, b, order_name(got), order_name(want));
+		fail_msg(
+		    "vv_compare(%s, %s) = %s, want %s", a, b, order_name(got), order_name(want));
 	if (mirror != want_mirror)
 		fail_msg("vv_compare(%s, %s) = %s, want %s", b, a, order_name(mirror),
 		    order_name(want_mirror));
@@ -114,8 +115,8 @@ expect_merge(const char *a, const char *b, const char *want)
 		vv_merge(swap ? &vb : &va, swap ? &va : &vb, &m);
 		s = vv_to_json(&m);
 		if (strcmp(s, want) != 0)
-			fail_msg("vv_merge(%s, %s) = %s, want %s", swap ? b : a, swap ? a : b, s,
-			    want);
+			fail_msg(
+			    "vv_merge(%s, %s) = %s, want %s", swap ? b : a, swap ? a : b, s, want);
 		free(s);
 		/* the merge has seen everything either side has */
 		o1 = vv_compare(&m, &va);
@@ -133,7 +134,8 @@ expect_merge(const char *a, const char *b, const char *want)
 static void
 test_parse_empty(void **state)
 {
-	static const char *const empties[] = { "", "{}", "{ }", "  {}  ", "\t{\n}\n", " \r\n{ \t } " };
+	static const char *const empties[] = { "", "{}", "{ }", "  {}  ", "\t{\n}\n",
+		" \r\n{ \t } " };
 	struct vv v;
 	size_t i;
 
@@ -217,20 +219,56 @@ test_parse_errors(void **state)
 {
 	static const char *const bad[] = {
 		/* not an object */
-		"[]", "[1]", "1", "\"a\"", "null", "true", "a", "}", "   ", "\n",
+		"[]",
+		"[1]",
+		"1",
+		"\"a\"",
+		"null",
+		"true",
+		"a",
+		"}",
+		"   ",
+		"\n",
 		/* missing colon */
-		"{\"a\" 1}", "{\"a\"}", "{\"a\"", "{\"a\" = 1}", "{\"a\": 1, \"b\" 2}",
+		"{\"a\" 1}",
+		"{\"a\"}",
+		"{\"a\"",
+		"{\"a\" = 1}",
+		"{\"a\": 1, \"b\" 2}",
 		/* negative counter */
-		"{\"a\": -1}", "{\"a\": 1, \"b\": -5}",
+		"{\"a\": -1}",
+		"{\"a\": 1, \"b\": -5}",
 		/* trailing junk */
-		"{} x", "{}}", "{\"a\": 1} x", "{\"a\": 1}}", "{\"a\": 1},", "{\"a\": 1} {}",
+		"{} x",
+		"{}}",
+		"{\"a\": 1} x",
+		"{\"a\": 1}}",
+		"{\"a\": 1},",
+		"{\"a\": 1} {}",
 		"{\"a\": 1x}",
 		/* non-number */
-		"{\"a\": \"1\"}", "{\"a\": true}", "{\"a\": null}", "{\"a\": {}}", "{\"a\": []}",
-		"{\"a\": 1.5}", "{\"a\": }", "{\"a\":}", "{\"a\": x}",
+		"{\"a\": \"1\"}",
+		"{\"a\": true}",
+		"{\"a\": null}",
+		"{\"a\": {}}",
+		"{\"a\": []}",
+		"{\"a\": 1.5}",
+		"{\"a\": }",
+		"{\"a\":}",
+		"{\"a\": x}",
 		/* broken structure */
-		"{", "{\"a\": 1", "{\"a\": 1,", "{\"a\": 1,}", "{,}", "{\"a\": 1,, \"b\": 2}",
-		"{\"a\": 1 \"b\": 2}", "{a: 1}", "{'a': 1}", "{\"\": 1}", "{\"a", "{\"a\\",
+		"{",
+		"{\"a\": 1",
+		"{\"a\": 1,",
+		"{\"a\": 1,}",
+		"{,}",
+		"{\"a\": 1,, \"b\": 2}",
+		"{\"a\": 1 \"b\": 2}",
+		"{a: 1}",
+		"{'a': 1}",
+		"{\"\": 1}",
+		"{\"a",
+		"{\"a\\",
 		"{\"a\": 1; \"b\": 2}",
 	};
 	size_t i;
