@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/inotify.h>
 #include <sys/select.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -168,6 +171,12 @@ worker_main(struct config *cfg, const char *sync)
 			/* wake at least every second to notice a stop request */
 			if (wait > 1)
 				wait = 1;
+			/* notifications that arrived during the run sit in libpq's buffer
+			 * already: select() would not see them */
+			if (pool_notified(pool) && backoff == 0) {
+				due = 1;
+				wait = 0;
+			}
 			tv.tv_sec = (long)wait;
 			tv.tv_usec = (long)((wait - (double)tv.tv_sec) * 1e6);
 			sel = select(maxfd + 1, &rfds, NULL, NULL, &tv);
@@ -189,11 +198,54 @@ worker_main(struct config *cfg, const char *sync)
 	return 0;
 }
 
+/* Watch dir and every directory below it (but .repctl) for changes. */
+static void
+watch_tree(int ifd, const char *dir, int top)
+{
+	DIR *d;
+	struct dirent *de;
+
+	if (inotify_add_watch(ifd, dir,
+		IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB |
+		    IN_DELETE_SELF) < 0)
+		return;
+	d = opendir(dir);
+	while (d && (de = readdir(d)) != NULL) {
+		char *sub;
+		struct stat sb;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    (top && strcmp(de->d_name, ".repctl") == 0))
+			continue;
+		sub = xasprintf("%s/%s", dir, de->d_name);
+		if (lstat(sub, &sb) == 0 && S_ISDIR(sb.st_mode))
+			watch_tree(ifd, sub, 0);
+		free(sub);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* The path of the coordinator's own copy of the folder, or NULL. */
+static const char *
+local_path(const struct config *cfg, const struct folder_def *f)
+{
+	int i;
+
+	for (i = 0; cfg->node && i < f->nm; i++)
+		if (strcmp(f->m[i].node, cfg->node) == 0)
+			return f->m[i].path;
+	return NULL;
+}
+
 /*
  * A folder's loop: a run now, then every interval (the folder's, or
  * folders.scan_interval), and at once on `repctl kick folder:NAME`-style
  * notifications ("folder:NAME" on repctl_control).  The advisory lock keeps
- * it from running at the same time as a `repctl sync folder`.
+ * it from running at the same time as a `repctl sync folder`.  The
+ * coordinator's own copy of the folder is watched with inotify: a change
+ * there starts a run two seconds after the last event (writes settle);
+ * remote copies are covered by the interval.
  */
 int
 folder_worker_main(struct config *cfg, const char *folder)
@@ -201,8 +253,9 @@ folder_worker_main(struct config *cfg, const char *folder)
 	char err[ERRLEN];
 	PGconn *meta = NULL;
 	struct sigaction sa;
-	double next = 0, backoff = 0;
-	int due = 1;
+	double next = 0, backoff = 0, settle = 0;
+	int due = 1, ifd = -1;
+	char *watched = NULL;
 	const char *p[1] = { folder };
 
 	memset(&sa, 0, sizeof(sa));
@@ -238,6 +291,23 @@ folder_worker_main(struct config *cfg, const char *folder)
 			db_close(meta);
 			meta = NULL;
 			continue;
+		}
+		{
+			const char *lp = local_path(cfg, &f);
+
+			if (lp && (watched == NULL || strcmp(watched, lp) != 0)) {
+				if (ifd >= 0)
+					close(ifd);
+				ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+				if (ifd >= 0)
+					watch_tree(ifd, lp, 1);
+				free(watched);
+				watched = xstrdup(lp);
+			}
+		}
+		if (settle > 0 && now_s() >= settle) {
+			due = 1;
+			settle = 0;
 		}
 		if (strcmp(f.status, "active") == 0 && (due || now_s() >= next)) {
 			char *got = db_value(meta,
@@ -280,13 +350,46 @@ folder_worker_main(struct config *cfg, const char *folder)
 		{
 			fd_set rfds;
 			struct timeval tv = { 1, 0 };
-			int fd = PQsocket(meta), n;
+			int fd = PQsocket(meta), n, maxfd = fd;
 			PGnotify *nt;
 
 			FD_ZERO(&rfds);
 			FD_SET(fd, &rfds);
-			if (select(fd + 1, &rfds, NULL, NULL, &tv) < 0 && errno != EINTR)
+			if (ifd >= 0) {
+				FD_SET(ifd, &rfds);
+				if (ifd > maxfd)
+					maxfd = ifd;
+			}
+			if (select(maxfd + 1, &rfds, NULL, NULL, &tv) < 0 && errno != EINTR)
 				log_warn("select");
+			if (ifd >= 0 && FD_ISSET(ifd, &rfds)) {
+				char ev[8192];
+				ssize_t got;
+				int newdir = 0;
+
+				while ((got = read(ifd, ev, sizeof(ev))) > 0) {
+					char *q = ev;
+
+					while (q < ev + got) {
+						struct inotify_event *ie =
+						    (struct inotify_event *)(void *)q;
+
+						if ((ie->mask & IN_ISDIR) &&
+						    (ie->mask & (IN_CREATE | IN_MOVED_TO)))
+							newdir = 1;
+						q += sizeof(*ie) + ie->len;
+					}
+				}
+				/* our own writes land in .repctl (not watched) or are renames the
+				 * next scan finds unchanged: a spurious run costs only a scan */
+				settle = now_s() + 2;
+				if (newdir) {
+					close(ifd);
+					ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+					if (ifd >= 0 && watched)
+						watch_tree(ifd, watched, 1);
+				}
+			}
 			if (PQconsumeInput(meta) == 0) {
 				db_close(meta);
 				meta = NULL;
@@ -301,6 +404,12 @@ folder_worker_main(struct config *cfg, const char *folder)
 			}
 		}
 	}
+	if (ifd >= 0)
+		close(ifd);
+	free(watched);
+	if (ifd >= 0)
+		close(ifd);
+	free(watched);
 	db_close(meta);
 	return 0;
 }

@@ -197,7 +197,19 @@ db_begin(PGconn *conn, char *err, size_t errlen)
 int
 db_commit(PGconn *conn, char *err, size_t errlen)
 {
-	return db_exec(conn, "COMMIT", err, errlen);
+	PGresult *res = PQexec(conn, "COMMIT");
+	int rc = 0;
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		result_error(res, conn, err, errlen);
+		rc = -1;
+	} else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+		/* COMMIT of a failed transaction "succeeds" with tag ROLLBACK */
+		snprintf(err, errlen, "the transaction was rolled back by an earlier error");
+		rc = -1;
+	}
+	PQclear(res);
+	return rc;
 }
 
 void

@@ -41,16 +41,27 @@ capture_shadow(PGconn *conn, const char *schema, const char *table, char *err, s
 {
 	const char *params[2] = { schema, table };
 	PGresult *r;
-	char *s = NULL;
+	char *s = NULL, *has;
 
+	has = db_value(conn, "SELECT pg_catalog.to_regclass('repctl.captured') IS NOT NULL", 0,
+	    NULL, err, errlen);
+	if (has == NULL)
+		return NULL;
+	if (has[0] != 't') {
+		free(has);
+		err[0] = '\0';
+		return NULL;
+	}
+	free(has);
 	r = db_query(conn,
-	    "SELECT shadow FROM repctl.captured WHERE schema_name = $1 AND table_name = $2 "
-	    "AND pg_catalog.to_regclass('repctl.captured') IS NOT NULL",
-	    2, params, err, errlen);
+	    "SELECT shadow FROM repctl.captured WHERE schema_name = $1 AND table_name = $2", 2,
+	    params, err, errlen);
 	if (r == NULL)
 		return NULL;
 	if (PQntuples(r) == 1)
 		s = xstrdup(PQgetvalue(r, 0, 0));
+	else
+		err[0] = '\0';
 	PQclear(r);
 	return s;
 }

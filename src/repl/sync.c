@@ -615,9 +615,10 @@ struct edge_ctx {
 	struct run_stats *st;
 	struct conflict_rec *conf;
 	int nconf;
-	long written;     /* shadow rows written on the target */
-	struct buf warn;  /* tables paused on this edge, and why */
-	const char *down; /* the node that could not be reached, for the breaker */
+	long written;         /* shadow rows written on the target */
+	struct buf warn;      /* tables paused on this edge, and why */
+	const char *down;     /* the node that could not be reached, for the breaker */
+	int target_contacted; /* the edge connected to the target */
 };
 
 static double
@@ -1136,6 +1137,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 		e->down = e->tnode;
 		goto out;
 	}
+	e->target_contacted = 1;
 	{
 		const char *op[1] = { e->snode };
 
@@ -1159,6 +1161,12 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 		t.table = PQgetvalue(tables, i, 1);
 		err[0] = '\0';
 		pk = NULL;
+		/* a failing query of this table must not abort the edge's transactions */
+		if (db_exec(tc, "SAVEPOINT repctl_table", err, errlen) < 0 ||
+		    db_exec(sc, "SAVEPOINT repctl_table", err, errlen) < 0) {
+			table_ctx_free(&t);
+			goto target_fail;
+		}
 		if (table_prepare(sc, tc, e->s, e->snode, e->tnode,
 			PQgetisnull(tables, i, 2) ? NULL : PQgetvalue(tables, i, 2), &t, err,
 			errlen) == 0)
@@ -1173,6 +1181,9 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 			paused[i] = 1;
 			PQclear(pk);
 			table_ctx_free(&t);
+			if (db_exec(tc, "ROLLBACK TO SAVEPOINT repctl_table", err, errlen) < 0 ||
+			    db_exec(sc, "ROLLBACK TO SAVEPOINT repctl_table", err, errlen) < 0)
+				goto target_fail;
 			continue;
 		}
 		if (prev[i] == NULL && e->s->onetimecopy > 0) {
@@ -1181,7 +1192,10 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 			if (crc <= 0) {
 				PQclear(pk);
 				table_ctx_free(&t);
-				if (crc < 0)
+				if (crc < 0 ||
+				    db_exec(tc, "RELEASE SAVEPOINT repctl_table", err, errlen) <
+					0 ||
+				    db_exec(sc, "RELEASE SAVEPOINT repctl_table", err, errlen) < 0)
 					goto target_fail;
 				continue;
 			}
@@ -1215,6 +1229,9 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 			    rows);
 		PQclear(pk);
 		table_ctx_free(&t);
+		if (db_exec(tc, "RELEASE SAVEPOINT repctl_table", err, errlen) < 0 ||
+		    db_exec(sc, "RELEASE SAVEPOINT repctl_table", err, errlen) < 0)
+			goto target_fail;
 	}
 	if (e->written > 0 &&
 	    db_exec(tc, "SELECT pg_catalog.pg_notify('repctl', '')", err, errlen) < 0)
@@ -1323,6 +1340,7 @@ sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s, const s
 			continue;
 		for (j = 0; j < s->nm; j++) {
 			struct edge_ctx e;
+			struct run_stats est; /* this edge's counts: kept only if it committed */
 			char eerr[ERRLEN];
 			if (i == j || !s->m[j].target)
 				continue;
@@ -1344,7 +1362,8 @@ sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s, const s
 			e.tnode = s->m[j].node;
 			e.srank = i;
 			e.trank = j;
-			e.st = st;
+			memset(&est, 0, sizeof(est));
+			e.st = &est;
 			eerr[0] = '\0';
 			if (edge_run(pool, meta, &e, eerr, sizeof(eerr)) < 0) {
 				st->edges_failed++;
@@ -1356,8 +1375,14 @@ sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s, const s
 					node_result(meta, cfg, e.down, eerr);
 			} else {
 				st->edges_ok++;
+				st->inserts += est.inserts;
+				st->updates += est.updates;
+				st->deletes += est.deletes;
+				st->conflicts += est.conflicts;
 				node_result(meta, cfg, s->m[i].node, NULL);
-				node_result(meta, cfg, s->m[j].node, NULL);
+				/* an edge with nothing to send never reached the target */
+				if (e.target_contacted)
+					node_result(meta, cfg, s->m[j].node, NULL);
 			}
 			if (e.warn.len) {
 				buf_printf(&warn, "%s%s", warn.len ? "; " : "", e.warn.data);
