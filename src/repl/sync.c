@@ -718,6 +718,8 @@ resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult 
 				goto out;
 			}
 		}
+		if (dec.type == CONFLICT_DELETE_DELETE)
+			continue; /* both deleted: vectors merged, nothing to decide or log */
 		winner = dec.res == RES_REMOTE ? remote.node
 		    : dec.res == RES_LOCAL     ? local.node
 					       : "none";
