@@ -35,6 +35,7 @@ CMD_HANDLER(cmd_update_sync);
 CMD_HANDLER(cmd_validate);
 CMD_HANDLER(cmd_status);
 CMD_HANDLER(cmd_run);
+CMD_HANDLER(cmd_conflicts_resolve);
 CMD_HANDLER(cmd_agent);
 CMD_HANDLER(cmd_add_folder);
 CMD_HANDLER(cmd_remove_folder);

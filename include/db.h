@@ -37,6 +37,13 @@ int db_execp(PGconn *conn, const char *sql, int nparams, const char *const *para
  */
 PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params, char *err,
     size_t errlen) __attribute__((warn_unused_result));
+/*
+ * db_query, and on failure also the SQLSTATE (6 bytes with the NUL) and the
+ * violated constraint's name (may be empty) of the error.
+ */
+PGresult *db_query_diag(PGconn *conn, const char *sql, int nparams, const char *const *params,
+    char *err, size_t errlen, char sqlstate[6], char *constraint, size_t conlen)
+	__attribute__((warn_unused_result));
 /* One value of a one-row one-column query, xstrdup'ed (free()); NULL on error or no row. */
 char *db_value(PGconn *conn, const char *sql, int nparams, const char *const *params, char *err,
     size_t errlen) __attribute__((warn_unused_result));

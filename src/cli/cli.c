@@ -139,14 +139,23 @@ const struct cmd cli_commands[] = {
 	    "The node side of the file sync, speaking the framed protocol on stdin and\n"
 	    "stdout; started over SSH by the coordinator.  --root refuses folders outside\n"
 	    "DIR (use it in authorized_keys: command=\"repctl agent --root=/data/music\")." },
+	{ "conflicts resolve <id>", cmd_conflicts_resolve, M, "keep=!", "ID keep=incoming|existing",
+	    "Settle a quarantined row (one a target refused: another unique index, a\n"
+	    "check).  keep=existing deletes the incoming row on its source (the delete\n"
+	    "replicates); keep=incoming deletes the target's rows that collide with it\n"
+	    "on the violated unique key, and the next run applies it." },
 	{ "run <sync>", cmd_run, M, "", "SYNC",
 	    "Run SYNC once now in this process, without the coordinator, and print the\n"
 	    "result (I/U/D, conflicts).  Exit 0 when every edge succeeded." },
-	{ "status [<sync>]", cmd_status, M, "json", "[SYNC] [--json]",
+	{ "status [<sync>]", cmd_status, 0, "json health", "[SYNC] [--json] [--health]",
 	    "Show each sync: state, last good run and its time and I/U/D, last bad run,\n"
 	    "pending keys and lag (counted on the sources), conflicts, circuit breaker and\n"
 	    "health (green/yellow/red/gray); then each node's last contact, failures,\n"
-	    "circuit and clock offset.  With SYNC, one sync in detail with its last error." },
+	    "circuit and clock offset.  With SYNC, one sync in detail with its last error.\n"
+	    "--health prints one line (the worst health of the syncs and folders, with the\n"
+	    "reason; no coordinator running is red) and exits 0 green, 1 yellow, 2 red,\n"
+	    "3 unknown (metadata database unreachable, schema not installed): for\n"
+	    "monitoring and Docker's HEALTHCHECK." },
 	{ NULL, NULL, 0, NULL, NULL, NULL },
 };
 

@@ -232,6 +232,28 @@ CMD_HANDLER(cmd_conflicts)
 			   2, p, 1) < 0
 		    ? 1
 		    : 0;
+	{
+		char err[ERRLEN];
+		PGresult *q = db_query(ctx->meta,
+		    "SELECT id, to_char(last_at, 'YYYY-MM-DD HH24:MI:SS') AS last_try, sync, "
+		    "source || ' -> ' || target AS edge, format('%I.%I', schema_name, table_name) AS "
+		    "\"table\", pk::text AS key, attempts, coalesce(resolution, 'retried every run') "
+		    "AS state, reason FROM repctl.quarantine WHERE resolved_at IS NULL "
+		    "AND ($1::text IS NULL OR sync = $1) ORDER BY id",
+		    1, p, err, sizeof(err));
+
+		if (q == NULL) {
+			cmd_error("%s", err);
+			return 1;
+		}
+		if (PQntuples(q) > 0) {
+			printf("quarantined rows (settle with 'repctl conflicts resolve ID "
+			       "keep=incoming|existing'):\n");
+			output_table(stdout, q);
+			printf("\nresolved conflicts:\n");
+		}
+		PQclear(q);
+	}
 	return output_query(ctx->meta,
 		   "SELECT to_char(resolved_at, 'YYYY-MM-DD HH24:MI:SS') AS at, sync, "
 		   "format('%I.%I', schema_name, table_name) AS \"table\", pk::text AS key, "

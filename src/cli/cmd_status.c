@@ -10,7 +10,18 @@
  * run failed, a node is unreachable or its circuit is open), gray
  * (inactive).  Then one line per node: last contact, failures, circuit and
  * clock offset, with a warning when the offset could distort `latest`.
+ *
+ * status --health is the check for monitors and Docker's HEALTHCHECK: one
+ * line on stdout ("green: 2 syncs, 1 folder healthy", "red: sync x: last
+ * run failed: ...") and the exit status 0 green, 1 yellow, 2 red, 3
+ * unknown (configuration unreadable, metadata database unreachable, schema
+ * not installed).  It folds the same health words (worst wins; gray does
+ * not count), and a coordinator that is not running is red.  The command
+ * therefore loads the configuration and opens the metadata database here,
+ * not in the dispatcher, so that those failures become "unknown".
  */
+#include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,16 +124,21 @@ pending_json(struct cli_ctx *ctx, const char *only)
 		struct sync_def s;
 		long n = -1;
 
+		err[0] = '\0';
 		if (sync_load(ctx->meta, PQgetvalue(r, i, 0), &s, err, sizeof(err)) == 0) {
 			n = sync_pending(pool, ctx->meta, &s, err, sizeof(err));
 			sync_def_free(&s);
 		}
 		buf_printf(&b, "%s", i ? ", " : "");
 		buf_json_str(&b, PQgetvalue(r, i, 0));
-		if (n >= 0)
+		if (n >= 0) {
 			buf_printf(&b, ": {\"pending\": %ld}", n);
-		else
-			buf_puts(&b, ": {\"pending\": null}");
+		} else {
+			/* the error is for status --health's reason line */
+			buf_puts(&b, ": {\"pending\": null, \"error\": ");
+			buf_json_str(&b, err);
+			buf_putc(&b, '}');
+		}
 	}
 	buf_putc(&b, '}');
 	PQclear(r);
@@ -130,16 +146,208 @@ pending_json(struct cli_ctx *ctx, const char *only)
 	return buf_steal(&b);
 }
 
+/*
+ * status --health: the health word of every sync (STATUS_SQL) and folder
+ * (FOLDERS_SQL), with the reason behind each word that is not green.
+ * $1 only this sync (then no folders), $2 coordinator running, $3 the
+ * pending counts (pending_json, with the error when a count failed).
+ */
+#define HEALTH_SQL                                                                                 \
+	"SELECT 'sync' AS kind, t.name, t.health, CASE t.health "                                  \
+	"  WHEN 'red' THEN CASE "                                                                  \
+	"    WHEN t.circuit = 'open' THEN 'circuit breaker open for ' || coalesce(("                \
+	"      SELECT string_agg(n.node || coalesce(' (' || ns.last_error || ')', ''), ', ' "      \
+	"        ORDER BY n.node) FROM repctl.sync_node n JOIN repctl.node_state ns USING (node) " \
+	"      WHERE n.sync = t.name AND ns.circuit_open_until > now()), 'a node') "               \
+	"    WHEN lr.ok = false THEN 'last run failed: ' || coalesce(lr.error, '(no message)') "    \
+	"    ELSE 'cannot count pending changes: ' || "                                            \
+	"      coalesce(nullif(p.value->>'error', ''), 'a source node is unreachable') END "         \
+	"  WHEN 'yellow' THEN CASE "                                                               \
+	"    WHEN t.state = 'paused' THEN 'paused' "                                                \
+	"    WHEN lr.ok IS NULL THEN 'no run yet' "                                                 \
+	"    WHEN t.paused_tables IS NOT NULL THEN 'tables paused: ' || t.paused_tables "          \
+	"    ELSE 'coordinator not running' END "                                                  \
+	"  END AS reason "                                                                         \
+	"FROM (" STATUS_SQL ") t "                                                                 \
+	"LEFT JOIN LATERAL (SELECT r.ok, r.error FROM repctl.run r WHERE r.sync = t.name "         \
+	"  AND r.ok IS NOT NULL ORDER BY r.id DESC LIMIT 1) lr ON true "                           \
+	"LEFT JOIN jsonb_each($3::jsonb) p ON p.key = t.name "                                     \
+	"UNION ALL "                                                                               \
+	"SELECT 'folder', f.folder, f.health, CASE f.health "                                      \
+	"  WHEN 'red' THEN 'last run failed: ' || coalesce(f.last_error, '(no message)') "         \
+	"  WHEN 'yellow' THEN CASE WHEN f.state = 'paused' THEN 'paused' ELSE 'no run yet' END "   \
+	"  END "                                                                                   \
+	"FROM (" FOLDERS_SQL ") f WHERE $1::text IS NULL"
+
+enum health { H_GREEN = 0, H_YELLOW = 1, H_RED = 2, H_UNKNOWN = 3 };
+
+static const char *const health_word[] = { "green", "yellow", "red", "unknown" };
+
+/* Print "WORD: reason" as exactly one line (whitespace runs folded, capped). */
+static int
+health_line(enum health h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+health_line(enum health h, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	const char *p;
+	int space = 0;
+	size_t n = 0;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	printf("%s: ", health_word[h]);
+	for (p = msg; *p && n < 900; p++) {
+		if (isspace((unsigned char)*p)) {
+			space = 1;
+			continue;
+		}
+		if (space && n > 0)
+			putchar(' ');
+		space = 0;
+		putchar(*p);
+		n++;
+	}
+	if (*p)
+		printf("...");
+	putchar('\n');
+	fflush(stdout);
+	return (int)h;
+}
+
+static void
+count_words(struct buf *b, int n, const char *what)
+{
+	buf_printf(b, "%s%d %s%s", b->len ? ", " : "", n, what, n == 1 ? "" : "s");
+}
+
+static int
+status_health(struct cli_ctx *ctx, const char *only)
+{
+	char err[ERRLEN], pidtxt[24];
+	const char *params[3];
+	long pid = coordinator_pid(ctx->cfg);
+	char *pend;
+	PGresult *r;
+	int i, nsync = 0, nfolder = 0, ngray = 0, nworst = 0;
+	enum health worst = H_GREEN;
+	const char *wkind = NULL, *wname = NULL, *wreason = NULL;
+	struct buf b = BUF_INIT;
+	int rc;
+
+	if (only) {
+		int e = meta_exists(
+		    ctx->meta, "SELECT 1 FROM repctl.sync WHERE name = $1", only, err, sizeof(err));
+
+		if (e != 1)
+			return e < 0 ? health_line(H_UNKNOWN, "%s", err)
+				     : health_line(H_UNKNOWN, "no sync '%s'", only);
+	}
+	if (!pid)
+		return health_line(H_RED, "coordinator not running (no live process in %s)",
+		    ctx->cfg->pid_file);
+	pend = pending_json(ctx, only);
+	snprintf(pidtxt, sizeof(pidtxt), "%ld", pid);
+	params[0] = only;
+	params[1] = "true";
+	params[2] = pend;
+	r = db_query(ctx->meta, HEALTH_SQL, 3, params, err, sizeof(err));
+	free(pend);
+	if (r == NULL)
+		return health_line(H_UNKNOWN, "%s", err);
+	for (i = 0; i < PQntuples(r); i++) {
+		const char *kind = PQgetvalue(r, i, 0), *word = PQgetvalue(r, i, 2);
+		enum health h;
+
+		if (strcmp(word, "gray") == 0) {
+			ngray++;
+			continue;
+		}
+		if (strcmp(kind, "sync") == 0)
+			nsync++;
+		else
+			nfolder++;
+		h = strcmp(word, "green") == 0 ? H_GREEN
+		    : strcmp(word, "yellow") == 0 ? H_YELLOW
+		    : strcmp(word, "red") == 0 ? H_RED
+						  : H_UNKNOWN;
+		if (h > worst) {
+			worst = h;
+			nworst = 0;
+			wkind = kind;
+			wname = PQgetvalue(r, i, 1);
+			wreason = PQgetisnull(r, i, 3) ? word : PQgetvalue(r, i, 3);
+		}
+		if (h == worst)
+			nworst++;
+	}
+	if (worst == H_GREEN && nsync + nfolder == 0) {
+		rc = health_line(H_YELLOW,
+		    "coordinator running (pid %s) but nothing to replicate: no active sync or "
+		    "folder%s",
+		    pidtxt, ngray ? " (all inactive)" : "");
+	} else if (worst == H_GREEN) {
+		if (nsync)
+			count_words(&b, nsync, "sync");
+		if (nfolder)
+			count_words(&b, nfolder, "folder");
+		buf_printf(&b, " healthy");
+		if (ngray)
+			buf_printf(&b, ", %d inactive", ngray);
+		rc = health_line(H_GREEN, "%s (coordinator pid %s)", b.data, pidtxt);
+	} else {
+		if (nworst > 1)
+			buf_printf(&b, " (and %d more %s)", nworst - 1, health_word[worst]);
+		rc = health_line(worst, "%s %s: %s%s", wkind, wname, wreason, b.len ? b.data : "");
+	}
+	buf_free(&b);
+	PQclear(r);
+	return rc;
+}
+
 CMD_HANDLER(cmd_status)
 {
 	char err[ERRLEN], warn[32], pidtxt[24];
 	const char *only = args->nwords ? args->words[0] : NULL;
-	long pid = coordinator_pid(ctx->cfg);
+	int health = args_has(args, "health");
+	long pid;
 	char *pend;
 	const char *params[3];
 	const char *np[1] = { warn };
 	int e, rc = 1;
 	PGresult *r = NULL, *nodes = NULL;
+
+	/*
+	 * The grammar table gives status no CMD_CONFIG / CMD_META: --health
+	 * must turn an unreadable configuration or an unreachable or
+	 * uninstalled metadata database into "unknown" (exit 3), so both are
+	 * set up here; ctx->cfg and ctx->meta are freed by main as usual.
+	 */
+	if (ctx->cfg == NULL) {
+		ctx->cfg = config_load(ctx->config_path, getenv, err, sizeof(err));
+		if (ctx->cfg == NULL) {
+			if (health)
+				return health_line(H_UNKNOWN, "%s", err);
+			cmd_error("%s", err);
+			return 1;
+		}
+	}
+	if (ctx->meta == NULL) {
+		ctx->meta = meta_connect(ctx->cfg, err, sizeof(err));
+		if (ctx->meta == NULL ||
+		    meta_check_installed(ctx->meta, ctx->cfg, err, sizeof(err)) < 0) {
+			if (health)
+				return health_line(H_UNKNOWN, "%s", err);
+			cmd_error("%s", err);
+			return 1;
+		}
+	}
+	if (health)
+		return status_health(ctx, only);
+	pid = coordinator_pid(ctx->cfg);
 
 	if (only) {
 		e = meta_exists(

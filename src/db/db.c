@@ -159,6 +159,32 @@ db_query(
 	return res;
 }
 
+PGresult *
+db_query_diag(PGconn *conn, const char *sql, int nparams, const char *const *params, char *err,
+    size_t errlen, char sqlstate[6], char *constraint, size_t conlen)
+{
+	PGresult *res;
+	ExecStatusType st;
+
+	sqlstate[0] = '\0';
+	if (conlen)
+		constraint[0] = '\0';
+	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	st = PQresultStatus(res);
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		const char *con = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+
+		snprintf(sqlstate, 6, "%s", code ? code : "");
+		if (conlen)
+			snprintf(constraint, conlen, "%s", con ? con : "");
+		result_error(res, conn, err, errlen);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
 int
 db_execp(
     PGconn *conn, const char *sql, int nparams, const char *const *params, char *err, size_t errlen)

@@ -543,10 +543,12 @@ copy_relay(PGconn *sc, const char *out_sql, PGconn *tc, const char *in_sql, long
 	return rows;
 }
 
+static char *key_json_args(PGconn *c, PGresult *pk, const char *alias);
+
 /* Stream the batch of one table from S into the staging table on T; rows copied or -1. */
 static long
 copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, const char *snode,
-    const char *prev, const char *stage, char *err, size_t errlen)
+    const char *prev, const char *retry, const char *stage, char *err, size_t errlen)
 {
 	struct buf sel = BUF_INIT, cols = BUF_INIT, out = BUF_INIT;
 	PGresult *tcols = NULL;
@@ -573,12 +575,23 @@ copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, cons
 	    "repctl_sh.repctl_deleted OR repctl_t.%s IS NULL, coalesce(repctl_sh.repctl_origin, %s) "
 	    "FROM repctl.%s repctl_sh LEFT JOIN %s repctl_t ON %s",
 	    sel.data, first_key, lnode, t->sshadow, t->qtable, join);
-	if (lprev)
+	if (lprev) {
 		buf_printf(&out,
-		    " WHERE repctl_sh.repctl_txid >= pg_catalog.pg_snapshot_xmin(%s::pg_catalog.pg_snapshot) "
+		    " WHERE (repctl_sh.repctl_txid >= "
+		    "pg_catalog.pg_snapshot_xmin(%s::pg_catalog.pg_snapshot) "
 		    "AND NOT pg_catalog.pg_visible_in_snapshot(repctl_sh.repctl_txid, "
-		    "%s::pg_catalog.pg_snapshot)",
+		    "%s::pg_catalog.pg_snapshot))",
 		    lprev, lprev);
+		if (retry) {
+			/* quarantined rows are retried on every run */
+			char *kj = key_json_args(sc, pk, "repctl_sh");
+			char *lit = db_literal(sc, retry);
+
+			buf_printf(&out, " OR jsonb_build_object(%s) = ANY (%s::jsonb[])", kj, lit);
+			free(kj);
+			free(lit);
+		}
+	}
 	buf_puts(&out, ") TO STDOUT");
 	buf_printf(&cols,
 	    "COPY %s (%s, repctl_vv, repctl_changed_at, repctl_deleted, repctl_origin) "
@@ -602,6 +615,11 @@ out:
 	return rows;
 }
 
+/* A row the target refused, kept until the target committed, then recorded. */
+struct quar_rec {
+	char *schema, *table, *pk, *row, *reason, *constraint;
+};
+
 /* A conflict decided, kept until the target committed, then logged. */
 struct conflict_rec {
 	char *table, *pk, *local_row, *remote_row, *winner, *rule;
@@ -615,10 +633,13 @@ struct edge_ctx {
 	struct run_stats *st;
 	struct conflict_rec *conf;
 	int nconf;
-	long written;         /* shadow rows written on the target */
-	struct buf warn;      /* tables paused on this edge, and why */
-	const char *down;     /* the node that could not be reached, for the breaker */
-	int target_contacted; /* the edge connected to the target */
+	long written;          /* shadow rows written on the target */
+	struct buf warn;       /* tables paused on this edge, and why */
+	const char *down;      /* the node that could not be reached, for the breaker */
+	int target_contacted;  /* the edge connected to the target */
+	struct quar_rec *quar; /* rows the target refused this run */
+	int nquar;
+	struct buf retried; /* "schema\ttable\tpk\n" lines retried this run */
 };
 
 static double
@@ -751,6 +772,97 @@ out:
 	return rc;
 }
 
+/* "'k1', repctl_d.k1, 'k2', repctl_d.k2" for jsonb_build_object. free(). */
+static char *
+key_json_args(PGconn *c, PGresult *pk, const char *alias)
+{
+	struct buf b = BUF_INIT;
+	int i;
+
+	for (i = 0; i < PQntuples(pk); i++) {
+		char *lit = db_literal(c, PQgetvalue(pk, i, 0));
+		char *id = db_ident(c, PQgetvalue(pk, i, 0));
+
+		buf_printf(&b, "%s%s, %s.%s", i ? ", " : "", lit, alias, id);
+		free(lit);
+		free(id);
+	}
+	return buf_steal(&b);
+}
+
+/*
+ * The set-based upsert broke a constraint: apply the rows one by one, each
+ * under a savepoint; a row refused with an integrity error (another unique
+ * index, a check) is marked repctl_cmp = 5 (not applied, its version not
+ * recorded) and remembered for the quarantine; the others go through.
+ * sql is the upsert, prefix_len where its row filter ends.
+ */
+static int
+quarantine_rows(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, const char *d,
+    const char *sql, size_t prefix_len, char *err, size_t errlen)
+{
+	char *kj = key_json_args(tc, pk, "repctl_d");
+	char *one = xasprintf("%.*s AND jsonb_build_object(%s) = $1::jsonb%s", (int)prefix_len, sql,
+	    kj, sql + prefix_len);
+	char *list = xasprintf("SELECT jsonb_build_object(%s)::text, (to_jsonb(repctl_d) - "
+			       "'repctl_vv' - 'repctl_changed_at' - 'repctl_deleted' - "
+			       "'repctl_origin' - 'repctl_t_vv' - 'repctl_t_changed' - "
+			       "'repctl_t_deleted' - 'repctl_t_origin' - 'repctl_t_exists' - "
+			       "'repctl_cmp')::text FROM %s repctl_d WHERE repctl_cmp = 1 AND NOT "
+			       "repctl_deleted",
+	    kj, d);
+	char *mark = xasprintf(
+	    "UPDATE %s repctl_d SET repctl_cmp = 5 WHERE jsonb_build_object(%s) = $1::jsonb", d,
+	    kj);
+	PGresult *rows = db_query(tc, list, 0, NULL, err, errlen);
+	int i, rc = -1;
+
+	if (rows == NULL)
+		goto out;
+	for (i = 0; i < PQntuples(rows); i++) {
+		const char *p[1] = { PQgetvalue(rows, i, 0) };
+		char state[6], con[128], rerr[ERRLEN];
+		PGresult *r;
+
+		if (db_exec(tc, "SAVEPOINT repctl_row", err, errlen) < 0)
+			goto out;
+		r = db_query_diag(tc, one, 1, p, rerr, sizeof(rerr), state, con, sizeof(con));
+		if (r) {
+			e->st->inserts += atol(PQgetvalue(r, 0, 0));
+			e->st->updates += atol(PQgetvalue(r, 0, 1));
+			PQclear(r);
+			if (db_exec(tc, "RELEASE SAVEPOINT repctl_row", err, errlen) < 0)
+				goto out;
+			continue;
+		}
+		if (strncmp(state, "23", 2) != 0) {
+			snprintf(err, errlen, "%s", rerr);
+			goto out;
+		}
+		if (db_exec(tc, "ROLLBACK TO SAVEPOINT repctl_row", err, errlen) < 0 ||
+		    db_execp(tc, mark, 1, p, err, errlen) < 0)
+			goto out;
+		log_warnx("%s -> %s: %s key %s quarantined: %s", e->snode, e->tnode, t->qtable,
+		    p[0], rerr);
+		e->quar = xrealloc(e->quar, sizeof(*e->quar) * (size_t)(e->nquar + 1));
+		e->quar[e->nquar].schema = xstrdup(t->schema);
+		e->quar[e->nquar].table = xstrdup(t->table);
+		e->quar[e->nquar].pk = xstrdup(p[0]);
+		e->quar[e->nquar].row = xstrdup(PQgetvalue(rows, i, 1));
+		e->quar[e->nquar].reason = xstrdup(rerr);
+		e->quar[e->nquar].constraint = xstrdup(con);
+		e->nquar++;
+	}
+	rc = 0;
+out:
+	PQclear(rows);
+	free(kj);
+	free(one);
+	free(list);
+	free(mark);
+	return rc;
+}
+
 /* Classify and apply one staged table on the target (inside its transaction). */
 static int
 apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, const char *stage,
@@ -764,6 +876,8 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, c
 	char *kt = key_list(tc, pk, "repctl_t"), *ksh = key_list(tc, pk, "repctl_sh");
 	PGresult *r;
 	int rc = -1;
+	size_t prefix_len;
+	char state[6], con[128];
 
 	/* lock: table rows first, then shadow rows, in key order */
 	buf_printf(&q,
@@ -785,8 +899,10 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, c
 	buf_reset(&q);
 	buf_printf(&q,
 	    "WITH w AS (INSERT INTO %s AS repctl_t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s "
-	    "WHERE repctl_cmp = 1 AND NOT repctl_deleted ON CONFLICT (%s) ",
-	    t->qtable, t->cols.data, t->cols.data, d, t->keys.data);
+	    "repctl_d WHERE repctl_cmp = 1 AND NOT repctl_deleted",
+	    t->qtable, t->cols.data, t->cols.data, d);
+	prefix_len = q.len;
+	buf_printf(&q, " ON CONFLICT (%s) ", t->keys.data);
 	if (t->nnonkeys) {
 		struct buf set = BUF_INIT, ex = BUF_INIT, cur = BUF_INIT;
 		const char *p = t->nonkeys.data;
@@ -822,12 +938,23 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, c
 	buf_puts(&q,
 	    "RETURNING (xmax = 0) AS ins) "
 	    "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM w");
-	r = db_query(tc, q.data, 0, NULL, err, errlen);
-	if (r == NULL)
+	if (db_exec(tc, "SAVEPOINT repctl_upsert", err, errlen) < 0)
 		goto out;
-	e->st->inserts += atol(PQgetvalue(r, 0, 0));
-	e->st->updates += atol(PQgetvalue(r, 0, 1));
-	PQclear(r);
+	r = db_query_diag(tc, q.data, 0, NULL, err, errlen, state, con, sizeof(con));
+	if (r == NULL && strncmp(state, "23", 2) == 0) {
+		/* one row breaks a constraint of the target: find it, set it aside */
+		if (db_exec(tc, "ROLLBACK TO SAVEPOINT repctl_upsert", err, errlen) < 0 ||
+		    quarantine_rows(e, tc, t, pk, d, q.data, prefix_len, err, errlen) < 0)
+			goto out;
+	} else if (r == NULL) {
+		goto out;
+	} else {
+		e->st->inserts += atol(PQgetvalue(r, 0, 0));
+		e->st->updates += atol(PQgetvalue(r, 0, 1));
+		PQclear(r);
+	}
+	if (db_exec(tc, "RELEASE SAVEPOINT repctl_upsert", err, errlen) < 0)
+		goto out;
 
 	buf_reset(&q);
 	buf_printf(&q,
@@ -890,6 +1017,31 @@ conflicts_free(struct edge_ctx *e)
 	free(e->conf);
 	e->conf = NULL;
 	e->nconf = 0;
+	for (i = 0; i < e->nquar; i++) {
+		free(e->quar[i].schema);
+		free(e->quar[i].table);
+		free(e->quar[i].pk);
+		free(e->quar[i].row);
+		free(e->quar[i].reason);
+		free(e->quar[i].constraint);
+	}
+	free(e->quar);
+	e->quar = NULL;
+	e->nquar = 0;
+	buf_free(&e->retried);
+}
+
+/* Do two jsonb texts hold the same key? (compared by the server: order-free) */
+static int
+quar_same_key(PGconn *meta, const char *a, const char *b)
+{
+	char err[ERRLEN];
+	const char *p[2] = { a, b };
+	char *v = db_value(meta, "SELECT $1::jsonb = $2::jsonb", 2, p, err, sizeof(err));
+	int same = v && v[0] == 't';
+
+	free(v);
+	return same;
 }
 
 /*
@@ -918,6 +1070,54 @@ edge_record(PGconn *meta, struct edge_ctx *e, const char *snapshot, PGresult *ta
 
 		free(schema);
 		if (rc < 0)
+			goto fail;
+	}
+	/* rows retried and not refused again are resolved */
+	if (e->retried.len) {
+		char *copy = xstrdup(e->retried.data), *line, *save = NULL;
+
+		for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			char *f[3], *p2 = line;
+			int k, again = 0;
+
+			for (k = 0; k < 3; k++)
+				f[k] = strsep(&p2, "\t");
+			if (f[2] == NULL)
+				continue;
+			for (k = 0; k < e->nquar; k++)
+				if (strcmp(e->quar[k].schema, f[0]) == 0 &&
+				    strcmp(e->quar[k].table, f[1]) == 0)
+					again |= quar_same_key(meta, e->quar[k].pk, f[2]);
+			if (!again) {
+				const char *qp[6] = { e->s->name, e->snode, e->tnode, f[0], f[1],
+					f[2] };
+
+				if (db_execp(meta,
+					"UPDATE repctl.quarantine SET resolved_at = now(), "
+					"resolution = 'applied on retry' WHERE sync = $1 AND source = $2 "
+					"AND target = $3 AND schema_name = $4 AND table_name = $5 "
+					"AND pk = $6::jsonb AND resolved_at IS NULL",
+					6, qp, err, errlen) < 0) {
+					free(copy);
+					goto fail;
+				}
+			}
+		}
+		free(copy);
+	}
+	for (i = 0; i < e->nquar; i++) {
+		const char *qp[9] = { e->s->name, e->snode, e->tnode, e->quar[i].schema,
+			e->quar[i].table, e->quar[i].pk, e->quar[i].row, e->quar[i].reason,
+			e->quar[i].constraint[0] ? e->quar[i].constraint : NULL };
+
+		if (db_execp(meta,
+			"INSERT INTO repctl.quarantine (sync, source, target, schema_name, table_name, pk, "
+			"row_data, reason, constraint_name) VALUES ($1, $2, $3, $4, $5, $6::jsonb, "
+			"$7::jsonb, $8, $9) ON CONFLICT (sync, source, target, schema_name, table_name, "
+			"pk) DO UPDATE SET attempts = repctl.quarantine.attempts + 1, last_at = now(), "
+			"row_data = EXCLUDED.row_data, reason = EXCLUDED.reason, "
+			"constraint_name = EXCLUDED.constraint_name, resolved_at = NULL, resolution = NULL",
+			9, qp, err, errlen) < 0)
 			goto fail;
 	}
 	for (i = 0; i < PQntuples(tables); i++) {
@@ -1071,7 +1271,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 {
 	PGconn *sc = NULL, *tc = NULL;
 	PGresult *tables = NULL, *r;
-	char **prev = NULL, *snap = NULL, *paused = NULL, *todo = NULL;
+	char **prev = NULL, **retry = NULL, *snap = NULL, *paused = NULL, *todo = NULL;
 	const char *pp[3] = { e->s->name, e->snode, e->tnode };
 	int i, j, n = 0, rc = -1, any = 0, target_open = 0, all_same = 1;
 	char inner[ERRLEN];
@@ -1086,6 +1286,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 		return 0;
 	}
 	prev = xcalloc((size_t)n, sizeof(char *));
+	retry = xcalloc((size_t)n, sizeof(char *));
 	paused = xcalloc((size_t)n, 1);
 	todo = xcalloc((size_t)n, 1);
 	r = db_query(meta,
@@ -1100,6 +1301,27 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 			    strcmp(PQgetvalue(r, j, 1), PQgetvalue(tables, i, 1)) == 0)
 				prev[i] = xstrdup(PQgetvalue(r, j, 2));
 	PQclear(r);
+	r = db_query(meta,
+	    "SELECT schema_name, table_name, array_agg(pk ORDER BY id)::text, "
+	    "string_agg(pk::text, E'\\n' ORDER BY id) FROM repctl.quarantine "
+	    "WHERE sync = $1 AND source = $2 AND target = $3 AND resolved_at IS NULL GROUP BY 1, 2",
+	    3, pp, err, errlen);
+	if (r == NULL)
+		goto out;
+	for (j = 0; j < PQntuples(r); j++)
+		for (i = 0; i < n; i++)
+			if (strcmp(PQgetvalue(r, j, 0), PQgetvalue(tables, i, 0)) == 0 &&
+			    strcmp(PQgetvalue(r, j, 1), PQgetvalue(tables, i, 1)) == 0) {
+				char *lines = xstrdup(PQgetvalue(r, j, 3)), *l, *save = NULL;
+
+				retry[i] = xstrdup(PQgetvalue(r, j, 2));
+				for (l = strtok_r(lines, "\n", &save); l;
+				     l = strtok_r(NULL, "\n", &save))
+					buf_printf(&e->retried, "%s\t%s\t%s\n",
+					    PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1), l);
+				free(lines);
+			}
+	PQclear(r);
 
 	sc = pool_get(pool, e->snode, inner, sizeof(inner));
 	if (sc == NULL) {
@@ -1113,7 +1335,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 	if (snap == NULL)
 		goto source_fail;
 	for (i = 0; i < n; i++)
-		if (prev[i] == NULL || strcmp(prev[i], snap) != 0)
+		if (prev[i] == NULL || strcmp(prev[i], snap) != 0 || retry[i])
 			all_same = 0;
 	if (all_same) {
 		rc = 0; /* nothing committed since */
@@ -1121,9 +1343,9 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 	}
 	/* which tables have something to send?  Only then is the target touched. */
 	for (i = 0; i < n; i++) {
-		if (prev[i] && strcmp(prev[i], snap) == 0)
+		if (prev[i] && strcmp(prev[i], snap) == 0 && !retry[i])
 			continue;
-		todo[i] = (prev[i] == NULL && e->s->onetimecopy > 0) ||
+		todo[i] = retry[i] != NULL || (prev[i] == NULL && e->s->onetimecopy > 0) ||
 		    table_has_changes(sc, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1),
 			prev[i], err, errlen);
 		any |= todo[i];
@@ -1219,7 +1441,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 				goto target_fail;
 			}
 		}
-		rows = copy_batch(sc, tc, &t, pk, e->snode, prev[i], stage, err, errlen);
+		rows = copy_batch(sc, tc, &t, pk, e->snode, prev[i], retry[i], stage, err, errlen);
 		if (rows < 0 ||
 		    (rows > 0 && apply_table(e, tc, &t, pk, stage, d, err, errlen) < 0)) {
 			PQclear(pk);
@@ -1275,9 +1497,12 @@ out:
 		db_rollback(sc);
 	else if (sc)
 		pool_drop(pool, e->snode);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		free(prev[i]);
+		free(retry[i]);
+	}
 	free(prev);
+	free(retry);
 	free(paused);
 	free(todo);
 	PQclear(tables);
