@@ -242,7 +242,6 @@ peer_open(const struct config *cfg, PGconn *meta, const struct folder_def *f, st
 		snprintf(err, errlen, "node '%s': %s", p->m->node, inner);
 		return -1;
 	}
-	p->open = 1;
 	buf_puts(&b, "1\t");
 	field_put(&b, f->name);
 	buf_putc(&b, '\t');
@@ -256,9 +255,10 @@ peer_open(const struct config *cfg, PGconn *meta, const struct folder_def *f, st
 	buf_free(&b);
 	if (rc < 0) {
 		snprintf(err, errlen, "node '%s': %s", p->m->node, inner);
-		return -1;
+		return -1; /* an agent that refused HELLO has hung up: no BYE */
 	}
 	frame_free(&reply);
+	p->open = 1;
 	return 0;
 }
 
@@ -691,6 +691,8 @@ folder_mark(const struct config *cfg, PGconn *meta, const struct folder_def *f)
 {
 	int i, marked = 0;
 
+	signal(SIGPIPE, SIG_IGN); /* see folder_run */
+
 	for (i = 0; i < f->nm; i++) {
 		struct peer p;
 		char err[ERRLEN];
@@ -717,6 +719,13 @@ folder_run(const struct config *cfg, PGconn *meta, const struct folder_def *f, i
 	const char *p1[1] = { f->name };
 	int i, pass, hub = 0, ok = -1;
 
+	/*
+	 * A local agent that exits (a refused HELLO, a crash) must not kill
+	 * us with SIGPIPE on the next write to its pipe: the write fails with
+	 * EPIPE and the error is reported.  (The daemon ignores SIGPIPE
+	 * already; `repctl sync folder` and `add folder` did not.)
+	 */
+	signal(SIGPIPE, SIG_IGN);
 	memset(st, 0, sizeof(*st));
 	memset(&rc, 0, sizeof(rc));
 	rc.cfg = cfg;
@@ -737,6 +746,7 @@ folder_run(const struct config *cfg, PGconn *meta, const struct folder_def *f, i
 			goto out;
 	for (pass = 0; pass < 4; pass++) {
 		int acted = 0;
+		long conflicts_before = st->conflicts;
 
 		for (i = 0; i < f->nm; i++) {
 			int n;
@@ -754,6 +764,16 @@ folder_run(const struct config *cfg, PGconn *meta, const struct folder_def *f, i
 			acted += n;
 		}
 		if (acted == 0)
+			break;
+		/*
+		 * Two nodes and no conflict: each side now has the other's
+		 * changes, and another pass would only fetch both indexes again
+		 * (for a big file that is its whole block list) to find nothing.
+		 * A conflict copy still has to reach the winner, and with more
+		 * nodes a change that reached the hub from a later node still
+		 * has to reach the earlier ones: those need the next pass.
+		 */
+		if (f->nm == 2 && st->conflicts == conflicts_before)
 			break;
 	}
 	ok = rc.errors ? -1 : 0;
