@@ -56,6 +56,8 @@ void index_sort(struct fs_index *ix);
 
 /* One entry as a text line (no newline) / parsed back.  0 or -1. */
 void index_line(struct buf *b, const struct fs_file *f);
+/* The same without the block list ("-"): what a scan sends; blocks are fetched per file. */
+void index_line_brief(struct buf *b, const struct fs_file *f);
 int index_parse_line(const char *line, struct fs_file *f, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 

@@ -40,6 +40,7 @@ enum frame_type {
 	F_CONFLICT_COPY = 16, /* path, new name: rename the local copy aside */
 	F_INDEX_UPDATE = 17,  /* store entries in the agent's index */
 	F_BYE = 18,
+	F_ENTRY_REQ = 19, /* path: send its full index line (with blocks) as F_INDEX */
 };
 
 /*

@@ -319,7 +319,7 @@ handle_index(struct agent *a)
 	a->dirty = 1;
 	maybe_save(a, 1);
 	for (i = 0; i < a->ix.n && rc == 0; i++) {
-		index_line(&b, &a->ix.f[i]);
+		index_line_brief(&b, &a->ix.f[i]);
 		buf_putc(&b, '\n');
 		if (b.len > (512 << 10)) {
 			rc = stream_send(&a->s, F_INDEX, b.data, b.len, e, sizeof(e));
@@ -334,6 +334,27 @@ handle_index(struct agent *a)
 	if (rc == 0)
 		rc = stream_send(&a->s, F_INDEX_END, b.data, b.len, e, sizeof(e));
 	buf_free(&b);
+	return rc;
+}
+
+/* One full entry (with its blocks), for a transfer. */
+static int
+handle_entry(struct agent *a, const struct frame *f)
+{
+	char *fld[1];
+	int n = fields_split(f->payload.data ? f->payload.data : "", f->payload.len, fld, 1);
+	struct fs_file *e = n == 1 ? index_find(&a->ix, fld[0]) : NULL;
+	struct buf b = BUF_INIT;
+	int rc;
+
+	if (e == NULL || e->deleted) {
+		rc = reply_error(a, "no such file in the index (changed since the scan?)");
+	} else {
+		index_line(&b, e);
+		rc = stream_send(&a->s, F_INDEX, b.data, b.len, a->err, sizeof(a->err));
+	}
+	buf_free(&b);
+	fields_free(fld, n);
 	return rc;
 }
 
@@ -870,6 +891,7 @@ agent_serve(int rfd, int wfd, const char *root_limit)
 			case F_HELLO: rc = handle_hello(&a, &f); break;
 			case F_INDEX_REQ: rc = handle_index(&a); break;
 			case F_BLOCK_REQ: rc = handle_block(&a, &f); break;
+			case F_ENTRY_REQ: rc = handle_entry(&a, &f); break;
 			case F_PUT_BEGIN: rc = handle_put_begin(&a, &f); break;
 			case F_PUT_DATA: rc = handle_put_data(&a, &f); break;
 			case F_PUT_END: rc = handle_put_end(&a); break;

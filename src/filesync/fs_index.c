@@ -189,6 +189,15 @@ put_escaped(struct buf *b, const char *s)
 }
 
 void
+index_line_brief(struct buf *b, const struct fs_file *f)
+{
+	struct fs_file copy = *f;
+
+	copy.nblocks = 0;
+	index_line(b, &copy);
+}
+
+void
 index_line(struct buf *b, const struct fs_file *f)
 {
 	char *vv = vv_to_json(&f->vv);

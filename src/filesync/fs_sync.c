@@ -447,16 +447,41 @@ send_index_update(struct peer *p, const char *path, const struct vv *v, char *er
 
 /* Copy src's version of path (entry e) to dst, recording vector v there. */
 static int
-transfer(struct run_ctx *rc, struct peer *src, struct peer *dst, const struct fs_file *e,
+transfer(struct run_ctx *rc, struct peer *src, struct peer *dst, const struct fs_file *brief,
     const struct vv *v, char *err, size_t errlen)
 {
-	struct fs_file send = *e;
+	struct fs_file full, send;
+	const struct fs_file *e = &full;
 	struct buf line = BUF_INIT, req = BUF_INIT, data = BUF_INIT;
 	struct frame reply, blk;
 	long long missing_bytes = 0;
 	int ok = -1, broken = 0;
 	char *list, *tok, *save = NULL;
 
+	/* the scan sent no block lists: fetch this file's */
+	memset(&full, 0, sizeof(full));
+	field_put(&req, brief->path);
+	if (stream_call(&src->s, F_ENTRY_REQ, req.data, req.len, &reply, err, errlen) < 0) {
+		buf_free(&req);
+		return -1;
+	}
+	{
+		char *text =
+		    xstrndup(reply.payload.data ? reply.payload.data : "", reply.payload.len);
+		int prc = index_parse_line(text, &full, err, errlen);
+
+		free(text);
+		frame_free(&reply);
+		if (prc < 0 || strcmp(full.hash, brief->hash) != 0) {
+			if (prc == 0)
+				snprintf(err, errlen, "%s changed on node '%s' since the scan",
+				    brief->path, src->m->node);
+			file_clear(&full);
+			buf_free(&req);
+			return -1;
+		}
+	}
+	send = full;
 	send.vv = *v;
 	index_line(&line, &send);
 	if (stream_call(&dst->s, F_PUT_BEGIN, line.data, line.len, &reply, err, errlen) < 0)
@@ -518,6 +543,7 @@ transfer(struct run_ctx *rc, struct peer *src, struct peer *dst, const struct fs
 	rc->st->reused += e->size - missing_bytes;
 	ok = 0;
 out:
+	file_clear(&full);
 	buf_free(&line);
 	buf_free(&req);
 	buf_free(&data);
