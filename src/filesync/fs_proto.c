@@ -150,7 +150,7 @@ frame_decode(const uint8_t *in, size_t len, struct frame *f, char *err, size_t e
 		    (unsigned long)blen, FRAME_MAX);
 		goto out;
 	}
-	if (type < F_HELLO || type > F_ENTRY_REQ) {
+	if (type < F_HELLO || type > F_LAST) {
 		frame_error(err, errlen, "unknown frame type %u", (unsigned)type);
 		goto out;
 	}

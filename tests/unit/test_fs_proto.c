@@ -369,7 +369,7 @@ test_oversized_length(void **state)
 static void
 test_unknown_type_or_flags(void **state)
 {
-	static const uint8_t types[] = { 0, F_BYE + 1, 100, 255 };
+	static const uint8_t types[] = { 0, F_LAST + 1, 100, 255 };
 	struct buf b = BUF_INIT;
 	size_t i;
 
