@@ -628,7 +628,8 @@ reconcile_pair(struct run_ctx *rc, struct peer *a, struct peer *b)
 			rc->planned += act == FA_COPY_B_TO_A ? fb->size : fa->size;
 		na++;
 	}
-	qsort(acts, (size_t)na, sizeof(*acts), cmp_action);
+	if (na > 1)
+		qsort(acts, (size_t)na, sizeof(*acts), cmp_action);
 	for (k = 0; k < na && !transport; k++) {
 		struct fs_file *fa = index_find(&a->ix, acts[k].path);
 		struct fs_file *fb = index_find(&b->ix, acts[k].path);
