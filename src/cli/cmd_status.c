@@ -58,10 +58,14 @@
 	"CASE WHEN s.pending > 0 THEN round(extract(epoch FROM now() - "                            \
 	"  coalesce(s.pos_at, s.created_at))::numeric, 1) WHEN s.pending = 0 THEN 0 END AS lag_s, " \
 	"(SELECT count(*) FROM repctl.conflict c WHERE c.sync = s.name) AS conflicts, "             \
+	"(SELECT count(*) FROM repctl.quarantine q WHERE q.sync = s.name "                          \
+	"  AND q.resolved_at IS NULL) AS quarantined, "                                             \
 	"CASE WHEN s.circuit_open THEN 'open' ELSE 'closed' END AS circuit, "                       \
 	"CASE WHEN s.status = 'inactive' THEN 'gray' "                                              \
 	"  WHEN s.circuit_open OR l.ok = false OR (s.pending IS NULL AND $2::bool) THEN 'red' "     \
 	"  WHEN s.status = 'paused' OR l.ok IS NULL OR NOT $2::bool OR l.warning IS NOT NULL "      \
+	"  OR EXISTS (SELECT 1 FROM repctl.quarantine q WHERE q.sync = s.name "                     \
+	"    AND q.resolved_at IS NULL) "                                                           \
 	"  THEN 'yellow' ELSE 'green' END AS health, "                                              \
 	"l.warning AS paused_tables, b.error AS last_error "                                        \
 	"FROM s "                                                                                   \
@@ -155,16 +159,16 @@ pending_json(struct cli_ctx *ctx, const char *only)
 #define HEALTH_SQL                                                                                 \
 	"SELECT 'sync' AS kind, t.name, t.health, CASE t.health "                                  \
 	"  WHEN 'red' THEN CASE "                                                                  \
-	"    WHEN t.circuit = 'open' THEN 'circuit breaker open for ' || coalesce(("                \
+	"    WHEN t.circuit = 'open' THEN 'circuit breaker open for ' || coalesce(("               \
 	"      SELECT string_agg(n.node || coalesce(' (' || ns.last_error || ')', ''), ', ' "      \
 	"        ORDER BY n.node) FROM repctl.sync_node n JOIN repctl.node_state ns USING (node) " \
 	"      WHERE n.sync = t.name AND ns.circuit_open_until > now()), 'a node') "               \
-	"    WHEN lr.ok = false THEN 'last run failed: ' || coalesce(lr.error, '(no message)') "    \
+	"    WHEN lr.ok = false THEN 'last run failed: ' || coalesce(lr.error, '(no message)') "   \
 	"    ELSE 'cannot count pending changes: ' || "                                            \
-	"      coalesce(nullif(p.value->>'error', ''), 'a source node is unreachable') END "         \
+	"      coalesce(nullif(p.value->>'error', ''), 'a source node is unreachable') END "       \
 	"  WHEN 'yellow' THEN CASE "                                                               \
-	"    WHEN t.state = 'paused' THEN 'paused' "                                                \
-	"    WHEN lr.ok IS NULL THEN 'no run yet' "                                                 \
+	"    WHEN t.state = 'paused' THEN 'paused' "                                               \
+	"    WHEN lr.ok IS NULL THEN 'no run yet' "                                                \
 	"    WHEN t.paused_tables IS NOT NULL THEN 'tables paused: ' || t.paused_tables "          \
 	"    ELSE 'coordinator not running' END "                                                  \
 	"  END AS reason "                                                                         \
@@ -184,8 +188,7 @@ enum health { H_GREEN = 0, H_YELLOW = 1, H_RED = 2, H_UNKNOWN = 3 };
 static const char *const health_word[] = { "green", "yellow", "red", "unknown" };
 
 /* Print "WORD: reason" as exactly one line (whitespace runs folded, capped). */
-static int
-health_line(enum health h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int health_line(enum health h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int
 health_line(enum health h, const char *fmt, ...)
@@ -247,8 +250,8 @@ status_health(struct cli_ctx *ctx, const char *only)
 				     : health_line(H_UNKNOWN, "no sync '%s'", only);
 	}
 	if (!pid)
-		return health_line(H_RED, "coordinator not running (no live process in %s)",
-		    ctx->cfg->pid_file);
+		return health_line(
+		    H_RED, "coordinator not running (no live process in %s)", ctx->cfg->pid_file);
 	pend = pending_json(ctx, only);
 	snprintf(pidtxt, sizeof(pidtxt), "%ld", pid);
 	params[0] = only;
@@ -270,9 +273,9 @@ status_health(struct cli_ctx *ctx, const char *only)
 			nsync++;
 		else
 			nfolder++;
-		h = strcmp(word, "green") == 0 ? H_GREEN
+		h = strcmp(word, "green") == 0    ? H_GREEN
 		    : strcmp(word, "yellow") == 0 ? H_YELLOW
-		    : strcmp(word, "red") == 0 ? H_RED
+		    : strcmp(word, "red") == 0    ? H_RED
 						  : H_UNKNOWN;
 		if (h > worst) {
 			worst = h;

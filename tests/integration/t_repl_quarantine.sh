@@ -55,6 +55,10 @@ like "$OUT" "users" "... naming the table"
 rc run ab
 is "$(pg_sql meta postgres "SELECT attempts FROM repctl.quarantine WHERE sync = 'ab'")" 2 "retried on the next run"
 
+run_repctl status ab --json
+like "$OUT" '"quarantined": 1' "status counts the quarantined row"
+like "$OUT" '"health": "(yellow|red)"' "and the sync is not green"
+
 # settle: the row from a wins; b's colliding row goes
 id=$(pg_sql meta postgres "SELECT id FROM repctl.quarantine WHERE sync = 'ab'")
 run_repctl conflicts resolve "$id" keep=bogus
