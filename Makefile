@@ -7,7 +7,7 @@
 #   make check-asan      unit + integration tests under ASan+UBSan
 #   make demo            quick start: two local nodes replicating (see README)
 #   make demo-stop       stop what `make demo` started
-#   make install PREFIX=/usr/local DESTDIR=
+#   make install PREFIX=/usr/local DESTDIR=   (SYSTEMDDIR= for no systemd unit)
 #   make format-check    clang-format dry run
 
 PREFIX     ?= /usr/local
@@ -15,6 +15,8 @@ BINDIR     ?= $(PREFIX)/bin
 MANDIR     ?= $(PREFIX)/share/man
 SYSCONFDIR ?= $(PREFIX)/etc
 STATEDIR   ?= /var/lib/repctl
+# systemd unit etc/repctl.service; empty: not installed (the Docker image)
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR    ?=
 
 CC      ?= cc
@@ -106,12 +108,28 @@ demo: deps all
 demo-stop:
 	bash scripts/demo.sh stop
 
+# Benchmark against Bucardo, rsync and unison (docs/BENCHMARKS.md); reports, never fails on figures.
+bench: deps all
+	sh bench/deps.sh && bash bench/run.sh --full
+
+bench-quick: deps all
+	sh bench/deps.sh && bash bench/run.sh --quick
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSCONFDIR)
 	install -m 0755 repctl $(DESTDIR)$(BINDIR)/repctl
 	install -m 0644 docs/repctl.1 $(DESTDIR)$(MANDIR)/man1/repctl.1
 	install -m 0644 etc/repctl.conf.example $(DESTDIR)$(SYSCONFDIR)/repctl.conf.example
 	install -m 0644 etc/repctl-minimal.conf $(DESTDIR)$(SYSCONFDIR)/repctl-minimal.conf
+	@# the unit names the installed binary and the state directory
+	@if [ -n "$(SYSTEMDDIR)" ]; then \
+	  echo "install etc/repctl.service -> $(DESTDIR)$(SYSTEMDDIR)/repctl.service" && \
+	  install -d $(DESTDIR)$(SYSTEMDDIR) && \
+	  sed -e 's|/usr/local/bin/repctl|$(BINDIR)/repctl|g' \
+	      -e 's|/var/lib/repctl|$(STATEDIR)|g' etc/repctl.service >$(DESTDIR)$(SYSTEMDDIR)/repctl.service.tmp && \
+	  chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/repctl.service.tmp && \
+	  mv -f $(DESTDIR)$(SYSTEMDDIR)/repctl.service.tmp $(DESTDIR)$(SYSTEMDDIR)/repctl.service; \
+	fi
 
 format-check:
 	clang-format --dry-run --Werror src/*.c src/*/*.c include/*.h tests/unit/*.c

@@ -6,8 +6,9 @@
 #   Rails-like archive_production database), then the archive guide's
 #   Part 3 done with repctl: install, add database x2, add all tables per
 #   node, the exclusion step, a two-way pair of syncs with bucardo_latest,
-#   validate, start the coordinator, change a row on one node and show it
-#   on the other, and print `repctl status`.  A second run reuses what is
+#   partition sequences (the bigserial keys), validate, start the
+#   coordinator, change a row on one node and show it on the other, and
+#   print `repctl status`.  A second run reuses what is
 #   there.  State lives in .demo/ of the checkout (the clusters' data too,
 #   when the PostgreSQL user can reach it; otherwise under /var/tmp with a
 #   symlink in .demo/).
@@ -165,6 +166,7 @@ CONF
 			run "$REPCTL" add sync "$1" relgroup=archive_herd dbs="$2" conflict_strategy=bucardo_latest
 		fi
 	done
+	run "$REPCTL" partition sequences cava_to_juke
 	run "$REPCTL" validate
 	if "$REPCTL" status | grep -q '^coordinator: running'; then
 		run "$REPCTL" reload

@@ -6,11 +6,14 @@
 # Plain POSIX sh on purpose: the Makefile runs it as "sh scripts/deps.sh".
 set -eu
 
+# docker-compose: only its parser is used, by tests/integration/t_docker.sh
+# (`docker-compose config` of docker/*.yml); no Docker engine is needed.
 PKGS="build-essential pkg-config
 libpq-dev libconfig-dev libssh-dev libzstd-dev libcmocka-dev
 postgresql-15 postgresql-client-15
 openssh-server openssh-client
-iproute2 procps ca-certificates"
+iproute2 procps ca-certificates
+docker-compose"
 
 is_installed() {
 	status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1

@@ -144,6 +144,54 @@ const struct cmd cli_commands[] = {
 	    "check).  keep=existing deletes the incoming row on its source (the delete\n"
 	    "replicates); keep=incoming deletes the target's rows that collide with it\n"
 	    "on the violated unique key, and the next run applies it." },
+	{ "partition sequences <sync>", cmd_partition_sequences, M, "step=", "SYNC [--step=N]",
+	    "Give every node of SYNC its own residue for every sequence that fills a\n"
+	    "primary key of the sync's tables (serial, bigserial, identity, nextval):\n"
+	    "INCREMENT BY the fleet's step (default 10, --step the first time) and values\n"
+	    "equal to the node's residue modulo the step, above the largest id on any node,\n"
+	    "so two nodes never hand out the same id.  A node keeps its residue; a new\n"
+	    "node gets a free one.  Every node of the sync must be reachable." },
+	{ "compare <herd-or-sync>", cmd_compare, M, "table=", "HERD|SYNC [--table=T]",
+	    "Check that the nodes hold the same rows: ordered checksums over key ranges,\n"
+	    "narrowed into the ranges that differ down to single keys.  Prints every\n"
+	    "differing key per table and node; exit 0 when all are equal, 1 otherwise." },
+	{ "repair <herd-or-sync>", cmd_repair, M,
+	    "from=! table=", "HERD|SYNC --from NODE [--table=T]",
+	    "Make every node hold NODE's version of the rows compare finds differing:\n"
+	    "they are re-captured on NODE (keys it lacks as deletes) and the syncs are\n"
+	    "run, so the change goes through the normal, logged apply; then compares\n"
+	    "again.  Exit 0 when the nodes are equal afterwards." },
+	{ "onboard <name>", cmd_onboard, M,
+	    "host= port= dbname= user= pass= sslmode= ssh= agent= from= mesh folder= path= "
+	    "accept-host-key= dry-run",
+	    "NAME host=ADDRESS [port=5432] [dbname=DB] [user=U] [pass=PW] [ssh=USER@HOST:PORT]\n"
+	    "      [agent=PATH] --from PRIMARY [--mesh] [--folder=FOLDER path=/DIR]\n"
+	    "      [--accept-host-key=SHA256:...] [--dry-run]",
+	    "Add a client to the fleet in one command: check that its database can be\n"
+	    "reached (saying why not: no route, port closed, timeout, authentication with\n"
+	    "the pg_hba.conf line to add, no such database), record its SSH host key once\n"
+	    "accepted, create the herd tables it lacks with the primary's schema\n"
+	    "(pg_dump --schema-only), register it and its tables, fill its empty tables\n"
+	    "from the primary (initial copy, with progress on a terminal), add the pair of\n"
+	    "syncs PRIMARY_to_NAME / NAME_to_PRIMARY (conflict_strategy latest) or, with\n"
+	    "--mesh, make it a source of the primary's multi-source syncs, add it to\n"
+	    "--folder with its path= and run the folder once, and reload a running\n"
+	    "coordinator.  Every step skips what exists, so after a failure the same\n"
+	    "command continues; --dry-run prints each step as done or to do." },
+	{ "offboard <name>", cmd_offboard, M, "", "NAME",
+	    "Take a client out of the fleet: remove its syncs (and its membership of\n"
+	    "multi-source syncs), its folder memberships, its table registrations and the\n"
+	    "capture on it (triggers, schema repctl), and the node.  Its data stays." },
+	{ "client-kit <name>", cmd_client_kit, M,
+	    "out= force from= host= port= dbname= user= pass=",
+	    "NAME [--out DIR] [--force] [from=PRIMARY_ADDRESS] [host=CLIENT_ADDRESS]\n"
+	    "      [dbname=DB] [user=U] [pass=PW]",
+	    "Write the files a client's operator needs before onboarding: docker-compose.yml\n"
+	    "(PostgreSQL 15 and the SSH endpoint of the file sync), .env, the pg_hba.conf\n"
+	    "line for this coordinator (from=, or how the client sees it), authorized_keys\n"
+	    "with the coordinator's key restricted to 'repctl agent --root=/music', a\n"
+	    "repctl.conf, the repctl binary and a README.txt with the onboard command.\n"
+	    "Existing files are not overwritten without --force." },
 	{ "run <sync>", cmd_run, M, "", "SYNC",
 	    "Run SYNC once now in this process, without the coordinator, and print the\n"
 	    "result (I/U/D, conflicts).  Exit 0 when every edge succeeded." },

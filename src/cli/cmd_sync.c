@@ -7,7 +7,10 @@
  * is also a target (multi-source: full mesh).  The sync is checked against
  * the metadata before it is recorded: the herd exists and has tables, every
  * node exists, the roles make sense; tables a node of the sync has not
- * registered are named in a warning, since they will not replicate there.
+ * registered are named in a warning, since they will not replicate there,
+ * and so are primary keys filled from sequences that are not partitioned
+ * across the nodes (two nodes would hand out the same id): `repctl
+ * partition sequences` or UUID keys are the remedies.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +21,7 @@
 #include "cmd.h"
 #include "config.h"
 #include "db.h"
+#include "keyseq.h"
 #include "meta.h"
 #include "output.h"
 #include "parse.h"
@@ -104,6 +108,84 @@ warn_unregistered(PGconn *meta, const char *sync)
 		    PQgetvalue(r, i, 0), PQgetvalue(r, i, 2), PQgetvalue(r, i, 1),
 		    PQgetvalue(r, i, 1), PQgetvalue(r, i, 3), PQgetvalue(r, i, 1));
 	PQclear(r);
+}
+
+struct warn_ctx {
+	struct cli_ctx *ctx;
+	const char *sync;
+	PGconn **conns;
+	char **names;
+	int n;
+};
+
+static PGconn *
+warn_conn(void *ud, const char *node)
+{
+	struct warn_ctx *w = ud;
+	char err[ERRLEN];
+	struct node n;
+	PGconn *c = NULL;
+	int i;
+
+	for (i = 0; i < w->n; i++)
+		if (strcmp(w->names[i], node) == 0)
+			return w->conns[i];
+	if (meta_node_get(w->ctx->meta, node, &n, err, sizeof(err)) == 0)
+		c = node_connect(w->ctx->cfg, &n, err, sizeof(err));
+	node_clear(&n);
+	if (c == NULL)
+		fprintf(stderr,
+		    "repctl: warning: cannot check the primary keys of node '%s': %s\nhint: run "
+		    "'repctl validate %s' once it is reachable\n",
+		    node, err, w->sync);
+	w->conns = xrealloc(w->conns, sizeof(PGconn *) * (size_t)(w->n + 1));
+	w->names = xrealloc(w->names, sizeof(char *) * (size_t)(w->n + 1));
+	w->conns[w->n] = c;
+	w->names[w->n++] = xstrdup(node);
+	return c;
+}
+
+static void
+warn_key(const char *what, void *ud)
+{
+	struct warn_ctx *w = ud;
+
+	fprintf(stderr,
+	    "repctl: warning: %s\nhint: run 'repctl partition sequences %s' (each node its own "
+	    "residue: INCREMENT BY a step, a distinct start per node), or make the key a UUID "
+	    "(uuid DEFAULT gen_random_uuid(), which no two nodes repeat)\n",
+	    what, w->sync);
+}
+
+/* Warn about primary keys filled from sequences that are not partitioned. */
+static void
+warn_key_sequences(struct cli_ctx *ctx, const char *sync)
+{
+	char err[ERRLEN];
+	struct warn_ctx w = { ctx, sync, NULL, NULL, 0 };
+	struct keyseq_set ks = { NULL, 0 };
+	char *skipped = NULL;
+	int i;
+
+	if (keyseq_collect_sync(ctx->meta, sync, warn_conn, &w, &ks, &skipped, err, sizeof(err)) <
+	    0)
+		fprintf(stderr, "repctl: warning: cannot check the primary keys: %s\n", err);
+	else {
+		if (skipped)
+			fprintf(stderr,
+			    "repctl: warning: cannot check the primary keys: %s\nhint: 'repctl "
+			    "validate %s' says what is missing\n",
+			    skipped, sync);
+		keyseq_hazards(&ks, warn_key, &w);
+	}
+	free(skipped);
+	keyseq_set_free(&ks);
+	for (i = 0; i < w.n; i++) {
+		db_close(w.conns[i]);
+		free(w.names[i]);
+	}
+	free(w.conns);
+	free(w.names);
 }
 
 CMD_HANDLER(cmd_add_sync)
@@ -205,6 +287,7 @@ CMD_HANDLER(cmd_add_sync)
 	printf("sync '%s' added: herd '%s', %s, conflict_strategy %s\n", name, herd, dbs,
 	    s.strategy ? s.strategy : "latest");
 	warn_unregistered(ctx->meta, name);
+	warn_key_sequences(ctx, name);
 	rc = 0;
 	goto out;
 fail:

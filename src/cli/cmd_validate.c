@@ -4,20 +4,27 @@
  * For each sync (or the one named): connect to every node; for every table
  * of the herd, check it exists on each node that registered it, with the
  * same primary key and the same column names and types on every node; and
- * check the privileges the engine needs on each node.  Each problem is one
- * line saying what, where, and how to fix it; the exit status is 0 only
- * when there is none.
+ * check the privileges the engine needs on each node.  It also reports the
+ * hazards it can see before the first sync: capture triggers missing or
+ * disabled (changes there would never replicate), a node clock off by more
+ * than clock.skew_warn_ms (latest/first compare times), and primary keys
+ * filled from sequences that are not partitioned across the nodes (two
+ * nodes would hand out the same id).  Each problem is one line saying what,
+ * where, and how to fix it; the exit status is 0 only when there is none.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
 #include "cli.h"
 #include "cmd.h"
 #include "config.h"
 #include "db.h"
+#include "keyseq.h"
 #include "meta.h"
 #include "xmalloc.h"
 
@@ -67,6 +74,38 @@ problem(struct vctx *v, const char *fmt, ...)
 	v->problems++;
 }
 
+static double
+wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The node's clock against ours (midpoint of the round trip), as status measures it. */
+static void
+check_clock(struct vctx *v, struct vnode *vn)
+{
+	char err[ERRLEN];
+	double t0 = wall_now(), t1, offset;
+	char *s = db_value(vn->conn, "SELECT extract(epoch FROM clock_timestamp())::float8", 0,
+	    NULL, err, sizeof(err));
+
+	t1 = wall_now();
+	if (s == NULL)
+		return;
+	offset = (strtod(s, NULL) - (t0 + t1) / 2) * 1000.0;
+	free(s);
+	if (fabs(offset) > v->cli->cfg->clock_skew_warn_ms)
+		problem(v,
+		    "node '%s': its clock is off by %.0f ms from this machine's (more than "
+		    "clock.skew_warn_ms = %d): latest/first compare times, so the wrong version "
+		    "of a row could win a conflict\n  hint: synchronise the clocks (NTP: chrony "
+		    "or systemd-timesyncd on every node)",
+		    vn->name, offset, v->cli->cfg->clock_skew_warn_ms);
+}
+
 /* Connect (once) to a node; NULL when it is unreachable (problem reported). */
 static struct vnode *
 vnode_get(struct vctx *v, const char *name)
@@ -106,6 +145,7 @@ vnode_get(struct vctx *v, const char *name)
 		vn->super = s && s[0] == 't';
 		free(s);
 	}
+	check_clock(v, vn);
 	return vn;
 }
 
@@ -165,7 +205,10 @@ table_info(PGconn *c, const char *schema, const char *table, char *err, size_t e
 	    "has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'INSERT'), "
 	    "has_table_privilege(c.oid, 'UPDATE'), has_table_privilege(c.oid, 'DELETE'), "
 	    "has_table_privilege(c.oid, 'TRIGGER'), pg_has_role(c.relowner, 'USAGE'), "
-	    "pg_get_userbyid(c.relowner) "
+	    "pg_get_userbyid(c.relowner), "
+	    "(SELECT string_agg(t.tgname || '=' || t.tgenabled::text, ',' ORDER BY t.tgname) "
+	    "  FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid "
+	    "  AND t.tgname LIKE 'repctl\\_capture\\_%') "
 	    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 	    "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
 	    2, params, err, errlen);
@@ -214,9 +257,39 @@ diff_columns(struct vctx *v, const char *tname, const char *an, const char *acol
 	free(copy);
 }
 
+/* The capture triggers are there and fire always: else changes there never replicate. */
+static void
+check_capture(
+    struct vctx *v, const char *tname, const char *herd, const char *node, const char *states)
+{
+	static const char *const trig[] = { "repctl_capture_del", "repctl_capture_ins",
+		"repctl_capture_trunc", "repctl_capture_upd" };
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		char *want = xasprintf("%s=", trig[i]);
+		const char *p = strstr(states, want);
+
+		if (p == NULL)
+			problem(v,
+			    "table %s on node '%s': the capture trigger %s is missing, so changes made "
+			    "there are not captured and never replicate\n  hint: run 'repctl add table "
+			    "%s --herd=%s --db=%s' again (it reinstalls the capture)",
+			    tname, node, trig[i], tname, herd, node);
+		else if (p[strlen(want)] != 'A')
+			problem(v,
+			    "table %s on node '%s': the capture trigger %s is disabled (or not ENABLE "
+			    "ALWAYS), so changes made there are not captured and never replicate\n"
+			    "  hint: ALTER TABLE %s ENABLE ALWAYS TRIGGER %s; then 'repctl compare' "
+			    "finds the rows changed meanwhile and 'repctl repair' fixes them",
+			    tname, node, trig[i], tname, trig[i]);
+		free(want);
+	}
+}
+
 static void
 check_table(struct vctx *v, const char *schema, const char *table, const char *quoted,
-    const char *reg_pk, char **nodes, int nn)
+    const char *reg_pk, const char *herd, char **nodes, int nn)
 {
 	char err[ERRLEN];
 	char *tname = xstrdup(quoted);
@@ -287,12 +360,70 @@ check_table(struct vctx *v, const char *schema, const char *table, const char *q
 				    "<user>;",
 				    vn->name, tname, PQgetvalue(r, 0, 8), PQgetvalue(r, 0, 8));
 		}
+		check_capture(
+		    v, tname, herd, vn->name, PQgetisnull(r, 0, 9) ? "" : PQgetvalue(r, 0, 9));
 		buf_free(&missing);
 		PQclear(r);
 	}
 	free(tname);
 	free(ref_cols);
 	free(ref_pk);
+}
+
+static PGconn *
+vnode_conn(void *ud, const char *node)
+{
+	return vnode_get(ud, node)->conn;
+}
+
+struct hazard_ctx {
+	struct vctx *v;
+	const char *sync;
+};
+
+static void
+key_hazard(const char *what, void *ud)
+{
+	struct hazard_ctx *h = ud;
+	char *key = xasprintf("keyseq|%s", what);
+
+	if (!seen(h->v, key))
+		problem(h->v,
+		    "%s\n  hint: run 'repctl partition sequences %s' (each node its own residue: "
+		    "INCREMENT BY a step, a distinct start per node), or make the key a UUID "
+		    "(uuid DEFAULT gen_random_uuid(), which no two nodes repeat)",
+		    what, h->sync);
+	free(key);
+}
+
+/* Primary keys filled from sequences that are not partitioned across the nodes. */
+static void
+check_key_sequences(struct vctx *v, const char *sync)
+{
+	char err[ERRLEN];
+	struct keyseq_set ks = { NULL, 0 };
+	struct hazard_ctx h = { v, sync };
+	char *skipped = NULL;
+
+	if (keyseq_collect_sync(
+		v->cli->meta, sync, vnode_conn, v, &ks, &skipped, err, sizeof(err)) < 0)
+		problem(v, "sync '%s': cannot check the key sequences: %s", sync, err);
+	else {
+		if (skipped) {
+			char *line, *save = NULL;
+
+			for (line = strtok_r(skipped, "\n", &save); line;
+			     line = strtok_r(NULL, "\n", &save))
+				problem(v,
+				    "%s\n  hint: the replication user must own the sequences (be a "
+				    "member of the tables' owner role) for 'repctl partition "
+				    "sequences'",
+				    line);
+		}
+		keyseq_hazards(&ks, key_hazard, &h);
+	}
+	free(skipped);
+	keyseq_set_free(&ks);
 }
 
 static void
@@ -362,11 +493,13 @@ check_sync(struct vctx *v, const char *sync)
 
 			if (!seen(v, key))
 				check_table(v, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1),
-				    PQgetvalue(tables, i, 5), PQgetvalue(tables, i, 2), list, nn);
+				    PQgetvalue(tables, i, 5), PQgetvalue(tables, i, 2),
+				    PQgetvalue(tables, i, 4), list, nn);
 			free(key);
 		}
 		free(arr);
 	}
+	check_key_sequences(v, sync);
 	if (v->problems == before)
 		printf("sync '%s': OK (%d table(s) on %d node(s))\n", sync, PQntuples(tables),
 		    PQntuples(nodes));

@@ -20,6 +20,11 @@
  *                CASCADE included), all ENABLE ALWAYS so they also fire
  *                under session_replication_role = replica.
  *
+ * The trigger function is SECURITY DEFINER (with a pinned search_path): it
+ * writes the shadow table as the role that installed the capture (the
+ * replication role, owner of schema repctl), so the application's own
+ * roles need no privilege on schema repctl to go on writing their tables.
+ *
  * A local write bumps this node's counter in the row's vector.  A write by
  * the applier (repctl.origin set) is skipped by the trigger: the applier
  * writes the shadow row itself with the merged vector, in the same
@@ -113,7 +118,7 @@ trigger_function(PGconn *c, const char *func, const char *shadow, const char *qt
 
 	buf_printf(&b,
 	    "CREATE OR REPLACE FUNCTION repctl.%s() RETURNS trigger LANGUAGE plpgsql "
-	    "SET search_path = pg_catalog, pg_temp AS $repctl$\n"
+	    "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $repctl$\n"
 	    "BEGIN\n"
 	    "  IF pg_catalog.current_setting('repctl.origin', true) <> '' THEN RETURN NULL; END IF;\n",
 	    func);

@@ -91,6 +91,10 @@ rc add sync cava_to_juke relgroup=archive_herd dbs=cavaforgepad:source,jukebox:t
 rc add sync juke_to_cava relgroup=archive_herd dbs=jukebox:source,cavaforgepad:target conflict_strategy=bucardo_latest
 rc add sync cava_to_client2 relgroup=archive_herd dbs=cavaforgepad:source,client2:target conflict_strategy=bucardo_latest
 rc add sync client2_to_cava relgroup=archive_herd dbs=client2:source,cavaforgepad:target conflict_strategy=bucardo_latest
+# the bigserial keys: each node its own residue (cavaforgepad 1, jukebox 2, client2 3)
+rc partition sequences cava_to_juke
+rc partition sequences cava_to_client2
+like "$OUT" "node 'client2': residue 3" "client2 gets a residue of its own"
 rc validate
 rc start
 cleanup_push "'$REPCTL' stop >/dev/null 2>&1 || true"

@@ -9,6 +9,9 @@
 #    node only, a column type differing (reported once, not once per
 #    direction), a table dropped on one node, a different primary key; and
 #    after each is undone validate passes again;
+#  - a table dropped and created again without its capture, or with a
+#    capture trigger disabled, is reported (changes there would never
+#    replicate) until add table reinstalls it / the trigger is enabled;
 #  - a node that is down is reported as unreachable (exit 1);
 #  - validate writes nothing to the metadata; an unknown sync is an error;
 #  - a non-superuser replication role (repl) lacking privileges is reported
@@ -90,7 +93,23 @@ like "$V" "table archive.old_songs is in the herd but does not exist on node 'b'
 	"... names the table and the node"
 like "$V" "hint: .*remove table archive.old_songs --db=b" "... with a hint"
 pg_sql B app 'CREATE TABLE archive.old_songs (id bigint PRIMARY KEY, title text, updated_at timestamptz)'
-validate_clean "table created again"
+# the table is back, but not its capture triggers: changes there would never replicate
+validate
+is "$RC" 1 "table created again without its capture: exit 1"
+like "$V" "problem: table archive.old_songs on node 'b': the capture trigger repctl_capture_upd is missing" \
+	"... names the table, the node and the missing capture trigger"
+like "$V" "hint: run 'repctl add table archive.old_songs --herd=h --db=b' again" "... with a hint naming the herd"
+run_repctl add table archive.old_songs --herd=h --db=b
+is "$RC" 0 "add table archive.old_songs --db=b reinstalls the capture"
+validate_clean "table created again and captured"
+pg_sql B app 'ALTER TABLE archive.old_songs DISABLE TRIGGER repctl_capture_ins'
+validate
+is "$RC" 1 "a disabled capture trigger: exit 1"
+like "$V" "problem: table archive.old_songs on node 'b': the capture trigger repctl_capture_ins is disabled" \
+	"... names the table, the node and the trigger"
+like "$V" "hint: ALTER TABLE archive.old_songs ENABLE ALWAYS TRIGGER repctl_capture_ins;" "... with the fix"
+pg_sql B app 'ALTER TABLE archive.old_songs ENABLE ALWAYS TRIGGER repctl_capture_ins'
+validate_clean "capture trigger enabled again"
 
 pg_sql B app 'ALTER TABLE public.songs DROP CONSTRAINT songs_pkey; ALTER TABLE public.songs ADD PRIMARY KEY (id, title)'
 validate
