@@ -89,8 +89,8 @@ cluster_down() {
 	as_pg "$PG_BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null && echo "cluster $1 stopped"
 }
 
-psql_at() { # port db sql
-	psql -X -q -v ON_ERROR_STOP=1 -At -h 127.0.0.1 -p "$1" -U postgres -d "$2" -c "$3"
+psql_at() { # port db sql (notices off: "already exists, skipping" on a rerun)
+	PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -At -h 127.0.0.1 -p "$1" -U postgres -d "$2" -c "$3"
 }
 
 ARCHIVE_SCHEMA="
