@@ -49,6 +49,41 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* A worker process: SIGTERM/SIGINT end its loop, SIGHUP belongs to the parent. */
+static void
+worker_setup(const char *kind, const char *name)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
+	log_set_context("%s %s", kind, name);
+}
+
+/*
+ * Connect to the metadata database and LISTEN for control notifications
+ * (kicks, pauses).  NULL, after a pause of retry.min seconds, when it
+ * cannot: the caller loops and tries again.
+ */
+static PGconn *
+control_connect(const struct config *cfg)
+{
+	char err[ERRLEN];
+	PGconn *meta = meta_connect(cfg, err, sizeof(err));
+
+	if (meta == NULL || db_exec(meta, "LISTEN repctl_control", err, sizeof(err)) < 0) {
+		log_warnx("%s", err);
+		db_close(meta);
+		sleep((unsigned)cfg->retry_min);
+		return NULL;
+	}
+	return meta;
+}
+
 /* Read metadata notifications: 1 when one is for this sync. */
 static int
 control_notified(PGconn *meta, const char *sync)
@@ -75,17 +110,10 @@ worker_main(struct config *cfg, const char *sync)
 	char err[ERRLEN];
 	PGconn *meta = NULL;
 	struct node_pool *pool = NULL;
-	struct sigaction sa;
 	double next = 0, backoff = 0;
 	int due = 1;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGHUP, &sa, NULL);
-	log_set_context("sync %s", sync);
+	worker_setup("sync", sync);
 
 	while (!worker_stop) {
 		struct sync_def s;
@@ -95,15 +123,9 @@ worker_main(struct config *cfg, const char *sync)
 			db_close(meta);
 			pool_free(pool);
 			pool = NULL;
-			meta = meta_connect(cfg, err, sizeof(err));
-			if (meta == NULL ||
-			    db_exec(meta, "LISTEN repctl_control", err, sizeof(err)) < 0) {
-				log_warnx("%s", err);
-				db_close(meta);
-				meta = NULL;
-				sleep((unsigned)cfg->retry_min);
+			meta = control_connect(cfg);
+			if (meta == NULL)
 				continue;
-			}
 			pool = pool_new(cfg, meta);
 		}
 		found = sync_load(meta, sync, &s, err, sizeof(err));
@@ -252,34 +274,21 @@ folder_worker_main(struct config *cfg, const char *folder)
 {
 	char err[ERRLEN];
 	PGconn *meta = NULL;
-	struct sigaction sa;
 	double next = 0, backoff = 0, settle = 0;
 	int due = 1, ifd = -1;
 	char *watched = NULL;
 	const char *p[1] = { folder };
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGHUP, &sa, NULL);
-	log_set_context("folder %s", folder);
+	worker_setup("folder", folder);
 	while (!worker_stop) {
 		struct folder_def f;
 		int found;
 
 		if (meta == NULL || PQstatus(meta) != CONNECTION_OK) {
 			db_close(meta);
-			meta = meta_connect(cfg, err, sizeof(err));
-			if (meta == NULL ||
-			    db_exec(meta, "LISTEN repctl_control", err, sizeof(err)) < 0) {
-				log_warnx("%s", err);
-				db_close(meta);
-				meta = NULL;
-				sleep((unsigned)cfg->retry_min);
+			meta = control_connect(cfg);
+			if (meta == NULL)
 				continue;
-			}
 		}
 		found = folder_load(meta, folder, &f, err, sizeof(err));
 		if (found != 0) {
