@@ -1,0 +1,390 @@
+#!/usr/bin/env bash
+# bench/run.sh - repctl against Bucardo (databases) and rsync and unison
+# (files), side by side in one run on this machine.  A benchmark, not a
+# test: it reports figures and always exits 0 once it has run, even when a
+# peer tool (or repctl) fails a workload; the failure is printed and kept in
+# the results.
+#
+#   bash bench/run.sh [--quick|--full] [--only db|files] [--tools LIST]
+#
+#   --quick        small sizes (CI: keeps the benchmark from rotting, <= 3 min)
+#   --full         the sizes of docs/BENCHMARKS.md (default; ~15 min)
+#   --only PART    run only the database part (db) or the file part (files)
+#   --tools LIST   comma list among repctl,bucardo,rsync,unison (default: all)
+#
+# Results: one line per tool and workload on stdout, the raw measurements in
+# bench/results/<UTC timestamp>-<mode>.json (and, for a full run,
+# bench/results/latest-full.json).  Work files live in a temporary directory
+# that is removed at the end (KEEP_TMP=1 keeps it).  Everything listens on
+# 127.0.0.1 only; every server and daemon started here is stopped by its PID.
+set -euo pipefail
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MODE=full
+PARTS=db,files
+TOOLS=repctl,bucardo,rsync,unison
+while (($# > 0)); do
+	case $1 in
+	--quick) MODE=quick ;;
+	--full) MODE=full ;;
+	--only)
+		PARTS=$2
+		shift
+		;;
+	--tools)
+		TOOLS=$2
+		shift
+		;;
+	-h | --help)
+		sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+		exit 0
+		;;
+	*)
+		echo "bench/run.sh: unknown argument '$1' (see --help)" >&2
+		exit 2
+		;;
+	esac
+	shift
+done
+
+# The integration test harness: throw-away clusters and sshd on loopback,
+# stopped by PID at exit.  Its ERR trap only records where a command failed.
+# shellcheck source-path=SCRIPTDIR/../tests/integration/lib
+. "$BENCH/../tests/integration/lib/common.sh"
+# shellcheck source-path=SCRIPTDIR/../tests/integration/lib
+. "$BENCH/../tests/integration/lib/pg.sh"
+# shellcheck source-path=SCRIPTDIR/../tests/integration/lib
+. "$BENCH/../tests/integration/lib/sshd.sh"
+
+PY=/usr/bin/python3 # Debian's, which has python3-psycopg2 (bench/deps.sh)
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+JSONL=$TEST_TMP/results.jsonl
+LOGS=$TEST_TMP/logs
+mkdir -p "$LOGS" "$BENCH/results"
+: >"$JSONL"
+T_START=$(date +%s)
+
+has_tool() { [[ ,$TOOLS, == *,$1,* ]]; }
+has_part() { [[ ,$PARTS, == *,$1,* ]]; }
+say() { printf '# %s  %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+
+# rec KEY=VALUE... : one JSON object into the results (numbers stay numbers)
+rec() { "$PY" "$BENCH/report.py" add "$JSONL" "$@"; }
+
+# run_part NAME FUNC ARGS... : FUNC in a subshell with set -e in force, its
+# output in $LOGS/NAME.log (progress lines also on stderr); a failure is
+# recorded as {tool, workload=setup, ok=false, error=last lines} and the run
+# goes on.
+run_part() {
+	local name=$1 rc=0 tool=${1%%-*} layout=${1#*-} kind=db
+	shift
+	[[ $name != files* ]] || kind=files
+	say "part $name: start"
+	set +e
+	(
+		set -e
+		"$@"
+	) > >(tee "$LOGS/$name.log" | grep --line-buffered '^# ' >&2) 2>&1
+	rc=$?
+	set -e
+	# let the tee'd log catch up
+	sleep 0.2
+	if ((rc != 0)); then
+		local why
+		why=$(grep -v '^# ' "$LOGS/$name.log" | tail -n 8 | tr '\n' ' ' | cut -c1-600)
+		[[ -n $why ]] || why=$(tail -n 8 "$LOGS/$name.log" | tr '\n' ' ' | cut -c1-600)
+		say "part $name FAILED (exit $rc): $why"
+		rec kind="$kind" tool="$tool" layout="$layout" workload=setup ok=false \
+			error="part $name failed (exit $rc): $why"
+	fi
+	say "part $name: done ($rc)"
+	return 0
+}
+
+machine_info() {
+	local cpu mem
+	cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)
+	mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+	rec kind=meta mode="$MODE" stamp="$STAMP" host="$(hostname)" cpu="$cpu" cores="$(nproc)" \
+		mem="$mem" kernel="$(uname -r)" os="$(. /etc/os-release && echo "$PRETTY_NAME")" \
+		postgres="$("$PG_BIN/postgres" --version | awk '{print $3}')" \
+		bucardo="$(bucardo --version 2>/dev/null | awk '{print $3}' || echo absent)" \
+		rsync="$(rsync --version 2>/dev/null | awk 'NR==1 {print $3}' || echo absent)" \
+		unison="$(unison -version 2>/dev/null | awk '{print $3}' || echo absent)" \
+		openssh="$(ssh -V 2>&1 | awk '{print $1}' | tr -d ,)" \
+		repctl="$("$REPCTL" version 2>/dev/null | head -n 1 || echo '?')" \
+		repctl_commit="$(git -C "$BENCH/.." rev-parse --short HEAD 2>/dev/null || echo '?')" \
+		repctl_dirty="$(git -C "$BENCH/.." status --porcelain -- src include sql 2>/dev/null | wc -l)" \
+		load_at_start="$(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# ================================================================ database --
+
+# Nodes: meta (repctl's metadata and Bucardo's database `bucardo`), a and b
+# (replicated), c (same schema, no trigger: the raw baseline).
+db_clusters() {
+	local n
+	for n in meta a b c; do
+		pg_start "$n"
+		# a full run gives the servers more cache than the test harness does
+		# (the same for every tool); a quick run keeps the harness's settings
+		if [[ $MODE == full ]]; then
+			printf 'shared_buffers = 256MB\nmax_wal_size = 2GB\n' >>"$(pg_datadir "$n")/postgresql.conf"
+			pg_restart "$n"
+		fi
+	done
+	for n in a b c; do
+		pg_createdb "$n" bench_tpl
+		"$PY" "$BENCH/dbload.py" init "$(pg_conninfo "$n" bench_tpl)" --scale "$MODE"
+	done
+	say "clusters: meta $(pg_port meta), a $(pg_port a), b $(pg_port b), c $(pg_port c); preload done"
+}
+
+# Fresh copies of the template on a, b and c for one part.
+db_fresh() {
+	local db=$1 n
+	for n in a b c; do
+		pg_sql "$n" postgres "CREATE DATABASE $db TEMPLATE bench_tpl"
+	done
+}
+
+db_drop() {
+	local n
+	for n in a b c; do
+		pg_sql "$n" postgres "DROP DATABASE $1" || true
+	done
+}
+
+db_load() {
+	local tool=$1 layout=$2 db=$3 pidcmd=$4 workloads=${5:-W4,W1,W2,W3,M}
+	"$PY" "$BENCH/dbload.py" run --tool "$tool" --layout "$layout" --scale "$MODE" \
+		--a "$(pg_conninfo a "$db")" --b "$(pg_conninfo b "$db")" --c "$(pg_conninfo c "$db")" \
+		--out "$JSONL" --pidcmd "$pidcmd" --workloads "$workloads"
+}
+
+# The workloads of a part (TOOL LAYOUT), in order, W4 first on an idle
+# system.  M (a 1M-row batch) runs for both layouts of repctl, whose target it
+# is, and once for Bucardo (multi-source), which needs minutes for it; a quick
+# run measures M in the multi-source layout only.
+db_workloads() {
+	if [[ $2 == pair && ($MODE == quick || $1 == bucardo) ]]; then
+		echo W4,W1,W2,W3
+	else
+		echo W4,W1,W2,W3,M
+	fi
+}
+
+db_probe() {
+	local db=$1 lag
+	lag=$("$PY" "$BENCH/dbload.py" probe --a "$(pg_conninfo a "$db")" --b "$(pg_conninfo b "$db")" --timeout 60)
+	say "probe a -> b: ${lag} s"
+	lag=$("$PY" "$BENCH/dbload.py" probe --a "$(pg_conninfo b "$db")" --b "$(pg_conninfo a "$db")" --timeout 60)
+	say "probe b -> a: ${lag} s"
+}
+
+# ----------------------------------------------------------------- repctl --
+
+repctl_pids() { # the coordinator and its workers
+	local p
+	p=$(cat "$1/repctl.pid" 2>/dev/null) || return 0
+	[[ $p =~ ^[0-9]+$ ]] && pid_running "$p" || return 0
+	echo "$p"
+	ps -o pid= --ppid "$p" 2>/dev/null || true
+}
+
+pid_gone() { ! pid_running "$1"; }
+
+repctl_stop_dir() { # state dir: stop its coordinator, by its PID
+	local dir=$1 p
+	p=$(cat "$dir/repctl.pid" 2>/dev/null) || return 0
+	[[ $p =~ ^[0-9]+$ ]] || return 0
+	REPCTL_STATE_DIR=$dir "$REPCTL" stop >/dev/null 2>&1 || true
+	if ! wait_until 20 pid_gone "$p" && pid_running "$p"; then
+		kill -TERM "$p" 2>/dev/null || true
+	fi
+}
+
+db_repctl() {
+	local layout=$1 db=bench_repctl_$1 r=$REPCTL
+	db_fresh "$db"
+	pg_createdb meta "repctl_$layout"
+	export REPCTL_META REPCTL_STATE_DIR
+	REPCTL_META=$(pg_conninfo meta "repctl_$layout")
+	REPCTL_STATE_DIR=$TEST_TMP/repctl-$layout
+	unset REPCTL_CONFIG REPCTL_NODE
+	$r install
+	$r add database nodea conn="$(pg_conninfo a "$db")"
+	$r add database nodeb conn="$(pg_conninfo b "$db")"
+	$r add all tables --herd=h --db=nodea
+	$r add all tables --herd=h --db=nodeb
+	if [[ $layout == multi ]]; then
+		$r add sync s relgroup=h dbs=nodea:source,nodeb:source conflict_strategy=bucardo_latest
+	else
+		$r add sync a_to_b relgroup=h dbs=nodea:source,nodeb:target conflict_strategy=bucardo_latest
+		$r add sync b_to_a relgroup=h dbs=nodeb:source,nodea:target conflict_strategy=bucardo_latest
+	fi
+	$r validate
+	$r start
+	db_probe "$db"
+	db_load repctl "$layout" "$db" "$(declare -f repctl_pids pid_running); repctl_pids $REPCTL_STATE_DIR" \
+		"$(db_workloads repctl "$layout")"
+	repctl_stop_dir "$REPCTL_STATE_DIR"
+	tail -n 5 "$REPCTL_STATE_DIR/repctl.log" 2>/dev/null | sed 's/^/  log: /' || true
+	db_drop "$db"
+}
+
+# ---------------------------------------------------------------- Bucardo --
+
+# Bucardo lower-cases most of its configuration values (piddir included), so
+# its directory must have a lower-case path: not under $TEST_TMP.
+BUC=/tmp/repctl-bench-bucardo-$$
+
+bucardo_cmd() {
+	(cd "$BUC" && HOME=$BUC/home bucardo --no-bucardorc --dbhost=127.0.0.1 --dbport="$(pg_port meta)" \
+		--dbuser=bucardo --dbname=bucardo "$@")
+}
+
+bucardo_pids() {
+	cat "$1"/pid/*.pid 2>/dev/null | grep -E '^[0-9]+$' | sort -u || true
+}
+
+bucardo_stop() {
+	local p pids
+	[[ -d $BUC/pid ]] || return 0
+	pids=$(bucardo_pids "$BUC")
+	[[ -n $pids ]] || return 0
+	bucardo_cmd stop >/dev/null 2>&1 || true
+	for p in $pids; do
+		if ! wait_until 30 pid_gone "$p" && pid_running "$p"; then
+			kill -TERM "$p" 2>/dev/null || true
+		fi
+	done
+	rm -f "$BUC"/pid/*.pid "$BUC"/pid/fullstopbucardo
+}
+
+bucardo_install() {
+	[[ ! -e $BUC/installed ]] || return 0
+	if ! command -v bucardo >/dev/null; then
+		echo "bucardo is not installed (bench/deps.sh installs Debian's bucardo 5.6)"
+		return 1
+	fi
+	mkdir -p "$BUC"/{pid,log,home}
+	(cd "$BUC" && HOME=$BUC/home bucardo --no-bucardorc install --batch --dbhost=127.0.0.1 \
+		--dbport="$(pg_port meta)" --dbuser=postgres --dbname=postgres --piddir="$BUC/pid")
+	bucardo_cmd set reason_file="$BUC/log/bucardo.restart.reason.txt" \
+		log_conflict_file="$BUC/log/bucardo_conflict.log"
+	touch "$BUC/installed"
+}
+
+db_bucardo() {
+	local layout=$1 db=bench_bucardo_$1 pa pb
+	db_fresh "$db"
+	bucardo_install
+	pa=$(pg_port a) pb=$(pg_port b)
+	bucardo_cmd add db "${layout}_a" dbname="$db" host=127.0.0.1 port="$pa" user=postgres
+	bucardo_cmd add db "${layout}_b" dbname="$db" host=127.0.0.1 port="$pb" user=postgres
+	bucardo_cmd add all tables db="${layout}_a" relgroup="h_$layout"
+	if [[ $layout == multi ]]; then
+		bucardo_cmd add sync "${layout}_s" relgroup="h_$layout" \
+			dbs="${layout}_a:source,${layout}_b:source" conflict_strategy=bucardo_latest
+	else
+		bucardo_cmd add sync "${layout}_ab" relgroup="h_$layout" \
+			dbs="${layout}_a:source,${layout}_b:target" conflict_strategy=bucardo_latest
+		bucardo_cmd add sync "${layout}_ba" relgroup="h_$layout" \
+			dbs="${layout}_b:source,${layout}_a:target" conflict_strategy=bucardo_latest
+	fi
+	bucardo_cmd start --logdest="$BUC/log"
+	db_probe "$db"
+	db_load bucardo "$layout" "$db" "cat $BUC/pid/*.pid 2>/dev/null | grep -E '^[0-9]+\$' | sort -u" \
+		"$(db_workloads bucardo "$layout")"
+	bucardo_cmd status || true
+	bucardo_stop
+	# leave nothing of this layout running in the next one
+	local s
+	for s in $(bucardo_cmd list syncs 2>/dev/null | sed -n 's/^Sync "\([^"]*\)".*/\1/p'); do
+		bucardo_cmd remove sync "$s" >/dev/null || true
+	done
+	grep -E 'FATAL|ERROR|Warning' "$BUC/log/log.bucardo" 2>/dev/null | tail -n 5 | sed 's/^/  log: /' || true
+	db_drop "$db"
+}
+
+db_main() {
+	local layout
+	cleanup_push rm -rf -- "$BUC"
+	cleanup_push bucardo_stop
+	db_clusters # the clusters belong to this shell: they are stopped at its exit
+	for layout in multi pair; do
+		cleanup_push repctl_stop_dir "$TEST_TMP/repctl-$layout"
+		if has_tool repctl; then run_part "repctl-$layout" db_repctl "$layout"; fi
+		if has_tool bucardo; then run_part "bucardo-$layout" db_bucardo "$layout"; fi
+	done
+}
+
+# =================================================================== files --
+
+# The servers (sshd, the metadata cluster) belong to this shell; fs_repctl
+# and fsbench.py run in a part.
+fs_servers() {
+	local key
+	sshd_start fsn
+	pg_start fsmeta
+	mkdir -p "$TEST_TMP/fs/ssh"
+	# OpenSSH client key for rsync and unison
+	key=$TEST_TMP/fs/ssh/id_ed25519
+	ssh-keygen -q -t ed25519 -N '' -C repctl-bench -f "$key"
+	sshd_authorize fsn "$(cat "$key.pub")"
+	printf '[127.0.0.1]:%s %s\n' "$(sshd_port fsn)" \
+		"$(cut -d' ' -f1,2 "$(sshd_dir fsn)/ssh_host_ed25519_key.pub")" >"$TEST_TMP/fs/ssh/known_hosts"
+	pg_createdb fsmeta cavadb
+	pg_createdb fsmeta jukedb
+}
+
+fs_main() {
+	local r=$REPCTL
+	# repctl: metadata, nodes cava (local) and juke (over the sshd), its key
+	export REPCTL_META REPCTL_STATE_DIR REPCTL_NODE=cava
+	REPCTL_META=$(pg_conninfo fsmeta postgres)
+	REPCTL_STATE_DIR=$TEST_TMP/fs/repctl-state
+	unset REPCTL_CONFIG
+	if has_tool repctl; then
+		$r install >/dev/null
+		$r add database cava conn="$(pg_conninfo fsmeta cavadb)" >/dev/null
+		$r add database juke conn="$(pg_conninfo fsmeta jukedb)" \
+			ssh="$SSHD_USER@127.0.0.1:$(sshd_port fsn)" agent="$r" >/dev/null
+		$r keygen >/dev/null
+		sshd_authorize fsn "$(cat "$REPCTL_STATE_DIR/ssh/id_ed25519.pub")"
+		$r trust juke --fingerprint="$(sshd_hostkey_fp fsn)" >/dev/null
+	fi
+	"$PY" "$BENCH/fsbench.py" --scale "$MODE" --tools "$TOOLS" --root "$TEST_TMP/fs" \
+		--port "$(sshd_port fsn)" --user "$SSHD_USER" --key "$TEST_TMP/fs/ssh/id_ed25519" \
+		--known-hosts "$TEST_TMP/fs/ssh/known_hosts" --sshd-log "$(sshd_logfile fsn)" \
+		--repctl "$r" --out "$JSONL"
+}
+
+# ==================================================================== main --
+
+say "repctl benchmark, mode $MODE, parts $PARTS, tools $TOOLS (work dir $TEST_TMP)"
+if [[ ! -x $REPCTL ]]; then
+	echo "bench/run.sh: $REPCTL not found: run make first" >&2
+	exit 1
+fi
+machine_info
+if has_part db; then
+	t=$(date +%s)
+	db_main
+	rec kind=meta part=db seconds=$(($(date +%s) - t))
+fi
+if has_part files; then
+	t=$(date +%s)
+	fs_servers
+	run_part files-all fs_main
+	rec kind=meta part=files seconds=$(($(date +%s) - t))
+fi
+rec kind=meta part=total seconds=$(($(date +%s) - T_START)) load_at_end="$(cut -d' ' -f1-3 /proc/loadavg)"
+out=$BENCH/results/$STAMP-$MODE.json
+"$PY" "$BENCH/report.py" summary "$JSONL" --json "$out"
+if [[ $MODE == full ]]; then
+	cp "$out" "$BENCH/results/latest-full.json"
+fi
+say "results: $out ($(($(date +%s) - T_START)) s in all)"
+exit 0
