@@ -5,6 +5,8 @@
 #                        every unit and integration test under ASan+UBSan
 #   make check-unit      unit tests only (plain build)
 #   make check-asan      unit + integration tests under ASan+UBSan
+#   make soak            the randomized replication property test with many seeds
+#                        (SOAK_SEEDS=N, default 50; under ASan+UBSan)
 #   make demo            quick start: two local nodes replicating (see README)
 #   make demo-stop       stop what `make demo` started
 #   make install PREFIX=/usr/local DESTDIR=   (SYSTEMDDIR= for no systemd unit)
@@ -102,6 +104,12 @@ check: deps
 	$(MAKE) all unit-bins
 	$(MAKE) check-asan
 
+# The randomized property test (tests/integration/t_repl_property.sh) with
+# many more seeds than `make check` gives it.
+soak: deps
+	$(MAKE) SAN=1 all
+	REPCTL_BIN=$(CURDIR)/build-asan/repctl bash scripts/soak.sh
+
 demo: deps all
 	bash scripts/demo.sh start
 
@@ -141,5 +149,5 @@ clean:
 
 FORCE:
 
-.PHONY: FORCE all deps check check-unit check-integration check-asan demo demo-stop install \
+.PHONY: FORCE all deps check check-unit check-integration check-asan soak demo demo-stop install \
 	format-check clean unit-bins

@@ -1,6 +1,8 @@
 /*
  * conflict.h - the conflict decision: a pure function of two row versions
- * and the sync's strategy.  No I/O, no clock (the caller passes "now").
+ * and the sync's strategy.  No I/O, no clock, no notion of which side is
+ * the target: decide(x, y) and decide(y, x) pick the same version, so every
+ * edge, in either direction and at any moment, reaches the same decision.
  */
 #ifndef REPCTL_CONFLICT_H
 #define REPCTL_CONFLICT_H
@@ -31,26 +33,38 @@ enum resolution {
 	RES_ABORT,  /* stop the run with an error */
 };
 
+/* The type of the conflict column, which says how its values compare. */
+enum cc_kind {
+	CC_TIME,   /* timestamp with time zone: epoch seconds, comparable with change times */
+	CC_NAIVE,  /* timestamp without time zone or date: nominal epoch seconds, zone unknown */
+	CC_NUMBER, /* integer/numeric version column: not a time, never clamped */
+};
+
 struct row_version {
-	const char *node; /* the node whose change this is (origin) */
+	const char *node; /* the origin: the node that made this version */
 	int deleted;
-	int has_value;     /* the conflict column exists and is not NULL */
-	double value;      /* its value (epoch seconds for times) */
-	double changed_at; /* change time at the origin, epoch seconds */
-	int rank;          /* position of the node holding it in the sync's dbs= list */
+	int has_value;      /* the conflict column exists and is not NULL */
+	double value;       /* its value (epoch seconds for times) */
+	double changed_at;  /* change time at the origin, epoch seconds */
+	int rank;           /* the origin's rank (smallest dbs= position in the herd's syncs) */
+	const char *digest; /* the row's content (md5 of its text); "" or NULL for a delete */
 };
 
 struct strategy {
 	enum strategy_kind kind;
-	double now;          /* epoch seconds, from the caller */
-	double future_limit; /* seconds; values beyond now + this are not trusted */
+	enum cc_kind cc;     /* how the conflict column's values compare */
+	double future_limit; /* seconds; a value beyond its own change time + this is not trusted */
 };
+
+/* Slack for a timestamp without time zone, whose zone is unknown (UTC-12 .. UTC+14). */
+#define CC_NAIVE_SLACK (14.0 * 3600.0)
 
 struct decision {
 	enum conflict_type type;
 	enum resolution res;
 	const char *rule; /* static text: why ("latest: greater conflict column") */
-	int clamped;      /* a value in the future was replaced by its change time */
+	int clamped;      /* a value in the future made both compete with change times */
+	int same;         /* both live with the same content: nothing to decide or log */
 };
 
 extern const char *const strategy_names[];
@@ -63,8 +77,9 @@ int strategy_parse(const char *name);
 /*
  * Decide a true conflict (the versions are concurrent) between the target's
  * version (local) and the incoming one (remote).  Always fills out; returns
- * 0.  Ties are broken by node name (the smaller name wins) so that every
- * node reaches the same decision.
+ * 0.  The winner depends only on the two versions (content, origin, origin's
+ * rank, change time) and the strategy, never on which one is local: ties
+ * fall back to the change time, then the origin's name, then the content.
  */
 int conflict_decide(const struct row_version *local, const struct row_version *remote,
     const struct strategy *s, struct decision *out);

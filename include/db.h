@@ -44,6 +44,8 @@ PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const
 PGresult *db_query_diag(PGconn *conn, const char *sql, int nparams, const char *const *params,
     char *err, size_t errlen, char sqlstate[6], char *constraint, size_t conlen)
     __attribute__((warn_unused_result));
+/* SQLSTATE of the last statement that failed through this module ("" if none). */
+const char *db_last_sqlstate(void);
 /* One value of a one-row one-column query, xstrdup'ed (free()); NULL on error or no row. */
 char *db_value(PGconn *conn, const char *sql, int nparams, const char *const *params, char *err,
     size_t errlen) __attribute__((warn_unused_result));

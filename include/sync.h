@@ -26,6 +26,12 @@ struct sync_def {
 	int onetimecopy; /* 0 never, 1 fill new targets, 2 only their empty tables */
 	struct sync_member *m;
 	int nm;
+	/* each node's smallest dbs= position over the herd's syncs (source/target) */
+	struct {
+		char *node;
+		int rank;
+	} *rank;
+	int nrank;
 };
 
 struct run_stats {

@@ -772,11 +772,13 @@ repair_table(
 		sql = xasprintf(
 		    "INSERT INTO repctl.%s AS s (%s, repctl_deleted, repctl_vv, repctl_txid, "
 		    "repctl_origin, repctl_changed_at) "
-		    "SELECT %s, true, jsonb_build_object($2::text, 1), pg_current_xact_id(), NULL, "
+		    "SELECT %s, true, jsonb_build_object($2::text, (extract(epoch FROM clock_timestamp()) "
+		    "* 1000000)::bigint), pg_current_xact_id(), NULL, "
 		    "clock_timestamp() FROM (SELECT %s FROM pg_catalog.jsonb_array_elements($1::jsonb) "
 		    "e) x WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE (%s) = (%s)) "
 		    "ON CONFLICT (%s) DO UPDATE SET repctl_vv = s.repctl_vv || "
-		    "jsonb_build_object($2::text, coalesce((s.repctl_vv ->> $2::text)::bigint, 0) + 1), "
+		    "jsonb_build_object($2::text, greatest(coalesce((s.repctl_vv ->> $2::text)::bigint, "
+		    "0) + 1, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)), "
 		    "repctl_txid = EXCLUDED.repctl_txid, repctl_origin = NULL, "
 		    "repctl_changed_at = EXCLUDED.repctl_changed_at, repctl_deleted = true",
 		    shadow, keys.data, xk.data, sel.data, t->qtable, tk.data, xk.data, keys.data);

@@ -61,7 +61,7 @@ const struct config_key config_keys[] = {
 	{ "clock.skew_warn_ms", CFG_INT, OFF(clock_skew_warn_ms), "500", 1, 3600000, 1,
 	    "warn in status when a node's clock is off by more than this" },
 	{ "clock.future_limit", CFG_INT, OFF(future_limit), "300", 0, 31536000, 1,
-	    "conflict column values later than now + this many seconds are clamped" },
+	    "conflict column values later than their change time + this many seconds are clamped" },
 	{ "ssh.identity", CFG_STRING, OFF(ssh_identity), "", 0, 0, 1,
 	    "private key for file sync; empty: <state_dir>/ssh/id_ed25519" },
 	{ "ssh.known_hosts", CFG_STRING, OFF(ssh_known_hosts), "", 0, 0, 1,

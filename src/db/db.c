@@ -31,14 +31,25 @@ db_set_error(char *err, size_t errlen, const char *prefix, const char *pqmsg)
 		err[--n] = '\0';
 }
 
+/* SQLSTATE of the last failed statement (the process is single-threaded). */
+static char last_sqlstate[6];
+
+const char *
+db_last_sqlstate(void)
+{
+	return last_sqlstate;
+}
+
 /* A result's message: primary text plus detail and hint. */
 static void
 result_error(const PGresult *res, PGconn *conn, char *err, size_t errlen)
 {
+	const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
 	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
 
+	snprintf(last_sqlstate, sizeof(last_sqlstate), "%s", code ? code : "");
 	if (primary == NULL) {
 		db_set_error(err, errlen, NULL, PQerrorMessage(conn));
 		return;

@@ -25,7 +25,13 @@
  * replication role, owner of schema repctl), so the application's own
  * roles need no privilege on schema repctl to go on writing their tables.
  *
- * A local write bumps this node's counter in the row's vector.  A write by
+ * A local write bumps this node's counter in the row's vector, to the
+ * larger of its old value plus one and the current time in microseconds:
+ * a counter is then never handed out twice, even when the shadow table is
+ * recreated (remove and add table again, offboard and onboard) or when
+ * committed transactions are lost in a crash (synchronous_commit = off), so
+ * a later edit is never taken for one the other nodes have already seen.
+ * A write by
  * the applier (repctl.origin set) is skipped by the trigger: the applier
  * writes the shadow row itself with the merged vector, in the same
  * transaction.  Each writing transaction sends one NOTIFY repctl (identical
@@ -91,7 +97,7 @@ trigger_function(PGconn *c, const char *func, const char *shadow, const char *qt
     const char *self, PGresult *pk)
 {
 	struct buf b = BUF_INIT, keys = BUF_INIT, nkeys = BUF_INIT, okeys = BUF_INIT,
-		   tkeys = BUF_INIT;
+		   tkeys = BUF_INIT, keyeq = BUF_INIT;
 	char *lself = db_literal(c, self);
 	const char *branch[4][2];
 	char *sub[4];
@@ -101,12 +107,23 @@ trigger_function(PGconn *c, const char *func, const char *shadow, const char *qt
 	keylist(c, &nkeys, pk, "n");
 	keylist(c, &okeys, pk, "o");
 	keylist(c, &tkeys, pk, "t");
+	for (i = 0; i < PQntuples(pk); i++) {
+		char *q = db_ident(c, PQgetvalue(pk, i, 0));
+
+		buf_printf(&keyeq, "%sn.%s = o.%s", i ? " AND " : "", q, q);
+		free(q);
+	}
 	/* each branch yields (key columns..., deleted) */
 	sub[0] = xasprintf("SELECT %s, false FROM repctl_new n", nkeys.data);
+	/*
+	 * An update that changed a key tombstones the old key.  Key columns are
+	 * NOT NULL, so "=" is exact here, and it lets the planner hash the
+	 * anti-join: IS NOT DISTINCT FROM would make a bulk UPDATE quadratic.
+	 */
 	sub[1] = xasprintf("SELECT %s, false FROM repctl_new n UNION ALL "
 			   "SELECT %s, true FROM repctl_old o WHERE NOT EXISTS "
-			   "(SELECT 1 FROM repctl_new n WHERE (%s) IS NOT DISTINCT FROM (%s))",
-	    nkeys.data, okeys.data, nkeys.data, okeys.data);
+			   "(SELECT 1 FROM repctl_new n WHERE %s)",
+	    nkeys.data, okeys.data, keyeq.data);
 	sub[2] = xasprintf("SELECT %s, true FROM repctl_old o", okeys.data);
 	sub[3] = xasprintf("SELECT %s, true FROM %s t", tkeys.data, qtable);
 	branch[0][0] = "IF TG_OP = 'INSERT'";
@@ -119,18 +136,21 @@ trigger_function(PGconn *c, const char *func, const char *shadow, const char *qt
 	buf_printf(&b,
 	    "CREATE OR REPLACE FUNCTION repctl.%s() RETURNS trigger LANGUAGE plpgsql "
 	    "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $repctl$\n"
+	    "DECLARE tick bigint;\n"
 	    "BEGIN\n"
-	    "  IF pg_catalog.current_setting('repctl.origin', true) <> '' THEN RETURN NULL; END IF;\n",
+	    "  IF pg_catalog.current_setting('repctl.origin', true) <> '' THEN RETURN NULL; END IF;\n"
+	    "  tick := (extract(epoch FROM pg_catalog.clock_timestamp()) * 1000000)::bigint;\n",
 	    func);
 	for (i = 0; i < 4; i++)
 		buf_printf(&b,
 		    "  %s THEN\n"
 		    "    INSERT INTO repctl.%s AS s (%s, repctl_deleted, repctl_vv, repctl_txid, "
 		    "repctl_origin, repctl_changed_at)\n"
-		    "    SELECT x.*, jsonb_build_object(%s, 1), pg_current_xact_id(), NULL, "
+		    "    SELECT x.*, jsonb_build_object(%s, tick), pg_current_xact_id(), NULL, "
 		    "clock_timestamp() FROM (%s) x\n"
 		    "    ON CONFLICT (%s) DO UPDATE SET repctl_vv = s.repctl_vv || "
-		    "jsonb_build_object(%s, coalesce((s.repctl_vv ->> %s)::bigint, 0) + 1), "
+		    "jsonb_build_object(%s, greatest(coalesce((s.repctl_vv ->> %s)::bigint, 0) + 1, "
+		    "tick)), "
 		    "repctl_txid = EXCLUDED.repctl_txid, repctl_origin = NULL, "
 		    "repctl_changed_at = EXCLUDED.repctl_changed_at, "
 		    "repctl_deleted = EXCLUDED.repctl_deleted;\n",
@@ -146,6 +166,7 @@ trigger_function(PGconn *c, const char *func, const char *shadow, const char *qt
 	buf_free(&nkeys);
 	buf_free(&okeys);
 	buf_free(&tkeys);
+	buf_free(&keyeq);
 	free(lself);
 	return buf_steal(&b);
 }

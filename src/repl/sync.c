@@ -233,6 +233,9 @@ sync_def_free(struct sync_def *s)
 	for (i = 0; i < s->nm; i++)
 		free(s->m[i].node);
 	free(s->m);
+	for (i = 0; i < s->nrank; i++)
+		free(s->rank[i].node);
+	free(s->rank);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -279,7 +282,43 @@ sync_load(PGconn *meta, const char *name, struct sync_def *out, char *err, size_
 	for (i = 0; i < out->nm; i++)
 		out->m[i].target = !out->m[i].source || nsrc >= 2;
 	PQclear(r);
+	/*
+	 * The rank of a node for source/target: its smallest dbs= position over
+	 * every sync of the herd, so the two one-way syncs of a pair, and every
+	 * edge of a mesh, rank a version's origin the same way.
+	 */
+	{
+		const char *hp[1] = { out->herd };
+
+		r = db_query(meta,
+		    "SELECT sn.node, min(sn.ord) FROM repctl.sync_node sn JOIN repctl.sync s "
+		    "ON s.name = sn.sync WHERE s.herd = $1 GROUP BY 1 ORDER BY 1",
+		    1, hp, err, errlen);
+	}
+	if (r == NULL) {
+		sync_def_free(out);
+		return -1;
+	}
+	out->nrank = PQntuples(r);
+	out->rank = xcalloc((size_t)out->nrank + 1, sizeof(*out->rank));
+	for (i = 0; i < out->nrank; i++) {
+		out->rank[i].node = xstrdup(PQgetvalue(r, i, 0));
+		out->rank[i].rank = atoi(PQgetvalue(r, i, 1));
+	}
+	PQclear(r);
 	return 0;
+}
+
+/* A node's rank in the herd's syncs (see sync_load); large when it has none. */
+static int
+node_rank(const struct sync_def *s, const char *node)
+{
+	int i;
+
+	for (i = 0; i < s->nrank; i++)
+		if (strcmp(s->rank[i].node, node) == 0)
+			return s->rank[i].rank;
+	return 1 << 20;
 }
 
 /* ---- one table of one edge ---- */
@@ -293,8 +332,11 @@ struct table_ctx {
 	struct buf keys;    /* key columns, quoted */
 	struct buf nonkeys; /* non-key columns */
 	int nkeys, nnonkeys;
-	char *cc_expr; /* conflict column as float8 epoch, or NULL */
+	char *cc_expr; /* conflict column as float8 (epoch seconds for times), or NULL */
 	char *cc_name;
+	enum cc_kind cc_kind;
+	struct buf dcols; /* every replicated column as repctl_d.col */
+	struct buf tcols; /* every replicated column as repctl_t.col */
 };
 
 static void
@@ -308,6 +350,8 @@ table_ctx_free(struct table_ctx *t)
 	buf_free(&t->nonkeys);
 	free(t->cc_expr);
 	free(t->cc_name);
+	buf_free(&t->dcols);
+	buf_free(&t->tcols);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -450,6 +494,8 @@ table_prepare(PGconn *sc, PGconn *tc, const struct sync_def *s, const char *snod
 			if (strcmp(PQgetvalue(scols, j, 0), name) == 0)
 				break;
 		buf_printf(&t->cols, "%s%s", t->cols.len ? ", " : "", q);
+		buf_printf(&t->dcols, "%srepctl_d.%s", t->dcols.len ? ", " : "", q);
+		buf_printf(&t->tcols, "%srepctl_t.%s", t->tcols.len ? ", " : "", q);
 		if (PQgetvalue(tcols, i, 2)[0] == 't') {
 			buf_printf(&t->keys, "%s%s", t->keys.len ? ", " : "", q);
 			t->nkeys++;
@@ -459,13 +505,30 @@ table_prepare(PGconn *sc, PGconn *tc, const struct sync_def *s, const char *snod
 		}
 		if (strcmp(name, ccol) == 0) {
 			char cat = PQgetvalue(tcols, i, 3)[0];
+			const char *type = PQgetvalue(tcols, i, 1);
 
+			/*
+			 * Compared in the column's own type: a timestamp without time
+			 * zone (what Rails creates) or a date as its nominal value, never
+			 * through the session's time zone; a timestamptz as an instant;
+			 * a number as a number.
+			 */
 			t->cc_name = xstrdup(name);
-			if (cat == 'D') /* date/time */
+			if (strncmp(type, "timestamp", 9) == 0 && strstr(type, "with time zone") &&
+			    !strstr(type, "without")) {
+				t->cc_kind = CC_TIME;
+				t->cc_expr = xasprintf("extract(epoch FROM %%s.%s)::float8", q);
+			} else if (strncmp(type, "timestamp", 9) == 0) {
+				t->cc_kind = CC_NAIVE;
+				t->cc_expr = xasprintf("extract(epoch FROM %%s.%s)::float8", q);
+			} else if (strcmp(type, "date") == 0) {
+				t->cc_kind = CC_NAIVE;
 				t->cc_expr =
-				    xasprintf("extract(epoch FROM %%s.%s::timestamptz)::float8", q);
-			else if (cat == 'N')
+				    xasprintf("extract(epoch FROM %%s.%s::timestamp)::float8", q);
+			} else if (cat == 'N') {
+				t->cc_kind = CC_NUMBER;
 				t->cc_expr = xasprintf("%%s.%s::float8", q);
+			}
 		}
 		free(q);
 	}
@@ -623,6 +686,7 @@ struct quar_rec {
 /* A conflict decided, kept until the target committed, then logged. */
 struct conflict_rec {
 	char *table, *pk, *local_row, *remote_row, *winner, *rule;
+	char *msg; /* the log line, written once the table went through */
 };
 
 struct edge_ctx {
@@ -655,123 +719,6 @@ num_or(PGresult *r, int row, int col, double dflt, int *has)
 	return strtod(PQgetvalue(r, row, col), NULL);
 }
 
-/* Decide the true conflicts of one table; -1 on error or abort. */
-static int
-resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, const char *d,
-    char *err, size_t errlen)
-{
-	struct buf q = BUF_INIT, kj = BUF_INIT;
-	char *join = key_join(tc, pk, "repctl_d", "repctl_t");
-	char *ccd = cc_for(t, "repctl_d"), *cct = cc_for(t, "repctl_t");
-	PGresult *r;
-	int i, rc = -1;
-	struct strategy strat;
-
-	for (i = 0; i < PQntuples(pk); i++) {
-		char *lit = db_literal(tc, PQgetvalue(pk, i, 0));
-		char *id = db_ident(tc, PQgetvalue(pk, i, 0));
-
-		buf_printf(&kj, "%s%s, repctl_d.%s", i ? ", " : "", lit, id);
-		free(lit);
-		free(id);
-	}
-	buf_printf(&q,
-	    "SELECT jsonb_build_object(%s)::text, "
-	    "CASE WHEN repctl_d.repctl_deleted THEN NULL ELSE (to_jsonb(repctl_d) - 'repctl_vv' - "
-	    "'repctl_changed_at' - 'repctl_deleted' - 'repctl_origin' - 'repctl_t_vv' - 'repctl_t_changed' - "
-	    "'repctl_t_deleted' - 'repctl_t_origin' - 'repctl_t_exists' - 'repctl_cmp')::text END, "
-	    "to_jsonb(repctl_t)::text, repctl_d.repctl_deleted, (repctl_t.* IS NULL OR coalesce(repctl_d.repctl_t_deleted, false)), "
-	    "extract(epoch FROM repctl_d.repctl_changed_at)::float8, "
-	    "extract(epoch FROM repctl_d.repctl_t_changed)::float8, repctl_d.repctl_origin, repctl_d.repctl_t_origin, %s, %s "
-	    "FROM %s repctl_d LEFT JOIN %s repctl_t ON %s WHERE repctl_d.repctl_cmp = 2",
-	    kj.data, ccd, cct, d, t->qtable, join);
-	r = db_query(tc, q.data, 0, NULL, err, errlen);
-	if (r == NULL)
-		goto out;
-	strat.kind = strategy_parse(e->s->strategy);
-	strat.now = (double)time(NULL);
-	strat.future_limit = e->cfg->future_limit;
-	for (i = 0; i < PQntuples(r); i++) {
-		struct row_version local, remote;
-		struct decision dec;
-		const char *params[2];
-		char code[4];
-		const char *winner;
-
-		memset(&local, 0, sizeof(local));
-		memset(&remote, 0, sizeof(remote));
-		remote.node = PQgetvalue(r, i, 7);
-		remote.deleted = PQgetvalue(r, i, 3)[0] == 't';
-		remote.changed_at = num_or(r, i, 5, 0, NULL);
-		remote.value = num_or(r, i, 9, 0, &remote.has_value);
-		remote.rank = e->srank;
-		local.node = PQgetisnull(r, i, 8) ? e->tnode : PQgetvalue(r, i, 8);
-		local.deleted = PQgetvalue(r, i, 4)[0] == 't';
-		local.changed_at = num_or(r, i, 6, 0, NULL);
-		local.value = num_or(r, i, 10, 0, &local.has_value);
-		local.rank = e->trank;
-		conflict_decide(&local, &remote, &strat, &dec);
-		if (dec.res == RES_ABORT) {
-			snprintf(err, errlen,
-			    "conflict on %s key %s between node '%s' and node '%s' (%s): "
-			    "conflict_strategy abort stops the run; resolve it by hand or change "
-			    "the strategy",
-			    t->qtable, PQgetvalue(r, i, 0), e->snode, e->tnode,
-			    conflict_type_names[dec.type]);
-			PQclear(r);
-			goto out;
-		}
-		snprintf(code, sizeof(code), "%d",
-		    dec.res == RES_REMOTE      ? 1
-			: dec.res == RES_LOCAL ? 3
-					       : 4);
-		params[0] = code;
-		params[1] = PQgetvalue(r, i, 0);
-		{
-			char *u = xasprintf("UPDATE %s repctl_d SET repctl_cmp = $1::int "
-					    "WHERE jsonb_build_object(%s) = $2::jsonb",
-			    d, kj.data);
-			int urc = db_execp(tc, u, 2, params, err, errlen);
-
-			free(u);
-			if (urc < 0) {
-				PQclear(r);
-				goto out;
-			}
-		}
-		if (dec.type == CONFLICT_DELETE_DELETE)
-			continue; /* both deleted: vectors merged, nothing to decide or log */
-		winner = dec.res == RES_REMOTE ? remote.node
-		    : dec.res == RES_LOCAL     ? local.node
-					       : "none";
-		log_info("conflict on %s key %s: %s version from '%s' vs '%s': winner %s (%s%s)",
-		    t->qtable, PQgetvalue(r, i, 0), conflict_type_names[dec.type], remote.node,
-		    local.node, winner, dec.rule,
-		    dec.clamped ? ", a future value was clamped" : "");
-		e->conf = xrealloc(e->conf, sizeof(*e->conf) * (size_t)(e->nconf + 1));
-		e->conf[e->nconf].table = xasprintf("%s.%s", t->schema, t->table);
-		e->conf[e->nconf].pk = xstrdup(PQgetvalue(r, i, 0));
-		e->conf[e->nconf].remote_row =
-		    PQgetisnull(r, i, 1) ? NULL : xstrdup(PQgetvalue(r, i, 1));
-		e->conf[e->nconf].local_row =
-		    local.deleted || PQgetisnull(r, i, 2) ? NULL : xstrdup(PQgetvalue(r, i, 2));
-		e->conf[e->nconf].winner = xstrdup(winner);
-		e->conf[e->nconf].rule = xasprintf("%s %s%s", conflict_type_names[dec.type],
-		    dec.rule, dec.clamped ? " (future value clamped)" : "");
-		e->nconf++;
-		e->st->conflicts++;
-	}
-	PQclear(r);
-	rc = 0;
-out:
-	buf_free(&q);
-	buf_free(&kj);
-	free(join);
-	free(ccd);
-	free(cct);
-	return rc;
-}
-
 /* "'k1', repctl_d.k1, 'k2', repctl_d.k2" for jsonb_build_object. free(). */
 static char *
 key_json_args(PGconn *c, PGresult *pk, const char *alias)
@@ -790,47 +737,353 @@ key_json_args(PGconn *c, PGresult *pk, const char *alias)
 	return buf_steal(&b);
 }
 
+/* Free the conflict and quarantine records from index nconf / nquar on. */
+static void
+records_truncate(struct edge_ctx *e, int nconf, int nquar)
+{
+	int i;
+
+	for (i = nconf; i < e->nconf; i++) {
+		free(e->conf[i].table);
+		free(e->conf[i].pk);
+		free(e->conf[i].local_row);
+		free(e->conf[i].remote_row);
+		free(e->conf[i].winner);
+		free(e->conf[i].rule);
+		free(e->conf[i].msg);
+	}
+	e->nconf = nconf;
+	for (i = nquar; i < e->nquar; i++) {
+		free(e->quar[i].schema);
+		free(e->quar[i].table);
+		free(e->quar[i].pk);
+		free(e->quar[i].row);
+		free(e->quar[i].reason);
+		free(e->quar[i].constraint);
+	}
+	e->nquar = nquar;
+}
+
+/* One field of COPY's text format: NULL as \N, backslash, tab and newlines escaped. */
+static void
+copy_field(struct buf *b, const char *v)
+{
+	if (v == NULL) {
+		buf_puts(b, "\\N");
+		return;
+	}
+	for (; *v; v++) {
+		switch (*v) {
+		case '\\':
+			buf_puts(b, "\\\\");
+			break;
+		case '\t':
+			buf_puts(b, "\\t");
+			break;
+		case '\n':
+			buf_puts(b, "\\n");
+			break;
+		case '\r':
+			buf_puts(b, "\\r");
+			break;
+		default:
+			buf_putc(b, *v);
+		}
+	}
+}
+
+/* Send data in COPY text format to "COPY ... FROM STDIN" on c; 0 or -1. */
+static int
+copy_in(PGconn *c, const char *sql, const char *data, size_t len, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(c, sql);
+	int rc = 0;
+
+	if (PQresultStatus(r) != PGRES_COPY_IN) {
+		db_set_error(err, errlen, "starting COPY", PQerrorMessage(c));
+		PQclear(r);
+		while ((r = PQgetResult(c)) != NULL)
+			PQclear(r);
+		return -1;
+	}
+	PQclear(r);
+	while (len > 0) {
+		size_t n = len > (1u << 20) ? (1u << 20) : len;
+
+		if (PQputCopyData(c, data, (int)n) != 1) {
+			db_set_error(err, errlen, "COPY", PQerrorMessage(c));
+			rc = -1;
+			break;
+		}
+		data += n;
+		len -= n;
+	}
+	if (PQputCopyEnd(c, rc < 0 ? "failed" : NULL) != 1 && rc == 0) {
+		db_set_error(err, errlen, "COPY", PQerrorMessage(c));
+		rc = -1;
+	}
+	while ((r = PQgetResult(c)) != NULL) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0) {
+			db_set_error(err, errlen, "COPY", PQresultErrorMessage(r));
+			rc = -1;
+		}
+		PQclear(r);
+	}
+	return rc;
+}
+
 /*
- * The set-based upsert broke a constraint: apply the rows one by one, each
+ * Decide the true conflicts of one table (repctl_cmp = 2 in the decision
+ * table d), set-based: one query reads them, conflict_decide() decides each
+ * in memory, one COPY and one join write every decision back (1 apply the
+ * incoming version, 3 keep the target's, 4 skip).  -1 on error or abort.
+ */
+static int
+resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, const char *d,
+    char *err, size_t errlen)
+{
+	struct buf q = BUF_INIT, dec = BUF_INIT;
+	char *join = key_join(tc, pk, "repctl_d", "repctl_t");
+	char *kj = key_json_args(tc, pk, "repctl_d");
+	char *ccd = cc_for(t, "repctl_d"), *cct = cc_for(t, "repctl_t");
+	PGresult *r;
+	int i, rc = -1, ndec = 0;
+	struct strategy strat;
+
+	buf_printf(&q,
+	    "SELECT repctl_d.repctl_rid, jsonb_build_object(%s)::text, "
+	    "CASE WHEN repctl_d.repctl_deleted THEN NULL ELSE (to_jsonb(repctl_d) - 'repctl_vv' - "
+	    "'repctl_changed_at' - 'repctl_deleted' - 'repctl_origin' - 'repctl_t_vv' - "
+	    "'repctl_t_changed' - 'repctl_t_deleted' - 'repctl_t_origin' - 'repctl_t_exists' - "
+	    "'repctl_cmp' - 'repctl_rid')::text END, "
+	    "CASE WHEN repctl_d.repctl_t_exists THEN to_jsonb(repctl_t)::text END, "
+	    "repctl_d.repctl_deleted, NOT repctl_d.repctl_t_exists, "
+	    "extract(epoch FROM repctl_d.repctl_changed_at)::float8, "
+	    "extract(epoch FROM repctl_d.repctl_t_changed)::float8, repctl_d.repctl_origin, "
+	    "repctl_d.repctl_t_origin, %s, %s, "
+	    "CASE WHEN repctl_d.repctl_deleted THEN '' ELSE md5(ROW(%s)::text) END, "
+	    "CASE WHEN repctl_d.repctl_t_exists THEN md5(ROW(%s)::text) ELSE '' END "
+	    "FROM %s repctl_d LEFT JOIN %s repctl_t ON %s WHERE repctl_d.repctl_cmp = 2",
+	    kj, ccd, cct, t->dcols.data, t->tcols.data, d, t->qtable, join);
+	r = db_query(tc, q.data, 0, NULL, err, errlen);
+	if (r == NULL)
+		goto out;
+	memset(&strat, 0, sizeof(strat));
+	strat.kind = strategy_parse(e->s->strategy);
+	strat.cc = t->cc_kind;
+	strat.future_limit = e->cfg->future_limit;
+	for (i = 0; i < PQntuples(r); i++) {
+		struct row_version local, remote;
+		struct decision dec_;
+		const char *winner;
+		int code;
+
+		memset(&local, 0, sizeof(local));
+		memset(&remote, 0, sizeof(remote));
+		remote.node = PQgetvalue(r, i, 8);
+		remote.deleted = PQgetvalue(r, i, 4)[0] == 't';
+		remote.changed_at = num_or(r, i, 6, 0, NULL);
+		remote.value = num_or(r, i, 10, 0, &remote.has_value);
+		remote.rank = node_rank(e->s, remote.node);
+		remote.digest = PQgetvalue(r, i, 12);
+		local.node = PQgetisnull(r, i, 9) ? e->tnode : PQgetvalue(r, i, 9);
+		local.deleted = PQgetvalue(r, i, 5)[0] == 't';
+		local.changed_at = num_or(r, i, 7, 0, NULL);
+		local.value = num_or(r, i, 11, 0, &local.has_value);
+		local.rank = node_rank(e->s, local.node);
+		local.digest = PQgetvalue(r, i, 13);
+		conflict_decide(&local, &remote, &strat, &dec_);
+		if (dec_.res == RES_ABORT) {
+			snprintf(err, errlen,
+			    "conflict on %s key %s between node '%s' and node '%s' (%s): "
+			    "conflict_strategy abort stops the run; resolve it by hand or change "
+			    "the strategy",
+			    t->qtable, PQgetvalue(r, i, 1), e->snode, e->tnode,
+			    conflict_type_names[dec_.type]);
+			PQclear(r);
+			goto out;
+		}
+		code = dec_.res == RES_REMOTE ? 1 : dec_.res == RES_LOCAL ? 3 : 4;
+		buf_printf(&dec, "%s\t%d\n", PQgetvalue(r, i, 0), code);
+		ndec++;
+		if (dec_.type == CONFLICT_DELETE_DELETE || dec_.same)
+			continue; /* vectors merged, nothing to decide or log */
+		winner = dec_.res == RES_REMOTE ? remote.node
+		    : dec_.res == RES_LOCAL     ? local.node
+						: "none";
+		e->conf = xrealloc(e->conf, sizeof(*e->conf) * (size_t)(e->nconf + 1));
+		e->conf[e->nconf].table = xasprintf("%s.%s", t->schema, t->table);
+		e->conf[e->nconf].pk = xstrdup(PQgetvalue(r, i, 1));
+		e->conf[e->nconf].remote_row =
+		    PQgetisnull(r, i, 2) ? NULL : xstrdup(PQgetvalue(r, i, 2));
+		e->conf[e->nconf].local_row =
+		    local.deleted || PQgetisnull(r, i, 3) ? NULL : xstrdup(PQgetvalue(r, i, 3));
+		e->conf[e->nconf].winner = xstrdup(winner);
+		e->conf[e->nconf].rule = xasprintf("%s %s%s", conflict_type_names[dec_.type],
+		    dec_.rule, dec_.clamped ? " (future value clamped)" : "");
+		e->conf[e->nconf].msg =
+		    xasprintf("conflict on %s key %s: %s version from '%s' vs '%s': winner %s (%s%s)",
+			t->qtable, PQgetvalue(r, i, 1), conflict_type_names[dec_.type], remote.node,
+			local.node, winner, dec_.rule,
+			dec_.clamped ? ", a future value was clamped" : "");
+		e->nconf++;
+		e->st->conflicts++;
+	}
+	PQclear(r);
+	if (ndec > 0) {
+		char *sql = xasprintf("CREATE TEMP TABLE %s_dec (rid bigint, code int) ON COMMIT DROP",
+		    d);
+
+		if (db_exec(tc, sql, err, errlen) < 0) {
+			free(sql);
+			goto out;
+		}
+		free(sql);
+		sql = xasprintf("COPY %s_dec FROM STDIN", d);
+		if (copy_in(tc, sql, dec.data, dec.len, err, errlen) < 0) {
+			free(sql);
+			goto out;
+		}
+		free(sql);
+		if (ndec > 1000) {
+			sql = xasprintf("ANALYZE %s_dec", d);
+			if (db_exec(tc, sql, err, errlen) < 0) {
+				free(sql);
+				goto out;
+			}
+			free(sql);
+		}
+		sql = xasprintf("UPDATE %s repctl_d SET repctl_cmp = x.code FROM %s_dec x "
+				"WHERE repctl_d.repctl_rid = x.rid",
+		    d, d);
+		if (db_exec(tc, sql, err, errlen) < 0) {
+			free(sql);
+			goto out;
+		}
+		free(sql);
+	}
+	rc = 0;
+out:
+	buf_free(&q);
+	buf_free(&dec);
+	free(join);
+	free(kj);
+	free(ccd);
+	free(cct);
+	return rc;
+}
+
+/*
+ * The two statements that write the incoming live rows (repctl_cmp = 1):
+ * an UPDATE of the rows the target held when the batch was classified
+ * (locked then; nothing written where the row is already equal) and an
+ * INSERT of the others, which does nothing where a row appeared since (a
+ * local writer's, or another apply's): that row is the shadow check's to
+ * find (apply_once).  filter narrows both to one key ($1) or is "".
+ * Each returns one row: the number of rows written.
+ */
+static void
+write_sql(struct table_ctx *t, const char *d, const char *jdt, const char *filter, char **upd,
+    char **ins)
+{
+	struct buf set = BUF_INIT, ex = BUF_INIT, cur = BUF_INIT;
+	const char *p = t->nonkeys.data;
+
+	*upd = NULL;
+	/* nonkeys is "a, b, c": build SET a = repctl_d.a, ... */
+	while (p && *p) {
+		const char *start = p;
+		int inq = 0;
+
+		while (*p && (inq || *p != ',')) {
+			if (*p == '"')
+				inq = !inq;
+			p++;
+		}
+		buf_printf(&set, "%s%.*s = repctl_d.%.*s", set.len ? ", " : "", (int)(p - start),
+		    start, (int)(p - start), start);
+		buf_printf(&ex, "%srepctl_d.%.*s", ex.len ? ", " : "", (int)(p - start), start);
+		buf_printf(&cur, "%srepctl_t.%.*s", cur.len ? ", " : "", (int)(p - start), start);
+		if (*p == ',')
+			p += 2;
+	}
+	if (t->nnonkeys)
+		*upd = xasprintf("WITH w AS (UPDATE %s repctl_t SET %s FROM %s repctl_d WHERE %s AND "
+				 "repctl_d.repctl_cmp = 1 AND NOT repctl_d.repctl_deleted AND "
+				 "repctl_d.repctl_t_exists%s AND ROW(%s)::text IS DISTINCT FROM "
+				 "ROW(%s)::text RETURNING 1) SELECT count(*) FROM w",
+		    t->qtable, set.data, d, jdt, filter, cur.data, ex.data);
+	*ins = xasprintf("WITH w AS (INSERT INTO %s AS repctl_t (%s) OVERRIDING SYSTEM VALUE "
+			 "SELECT %s FROM %s repctl_d WHERE repctl_d.repctl_cmp = 1 AND NOT "
+			 "repctl_d.repctl_deleted AND NOT repctl_d.repctl_t_exists%s "
+			 "ON CONFLICT (%s) DO NOTHING RETURNING 1) SELECT count(*) FROM w",
+	    t->qtable, t->cols.data, t->dcols.data, d, filter, t->keys.data);
+	buf_free(&set);
+	buf_free(&ex);
+	buf_free(&cur);
+}
+
+/* Run one write_sql() statement; rows written or -1 (state holds the SQLSTATE). */
+static long
+write_run(PGconn *tc, const char *sql, int np, const char *const *p, char *err, size_t errlen,
+    char state[6], char *con, size_t conlen)
+{
+	PGresult *r;
+	long n;
+
+	state[0] = '\0';
+	if (sql == NULL)
+		return 0;
+	r = db_query_diag(tc, sql, np, p, err, errlen, state, con, conlen);
+	if (r == NULL)
+		return -1;
+	n = atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return n;
+}
+
+/*
+ * The set-based write broke a constraint: write the rows one by one, each
  * under a savepoint; a row refused with an integrity error (another unique
  * index, a check) is marked repctl_cmp = 5 (not applied, its version not
  * recorded) and remembered for the quarantine; the others go through.
- * sql is the upsert, prefix_len where its row filter ends.
  */
 static int
 quarantine_rows(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, const char *d,
-    const char *sql, size_t prefix_len, char *err, size_t errlen)
+    const char *jdt, char *err, size_t errlen)
 {
 	char *kj = key_json_args(tc, pk, "repctl_d");
-	char *one = xasprintf("%.*s AND jsonb_build_object(%s) = $1::jsonb%s", (int)prefix_len, sql,
-	    kj, sql + prefix_len);
+	char *filter = xasprintf(" AND jsonb_build_object(%s) = $1::jsonb", kj);
 	char *list = xasprintf("SELECT jsonb_build_object(%s)::text, (to_jsonb(repctl_d) - "
 			       "'repctl_vv' - 'repctl_changed_at' - 'repctl_deleted' - "
 			       "'repctl_origin' - 'repctl_t_vv' - 'repctl_t_changed' - "
 			       "'repctl_t_deleted' - 'repctl_t_origin' - 'repctl_t_exists' - "
-			       "'repctl_cmp')::text FROM %s repctl_d WHERE repctl_cmp = 1 AND NOT "
-			       "repctl_deleted",
+			       "'repctl_cmp' - 'repctl_rid')::text FROM %s repctl_d WHERE repctl_cmp = 1 "
+			       "AND NOT repctl_deleted",
 	    kj, d);
 	char *mark = xasprintf(
 	    "UPDATE %s repctl_d SET repctl_cmp = 5 WHERE jsonb_build_object(%s) = $1::jsonb", d,
 	    kj);
+	char *upd, *ins;
 	PGresult *rows = db_query(tc, list, 0, NULL, err, errlen);
 	int i, rc = -1;
 
+	write_sql(t, d, jdt, filter, &upd, &ins);
 	if (rows == NULL)
 		goto out;
 	for (i = 0; i < PQntuples(rows); i++) {
 		const char *p[1] = { PQgetvalue(rows, i, 0) };
 		char state[6], con[128], rerr[ERRLEN];
-		PGresult *r;
+		long nu, ni = -1;
 
 		if (db_exec(tc, "SAVEPOINT repctl_row", err, errlen) < 0)
 			goto out;
-		r = db_query_diag(tc, one, 1, p, rerr, sizeof(rerr), state, con, sizeof(con));
-		if (r) {
-			e->st->inserts += atol(PQgetvalue(r, 0, 0));
-			e->st->updates += atol(PQgetvalue(r, 0, 1));
-			PQclear(r);
+		nu = write_run(tc, upd, 1, p, rerr, sizeof(rerr), state, con, sizeof(con));
+		if (nu >= 0)
+			ni = write_run(tc, ins, 1, p, rerr, sizeof(rerr), state, con, sizeof(con));
+		if (nu >= 0 && ni >= 0) {
+			e->st->updates += nu;
+			e->st->inserts += ni;
 			if (db_exec(tc, "RELEASE SAVEPOINT repctl_row", err, errlen) < 0)
 				goto out;
 			continue;
@@ -842,8 +1095,6 @@ quarantine_rows(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *p
 		if (db_exec(tc, "ROLLBACK TO SAVEPOINT repctl_row", err, errlen) < 0 ||
 		    db_execp(tc, mark, 1, p, err, errlen) < 0)
 			goto out;
-		log_warnx("%s -> %s: %s key %s quarantined: %s", e->snode, e->tnode, t->qtable,
-		    p[0], rerr);
 		e->quar = xrealloc(e->quar, sizeof(*e->quar) * (size_t)(e->nquar + 1));
 		e->quar[e->nquar].schema = xstrdup(t->schema);
 		e->quar[e->nquar].table = xstrdup(t->table);
@@ -857,101 +1108,86 @@ quarantine_rows(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *p
 out:
 	PQclear(rows);
 	free(kj);
-	free(one);
+	free(filter);
 	free(list);
 	free(mark);
+	free(upd);
+	free(ins);
 	return rc;
 }
 
-/* Classify and apply one staged table on the target (inside its transaction). */
+/*
+ * One attempt at classifying and applying one staged table on the target
+ * (inside its transaction, under the caller's savepoint).  0 done, 1 a row
+ * changed on the target while it was being applied (the caller rolls back
+ * and decides again), -1 error.
+ *
+ * Why this cannot lose a local write: every committed change of a row on
+ * the target, by the application or by another apply, also changes its
+ * shadow row's vector in the same transaction.  The rows present are locked
+ * before they are classified; a row that appears afterwards (an insert that
+ * was not yet committed, whose key the INSERT then waits for) cannot be
+ * locked in advance, so the shadow rows are written compare-and-swap: only
+ * where the vector is still the one the decision was made against.  One
+ * shadow row that moved means the decision may be stale, and the whole
+ * table is decided again with what is now committed.
+ */
 static int
-apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, const char *stage,
-    const char *d, char *err, size_t errlen)
+apply_once(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, const char *stage,
+    const char *d, long rows, char *err, size_t errlen)
 {
 	struct buf q = BUF_INIT;
 	char *jt = key_join(tc, pk, "repctl_t", "repctl_s"),
 	     *jsh = key_join(tc, pk, "repctl_sh", "repctl_s");
 	char *jdt = key_join(tc, pk, "repctl_t", "repctl_d"),
+	     *jshd = key_join(tc, pk, "repctl_sh", "repctl_d"),
 	     *first = db_ident(tc, PQgetvalue(pk, 0, 0));
-	char *kt = key_list(tc, pk, "repctl_t"), *ksh = key_list(tc, pk, "repctl_sh");
+	char *kt = key_list(tc, pk, "repctl_t");
+	char *upd = NULL, *ins = NULL;
 	PGresult *r;
 	int rc = -1;
-	size_t prefix_len;
 	char state[6], con[128];
+	long n;
 
-	/* lock: table rows first, then shadow rows, in key order */
+	/*
+	 * Lock the target rows of the batch (in key order, the table before its
+	 * shadow row, as a local writer and its trigger take them), then
+	 * classify every key against what is committed now.
+	 */
 	buf_printf(&q,
 	    "SELECT 1 FROM %s repctl_t JOIN %s repctl_s ON %s ORDER BY %s FOR UPDATE OF repctl_t;"
-	    "SELECT 1 FROM repctl.%s repctl_sh JOIN %s repctl_s ON %s ORDER BY %s FOR UPDATE OF repctl_sh;"
 	    "CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT repctl_s.*, repctl_sh.repctl_vv AS repctl_t_vv, "
 	    "repctl_sh.repctl_changed_at AS repctl_t_changed, repctl_sh.repctl_deleted AS repctl_t_deleted, "
 	    "repctl_sh.repctl_origin AS repctl_t_origin, (repctl_t.%s IS NOT NULL) AS repctl_t_exists, "
-	    "repctl.vv_cmp(repctl_s.repctl_vv, coalesce(repctl_sh.repctl_vv, '{}'::jsonb)) AS repctl_cmp "
+	    "repctl.vv_cmp(repctl_s.repctl_vv, coalesce(repctl_sh.repctl_vv, '{}'::jsonb)) AS repctl_cmp, "
+	    "row_number() OVER () AS repctl_rid "
 	    "FROM %s repctl_s LEFT JOIN repctl.%s repctl_sh ON %s LEFT JOIN %s repctl_t ON %s;",
-	    t->qtable, stage, jt, kt, t->tshadow, stage, jsh, ksh, d, first, stage, t->tshadow, jsh,
-	    t->qtable, jt);
+	    t->qtable, stage, jt, kt, d, first, stage, t->tshadow, jsh, t->qtable, jt);
+	if (rows > 5000)
+		buf_printf(&q, "ANALYZE %s;", d);
 	if (db_exec(tc, q.data, err, errlen) < 0)
 		goto out;
 	if (resolve_conflicts(e, tc, t, pk, d, err, errlen) < 0)
 		goto out;
 
-	/* upsert: nothing written where the row is already equal */
-	buf_reset(&q);
-	buf_printf(&q,
-	    "WITH w AS (INSERT INTO %s AS repctl_t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s "
-	    "repctl_d WHERE repctl_cmp = 1 AND NOT repctl_deleted",
-	    t->qtable, t->cols.data, t->cols.data, d);
-	prefix_len = q.len;
-	buf_printf(&q, " ON CONFLICT (%s) ", t->keys.data);
-	if (t->nnonkeys) {
-		struct buf set = BUF_INIT, ex = BUF_INIT, cur = BUF_INIT;
-		const char *p = t->nonkeys.data;
-
-		/* nonkeys is "a, b, c": build SET a = EXCLUDED.a, ... */
-		while (*p) {
-			const char *start = p;
-			int inq = 0;
-
-			while (*p && (inq || *p != ',')) {
-				if (*p == '"')
-					inq = !inq;
-				p++;
-			}
-			buf_printf(&set, "%s%.*s = EXCLUDED.%.*s", set.len ? ", " : "",
-			    (int)(p - start), start, (int)(p - start), start);
-			buf_printf(
-			    &ex, "%sEXCLUDED.%.*s", ex.len ? ", " : "", (int)(p - start), start);
-			buf_printf(
-			    &cur, "%srepctl_t.%.*s", cur.len ? ", " : "", (int)(p - start), start);
-			if (*p == ',')
-				p += 2;
-		}
-		buf_printf(&q,
-		    "DO UPDATE SET %s WHERE ROW(%s)::text IS DISTINCT FROM ROW(%s)::text ",
-		    set.data, cur.data, ex.data);
-		buf_free(&set);
-		buf_free(&ex);
-		buf_free(&cur);
-	} else {
-		buf_puts(&q, "DO NOTHING ");
-	}
-	buf_puts(&q,
-	    "RETURNING (xmax = 0) AS ins) "
-	    "SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM w");
+	/* the incoming live rows: set-based, or row by row when one is refused */
+	write_sql(t, d, jdt, "", &upd, &ins);
 	if (db_exec(tc, "SAVEPOINT repctl_upsert", err, errlen) < 0)
 		goto out;
-	r = db_query_diag(tc, q.data, 0, NULL, err, errlen, state, con, sizeof(con));
-	if (r == NULL && strncmp(state, "23", 2) == 0) {
+	n = write_run(tc, upd, 0, NULL, err, errlen, state, con, sizeof(con));
+	if (n >= 0) {
+		e->st->updates += n;
+		n = write_run(tc, ins, 0, NULL, err, errlen, state, con, sizeof(con));
+		if (n >= 0)
+			e->st->inserts += n;
+	}
+	if (n < 0 && strncmp(state, "23", 2) == 0) {
 		/* one row breaks a constraint of the target: find it, set it aside */
 		if (db_exec(tc, "ROLLBACK TO SAVEPOINT repctl_upsert", err, errlen) < 0 ||
-		    quarantine_rows(e, tc, t, pk, d, q.data, prefix_len, err, errlen) < 0)
+		    quarantine_rows(e, tc, t, pk, d, jdt, err, errlen) < 0)
 			goto out;
-	} else if (r == NULL) {
+	} else if (n < 0) {
 		goto out;
-	} else {
-		e->st->inserts += atol(PQgetvalue(r, 0, 0));
-		e->st->updates += atol(PQgetvalue(r, 0, 1));
-		PQclear(r);
 	}
 	if (db_exec(tc, "RELEASE SAVEPOINT repctl_upsert", err, errlen) < 0)
 		goto out;
@@ -967,38 +1203,118 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, c
 	e->st->deletes += atol(PQgetvalue(r, 0, 0));
 	PQclear(r);
 
-	/* shadow rows: merged vectors; a kept local version goes back out */
+	/*
+	 * Shadow rows, compare-and-swap: merged vectors (never replaced) where
+	 * the vector is still the one decided against; a new shadow row only
+	 * where none has appeared.  A kept local version goes back out.
+	 */
 	buf_reset(&q);
 	buf_printf(&q,
-	    "WITH w AS (INSERT INTO repctl.%s AS repctl_sh (%s, repctl_vv, repctl_txid, repctl_origin, "
-	    "repctl_changed_at, repctl_deleted) SELECT %s, "
-	    "repctl.vv_merge(repctl_vv, repctl_t_vv), pg_catalog.pg_current_xact_id(), "
-	    "CASE WHEN repctl_cmp = 3 THEN repctl_t_origin ELSE repctl_origin END, "
-	    "CASE WHEN repctl_cmp = 3 THEN repctl_t_changed ELSE repctl_changed_at END, "
-	    "CASE WHEN repctl_cmp = 3 THEN coalesce(repctl_t_deleted, NOT repctl_t_exists) ELSE repctl_deleted END "
-	    "FROM %s WHERE repctl_cmp IN (1, 3) ON CONFLICT (%s) DO UPDATE SET "
-	    "repctl_vv = EXCLUDED.repctl_vv, repctl_txid = EXCLUDED.repctl_txid, "
-	    "repctl_origin = EXCLUDED.repctl_origin, repctl_changed_at = EXCLUDED.repctl_changed_at, "
-	    "repctl_deleted = EXCLUDED.repctl_deleted "
-	    "WHERE repctl_sh.repctl_vv IS DISTINCT FROM EXCLUDED.repctl_vv "
-	    "OR repctl_sh.repctl_deleted IS DISTINCT FROM EXCLUDED.repctl_deleted RETURNING 1) "
-	    "SELECT count(*) FROM w",
-	    t->tshadow, t->keys.data, t->keys.data, d, t->keys.data);
+	    "WITH u AS (UPDATE repctl.%s repctl_sh SET "
+	    "repctl_vv = repctl.vv_merge(repctl_sh.repctl_vv, repctl.vv_merge(repctl_d.repctl_vv, "
+	    "repctl_d.repctl_t_vv)), repctl_txid = pg_catalog.pg_current_xact_id(), "
+	    "repctl_origin = CASE WHEN repctl_d.repctl_cmp = 3 THEN repctl_d.repctl_t_origin "
+	    "ELSE repctl_d.repctl_origin END, "
+	    "repctl_changed_at = CASE WHEN repctl_d.repctl_cmp = 3 THEN repctl_d.repctl_t_changed "
+	    "ELSE repctl_d.repctl_changed_at END, "
+	    "repctl_deleted = CASE WHEN repctl_d.repctl_cmp = 3 THEN NOT repctl_d.repctl_t_exists "
+	    "ELSE repctl_d.repctl_deleted END "
+	    "FROM %s repctl_d WHERE %s AND repctl_d.repctl_cmp IN (1, 3) AND "
+	    "repctl_d.repctl_t_vv IS NOT NULL AND repctl_sh.repctl_vv = repctl_d.repctl_t_vv AND "
+	    "repctl_sh.repctl_deleted = repctl_d.repctl_t_deleted RETURNING 1), "
+	    "i AS (INSERT INTO repctl.%s (%s, repctl_vv, repctl_txid, repctl_origin, "
+	    "repctl_changed_at, repctl_deleted) SELECT %s, repctl_vv, "
+	    "pg_catalog.pg_current_xact_id(), repctl_origin, repctl_changed_at, repctl_deleted "
+	    "FROM %s WHERE repctl_cmp = 1 AND repctl_t_vv IS NULL ON CONFLICT (%s) DO NOTHING "
+	    "RETURNING 1) "
+	    "SELECT (SELECT count(*) FROM u) + (SELECT count(*) FROM i), "
+	    "(SELECT count(*) FROM %s WHERE repctl_cmp IN (1, 3))",
+	    t->tshadow, d, jshd, t->tshadow, t->keys.data, t->keys.data, d, t->keys.data, d);
 	r = db_query(tc, q.data, 0, NULL, err, errlen);
 	if (r == NULL)
 		goto out;
-	e->written += atol(PQgetvalue(r, 0, 0));
+	n = atol(PQgetvalue(r, 0, 0));
+	if (n < atol(PQgetvalue(r, 0, 1))) {
+		log_info("%s -> %s: %s: %ld row(s) changed on '%s' while being applied: deciding "
+			 "again",
+		    e->snode, e->tnode, t->qtable, atol(PQgetvalue(r, 0, 1)) - n, e->tnode);
+		PQclear(r);
+		rc = 1;
+		goto out;
+	}
 	PQclear(r);
+	e->written += n;
 	rc = 0;
 out:
 	buf_free(&q);
 	free(jt);
 	free(jsh);
 	free(jdt);
+	free(jshd);
 	free(first);
 	free(kt);
-	free(ksh);
+	free(upd);
+	free(ins);
 	return rc;
+}
+
+/*
+ * Classify and apply one staged table on the target, deciding again (from a
+ * savepoint) as long as rows change under the apply or a local writer
+ * deadlocks with it.  The conflicts are logged once the table went through.
+ */
+static int
+apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, const char *stage,
+    const char *d, long rows, char *err, size_t errlen)
+{
+	int attempt, rc, i;
+	char rerr[ERRLEN];
+
+	for (attempt = 1;; attempt++) {
+		struct run_stats saved = *e->st;
+		int nconf = e->nconf, nquar = e->nquar, retry;
+		long written = e->written;
+
+		if (db_exec(tc, "SAVEPOINT repctl_try", err, errlen) < 0)
+			return -1;
+		rc = apply_once(e, tc, t, pk, stage, d, rows, err, errlen);
+		if (rc == 0) {
+			if (db_exec(tc, "RELEASE SAVEPOINT repctl_try", err, errlen) < 0)
+				return -1;
+			for (i = nconf; i < e->nconf; i++)
+				log_info("%s", e->conf[i].msg);
+			for (i = nquar; i < e->nquar; i++)
+				log_warnx("%s -> %s: %s key %s quarantined: %s", e->snode, e->tnode,
+				    t->qtable, e->quar[i].pk, e->quar[i].reason);
+			return 0;
+		}
+		retry = rc > 0 || strcmp(db_last_sqlstate(), "40P01") == 0 ||
+		    strcmp(db_last_sqlstate(), "40001") == 0;
+		if (db_exec(tc, "ROLLBACK TO SAVEPOINT repctl_try", rerr, sizeof(rerr)) < 0) {
+			snprintf(err, errlen, "%s", rerr);
+			return -1;
+		}
+		*e->st = saved;
+		records_truncate(e, nconf, nquar);
+		e->written = written;
+		if (!retry)
+			return -1;
+		if (attempt >= 20) {
+			snprintf(err, errlen,
+			    "table %s: rows kept changing on node '%s' while they were applied (%d "
+			    "attempts); nothing of this batch was lost: the next run tries again",
+			    t->qtable, e->tnode, attempt);
+			return -1;
+		}
+		if (rc < 0)
+			log_info("%s -> %s: %s: %s: deciding again", e->snode, e->tnode, t->qtable,
+			    err);
+		{
+			struct timespec ts = { 0, 10000000L * attempt };
+
+			nanosleep(&ts, NULL);
+		}
+	}
 }
 
 static void
@@ -1013,6 +1329,7 @@ conflicts_free(struct edge_ctx *e)
 		free(e->conf[i].remote_row);
 		free(e->conf[i].winner);
 		free(e->conf[i].rule);
+		free(e->conf[i].msg);
 	}
 	free(e->conf);
 	e->conf = NULL;
@@ -1049,26 +1366,40 @@ quar_same_key(PGconn *meta, const char *a, const char *b)
  * every table of the edge that was not paused.
  */
 static int
-edge_record(PGconn *meta, struct edge_ctx *e, const char *snapshot, PGresult *tables,
+edge_record(PGconn *meta, struct edge_ctx *e, const char *snapshot, const char *epoch,
+    PGresult *tables,
     const char *paused, char *err, size_t errlen)
 {
 	int i;
 
 	if (db_begin(meta, err, errlen) < 0)
 		return -1;
-	for (i = 0; i < e->nconf; i++) {
-		char *dot = strchr(e->conf[i].table, '.');
-		char *schema = xstrndup(e->conf[i].table, (size_t)(dot - e->conf[i].table));
-		const char *p[10] = { e->s->name, schema, dot + 1, e->conf[i].pk, e->tnode,
-			e->conf[i].local_row, e->snode, e->conf[i].remote_row, e->conf[i].winner,
-			e->conf[i].rule };
-		int rc = db_execp(meta,
-		    "INSERT INTO repctl.conflict (sync, schema_name, table_name, pk, local_node, "
-		    "local_row, remote_node, remote_row, winner, rule) VALUES ($1, $2, $3, $4::jsonb, "
-		    "$5, $6::jsonb, $7, $8::jsonb, $9, $10)",
-		    10, p, err, errlen);
+	if (e->nconf > 0) {
+		/* one COPY for every conflict of the edge: linear however many there are */
+		struct buf cp = BUF_INIT;
+		int rc;
 
-		free(schema);
+		for (i = 0; i < e->nconf; i++) {
+			char *dot = strchr(e->conf[i].table, '.');
+			char *schema = xstrndup(e->conf[i].table, (size_t)(dot - e->conf[i].table));
+			const char *f[10] = { e->s->name, schema, dot + 1, e->conf[i].pk, e->tnode,
+				e->conf[i].local_row, e->snode, e->conf[i].remote_row,
+				e->conf[i].winner, e->conf[i].rule };
+			int k;
+
+			for (k = 0; k < 10; k++) {
+				if (k)
+					buf_putc(&cp, '\t');
+				copy_field(&cp, f[k]);
+			}
+			buf_putc(&cp, '\n');
+			free(schema);
+		}
+		rc = copy_in(meta,
+		    "COPY repctl.conflict (sync, schema_name, table_name, pk, local_node, local_row, "
+		    "remote_node, remote_row, winner, rule) FROM STDIN",
+		    cp.data, cp.len, err, errlen);
+		buf_free(&cp);
 		if (rc < 0)
 			goto fail;
 	}
@@ -1121,18 +1452,20 @@ edge_record(PGconn *meta, struct edge_ctx *e, const char *snapshot, PGresult *ta
 			goto fail;
 	}
 	for (i = 0; i < PQntuples(tables); i++) {
-		const char *pp[6] = { e->s->name, e->snode, e->tnode, PQgetvalue(tables, i, 0),
-			PQgetvalue(tables, i, 1), snapshot };
+		const char *pp[7] = { e->s->name, e->snode, e->tnode, PQgetvalue(tables, i, 0),
+			PQgetvalue(tables, i, 1), snapshot, epoch };
 
 		if (paused[i])
 			continue;
 		if (db_execp(meta,
 			"INSERT INTO repctl.position (sync, source, target, schema_name, table_name, "
-			"snapshot) VALUES ($1, $2, $3, $4, $5, $6) "
+			"snapshot, source_epoch) VALUES ($1, $2, $3, $4, $5, $6, $7) "
 			"ON CONFLICT (sync, source, target, schema_name, table_name) DO UPDATE "
-			"SET snapshot = EXCLUDED.snapshot, updated_at = now() "
-			"WHERE repctl.position.snapshot IS DISTINCT FROM EXCLUDED.snapshot",
-			6, pp, err, errlen) < 0)
+			"SET snapshot = EXCLUDED.snapshot, source_epoch = EXCLUDED.source_epoch, "
+			"updated_at = now() "
+			"WHERE repctl.position.snapshot IS DISTINCT FROM EXCLUDED.snapshot "
+			"OR repctl.position.source_epoch IS DISTINCT FROM EXCLUDED.source_epoch",
+			7, pp, err, errlen) < 0)
 			goto fail;
 	}
 	return db_commit(meta, err, errlen);
@@ -1271,7 +1604,8 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 {
 	PGconn *sc = NULL, *tc = NULL;
 	PGresult *tables = NULL, *r;
-	char **prev = NULL, **retry = NULL, *snap = NULL, *paused = NULL, *todo = NULL;
+	char **prev = NULL, **retry = NULL, **pepoch = NULL, *snap = NULL, *epoch = NULL,
+	     *paused = NULL, *todo = NULL, *rescan = NULL;
 	const char *pp[3] = { e->s->name, e->snode, e->tnode };
 	int i, j, n = 0, rc = -1, any = 0, target_open = 0, all_same = 1;
 	char inner[ERRLEN];
@@ -1286,11 +1620,13 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 		return 0;
 	}
 	prev = xcalloc((size_t)n, sizeof(char *));
+	pepoch = xcalloc((size_t)n, sizeof(char *));
+	rescan = xcalloc((size_t)n, 1);
 	retry = xcalloc((size_t)n, sizeof(char *));
 	paused = xcalloc((size_t)n, 1);
 	todo = xcalloc((size_t)n, 1);
 	r = db_query(meta,
-	    "SELECT schema_name, table_name, snapshot FROM repctl.position "
+	    "SELECT schema_name, table_name, snapshot, source_epoch FROM repctl.position "
 	    "WHERE sync = $1 AND source = $2 AND target = $3",
 	    3, pp, err, errlen);
 	if (r == NULL)
@@ -1298,8 +1634,11 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 	for (j = 0; j < PQntuples(r); j++)
 		for (i = 0; i < n; i++)
 			if (strcmp(PQgetvalue(r, j, 0), PQgetvalue(tables, i, 0)) == 0 &&
-			    strcmp(PQgetvalue(r, j, 1), PQgetvalue(tables, i, 1)) == 0)
+			    strcmp(PQgetvalue(r, j, 1), PQgetvalue(tables, i, 1)) == 0) {
 				prev[i] = xstrdup(PQgetvalue(r, j, 2));
+				if (!PQgetisnull(r, j, 3))
+					pepoch[i] = xstrdup(PQgetvalue(r, j, 3));
+			}
 	PQclear(r);
 	r = db_query(meta,
 	    "SELECT schema_name, table_name, array_agg(pk ORDER BY id)::text, "
@@ -1334,20 +1673,37 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 	snap = db_value(sc, "SELECT pg_catalog.pg_current_snapshot()::text", 0, NULL, err, errlen);
 	if (snap == NULL)
 		goto source_fail;
-	for (i = 0; i < n; i++)
-		if (prev[i] == NULL || strcmp(prev[i], snap) != 0 || retry[i])
+	epoch = db_value(
+	    sc, "SELECT pg_catalog.pg_postmaster_start_time()::text", 0, NULL, err, errlen);
+	if (epoch == NULL)
+		goto source_fail;
+	for (i = 0; i < n; i++) {
+		/*
+		 * The source restarted since this position: it may have lost
+		 * committed transactions whose xids are handed out again, so the
+		 * snapshot cannot tell what is new.  Rescan the whole version store.
+		 */
+		if (prev[i] && pepoch[i] && strcmp(pepoch[i], epoch) != 0) {
+			log_info("%s -> %s: %s.%s: node '%s' restarted since the last batch: "
+				 "rescanning its changes",
+			    e->snode, e->tnode, PQgetvalue(tables, i, 0),
+			    PQgetvalue(tables, i, 1), e->snode);
+			rescan[i] = 1;
+		}
+		if (prev[i] == NULL || strcmp(prev[i], snap) != 0 || retry[i] || rescan[i])
 			all_same = 0;
+	}
 	if (all_same) {
 		rc = 0; /* nothing committed since */
 		goto out;
 	}
 	/* which tables have something to send?  Only then is the target touched. */
 	for (i = 0; i < n; i++) {
-		if (prev[i] && strcmp(prev[i], snap) == 0 && !retry[i])
+		if (prev[i] && strcmp(prev[i], snap) == 0 && !retry[i] && !rescan[i])
 			continue;
 		todo[i] = retry[i] != NULL || (prev[i] == NULL && e->s->onetimecopy > 0) ||
 		    table_has_changes(sc, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1),
-			prev[i], err, errlen);
+			rescan[i] ? NULL : prev[i], err, errlen);
 		any |= todo[i];
 	}
 	if (!any) {
@@ -1441,9 +1797,10 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 				goto target_fail;
 			}
 		}
-		rows = copy_batch(sc, tc, &t, pk, e->snode, prev[i], retry[i], stage, err, errlen);
+		rows = copy_batch(sc, tc, &t, pk, e->snode, rescan[i] ? NULL : prev[i], retry[i],
+		    stage, err, errlen);
 		if (rows < 0 ||
-		    (rows > 0 && apply_table(e, tc, &t, pk, stage, d, err, errlen) < 0)) {
+		    (rows > 0 && apply_table(e, tc, &t, pk, stage, d, rows, err, errlen) < 0)) {
 			PQclear(pk);
 			table_ctx_free(&t);
 			goto target_fail;
@@ -1465,7 +1822,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 	target_open = 0;
 record:
 	db_rollback(sc); /* end the read-only snapshot */
-	if (edge_record(meta, e, snap, tables, paused, err, errlen) < 0)
+	if (edge_record(meta, e, snap, epoch, tables, paused, err, errlen) < 0)
 		goto out;
 	rc = 0;
 	goto out;
@@ -1499,9 +1856,13 @@ out:
 		pool_drop(pool, e->snode);
 	for (i = 0; i < n; i++) {
 		free(prev[i]);
+		free(pepoch[i]);
 		free(retry[i]);
 	}
 	free(prev);
+	free(pepoch);
+	free(rescan);
+	free(epoch);
 	free(retry);
 	free(paused);
 	free(todo);

@@ -8,11 +8,14 @@
 #    a and half newer on b, and each row ends with its own newer version on
 #    both nodes; each decision is logged with the winner;
 #  - first: the same rows, the opposite winners;
-#  - source: in the pair, the source of the sync that sees the conflict wins;
-#    in a multi-source sync, the first-listed source wins, whatever the order
-#    the nodes changed the row in;
-#  - target: the target of the sync that sees the conflict keeps its version,
-#    and that version then reaches the other node;
+#  - source: a version's origin is ranked by its smallest dbs= position over
+#    the herd's syncs; in the pair both a and b are first in their own sync,
+#    so the smaller name (a) wins, the same on both edges; a multi-source
+#    sync added to the same herd does not change that (the ranks are the
+#    herd's, so every sync decides alike); see t_repl_source_mesh.sh for the
+#    dbs= order of a single sync;
+#  - target: the mirror (equal ranks: the greater name, b), and that version
+#    then reaches the other node;
 #  - skip: nothing applied (each node keeps its version), logged with winner
 #    "none"; a later conflict under latest resolves it;
 #  - abort: the run exits non-zero naming the table and the key, and nothing
@@ -111,7 +114,7 @@ is "$(titles b 11 20)" "$want" "first: each row's older version on b"
 is "$(winners ab 11 20)" '11:b,12:a,13:b,14:a,15:b,16:a,17:b,18:a,19:b,20:a' "first: decisions logged"
 repl_same "first" a b
 
-# ---- source (pair): the source of the sync that sees the conflict ------------------------
+# ---- source (pair): equal ranks (both first in their own sync): the smaller name ----------
 strategy source
 # b's versions are newer: source must not care
 pg_sql a "$REPL_DB" "UPDATE songs SET title = 'A' || id, updated_at = '2024-06-01+00' WHERE id IN (21, 22)"
@@ -121,7 +124,7 @@ is "$(titles a 21 22)" '21=A21,22=A22' "source: ab's source a wins (on a)"
 is "$(titles b 21 22)" '21=A21,22=A22' "source: ab's source a wins (on b)"
 is "$(winners ab 21 22)" '21:a,22:a' "source: logged with winner a"
 
-# ---- target: the target of the sync that sees the conflict keeps its version -------------
+# ---- target: equal ranks: the greater name (b, ab's target) keeps its version ------------
 strategy target
 pg_sql a "$REPL_DB" "UPDATE songs SET title = 'A' || id, updated_at = '2024-06-05+00' WHERE id IN (23, 24)"
 pg_sql b "$REPL_DB" "UPDATE songs SET title = 'B' || id, updated_at = '2024-06-01+00' WHERE id IN (23, 24)"
@@ -245,16 +248,18 @@ like "$(meta "SELECT rule FROM repctl.conflict WHERE table_name = 'songs' AND pk
 	'equal values, later change time' "equal updated_at: the rule says why"
 repl_same "equal updated_at" a b
 
-# ---- source in a multi-source sync: the first-listed source wins ---------------------------
+# ---- source in a multi-source sync of the same herd: the herd's ranks decide ---------------
+# m lists b first, but ab lists a first: both rank 0 in herd h, so a (the
+# smaller name) wins in m exactly as it does in ab and ba.
 run_repctl add sync m relgroup=h dbs=b:source,a:source conflict_strategy=source
 is "$RC" 0 "add sync m (b listed first)"
 pg_sql b "$REPL_DB" "UPDATE songs SET title = 'B' || id, updated_at = '2024-06-01+00' WHERE id IN (55, 56)"
 pg_sql a "$REPL_DB" "UPDATE songs SET title = 'A' || id, updated_at = '2024-06-05+00' WHERE id IN (55, 56)"
 repl_run m
 is "$RUN_RC/$RUN_C" 0/2 "multi-source source: one run, 2 conflicts"
-is "$(titles a 55 56)" '55=B55,56=B56' "multi-source source: first-listed b wins (a)"
-is "$(titles b 55 56)" '55=B55,56=B56' "multi-source source: first-listed b wins (b)"
-is "$(winners m 55 56)" '55:b,56:b' "multi-source source: logged with winner b"
+is "$(titles a 55 56)" '55=A55,56=A56' "multi-source source: the herd's ranks tie, a wins (a)"
+is "$(titles b 55 56)" '55=A55,56=A56' "multi-source source: the herd's ranks tie, a wins (b)"
+is "$(winners m 55 56)" '55:a,56:a' "multi-source source: logged with winner a"
 repl_same "multi-source source" a b
 
 # ---- the conflict log ------------------------------------------------------------------------
