@@ -41,3 +41,63 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     FROM (SELECT jsonb_object_keys(coalesce(a, '{}')) AS k
           UNION SELECT jsonb_object_keys(coalesce(b, '{}'))) keys
 $$;
+
+-- Capture on the partitions of a partitioned table: the same statement
+-- triggers on every partition (every level) that lacks them, so a write
+-- addressed to a partition directly is captured like one through the
+-- parent (statement triggers fire only on the table a statement names).
+-- Returns how many partitions were given the capture.
+CREATE OR REPLACE FUNCTION repctl.capture_partitions(parent regclass, func text)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    p regclass;
+    n integer := 0;
+BEGIN
+    FOR p IN SELECT t.relid FROM pg_catalog.pg_partition_tree(parent) t
+              WHERE t.relid <> parent
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                                 WHERE g.tgrelid = t.relid AND g.tgname = 'repctl_capture_ins')
+    LOOP
+        EXECUTE pg_catalog.format('CREATE TRIGGER repctl_capture_ins AFTER INSERT ON %s '
+            'REFERENCING NEW TABLE AS repctl_new FOR EACH STATEMENT EXECUTE FUNCTION repctl.%I()', p, func);
+        EXECUTE pg_catalog.format('CREATE TRIGGER repctl_capture_upd AFTER UPDATE ON %s '
+            'REFERENCING OLD TABLE AS repctl_old NEW TABLE AS repctl_new '
+            'FOR EACH STATEMENT EXECUTE FUNCTION repctl.%I()', p, func);
+        EXECUTE pg_catalog.format('CREATE TRIGGER repctl_capture_del AFTER DELETE ON %s '
+            'REFERENCING OLD TABLE AS repctl_old FOR EACH STATEMENT EXECUTE FUNCTION repctl.%I()', p, func);
+        EXECUTE pg_catalog.format('CREATE TRIGGER repctl_capture_trunc BEFORE TRUNCATE ON %s '
+            'FOR EACH STATEMENT EXECUTE FUNCTION repctl.%I()', p, func);
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER repctl_capture_ins, '
+            'ENABLE ALWAYS TRIGGER repctl_capture_upd, ENABLE ALWAYS TRIGGER repctl_capture_del, '
+            'ENABLE ALWAYS TRIGGER repctl_capture_trunc', p);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+-- Event trigger function: a partition created or attached later under a
+-- captured partitioned table gets the capture at once.  Installed as an
+-- event trigger only when the replication role is a superuser (otherwise
+-- every run installs what is missing).  Never makes the user's DDL fail.
+CREATE OR REPLACE FUNCTION repctl.capture_new_partitions() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT c.schema_name, c.table_name, c.shadow
+               FROM pg_catalog.pg_event_trigger_ddl_commands() d
+               CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(d.objid) a
+               JOIN repctl.captured c
+                 ON pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.schema_name, c.table_name)) = a.relid
+              WHERE d.object_type = 'table'
+    LOOP
+        PERFORM repctl.capture_partitions(
+            pg_catalog.format('%I.%I', r.schema_name, r.table_name)::regclass,
+            'cap_' || pg_catalog.substr(r.shadow, 3));
+    END LOOP;
+EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'repctl: capture of a new partition failed: %', SQLERRM
+        USING HINT = 'repctl installs it at the next run of a sync of that table';
+END
+$$;

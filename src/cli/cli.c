@@ -139,11 +139,16 @@ const struct cmd cli_commands[] = {
 	    "The node side of the file sync, speaking the framed protocol on stdin and\n"
 	    "stdout; started over SSH by the coordinator.  --root refuses folders outside\n"
 	    "DIR (use it in authorized_keys: command=\"repctl agent --root=/data/music\")." },
-	{ "conflicts resolve <id>", cmd_conflicts_resolve, M, "keep=!", "ID keep=incoming|existing",
+	{ "conflicts resolve <id>", cmd_conflicts_resolve, M, "keep=! dry-run",
+	    "ID keep=incoming|existing [--dry-run]",
 	    "Settle a quarantined row (one a target refused: another unique index, a\n"
 	    "check).  keep=existing deletes the incoming row on its source (the delete\n"
 	    "replicates); keep=incoming deletes the target's rows that collide with it\n"
-	    "on the violated unique key, and the next run applies it." },
+	    "on the violated unique index or constraint, and the next run applies it.\n"
+	    "The colliders are found with the index itself: its expressions (lower(email)),\n"
+	    "its predicate (a partial index: WHERE deleted_at IS NULL; rows outside it are\n"
+	    "kept), its collation and equality.  The rows deleted are printed; --dry-run\n"
+	    "prints the rows that would be deleted and changes nothing." },
 	{ "partition sequences <sync>", cmd_partition_sequences, M, "step=", "SYNC [--step=N]",
 	    "Give every node of SYNC its own residue for every sequence that fills a\n"
 	    "primary key of the sync's tables (serial, bigserial, identity, nextval):\n"

@@ -1,6 +1,6 @@
 /*
- * cmd_quarantine.c - conflicts resolve ID keep=incoming|existing: settle a
- * quarantined row.
+ * cmd_quarantine.c - conflicts resolve ID keep=incoming|existing [--dry-run]:
+ * settle a quarantined row.
  *
  * A row is quarantined when its target refused it for a reason of the
  * target's own data (another unique index, a check constraint): two nodes
@@ -9,11 +9,24 @@
  *                  from, as an ordinary change, so the deletion replicates
  *                  everywhere and the quarantine is resolved;
  *   keep=incoming  the rows of the target that collide with it on the
- *                  violated unique constraint are deleted there, as an
- *                  ordinary change; the next run applies the incoming row
- *                  and resolves the quarantine.
+ *                  violated unique index are deleted there, as an ordinary
+ *                  change; the next run applies the incoming row and
+ *                  resolves the quarantine.
  * Either way every node converges through the normal apply path, and the
- * choice is recorded.
+ * choice is recorded.  --dry-run shows the rows that would be deleted and
+ * changes nothing.
+ *
+ * Which rows collide is decided on the target by the violated index itself,
+ * never by its column names alone: each key of the index (a column or an
+ * expression such as lower(email), with the index's collation and its
+ * operator class's equality operator) is evaluated on the incoming row
+ * (built from its recorded values with jsonb_populate_record) and on each
+ * target row, and only rows inside the index's predicate (a partial index:
+ * WHERE deleted_at IS NULL) count, the incoming row's included: one outside
+ * the predicate collides with nothing.  NULL keys never collide unless the
+ * index says NULLS NOT DISTINCT.  A unique constraint (DEFERRABLE or not) is
+ * found through its index; the target's row with the incoming row's primary
+ * key is never a collider (the incoming row updates it).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,9 +41,15 @@
 #include "parse.h"
 #include "xmalloc.h"
 
-/* "k1 = ($1::jsonb->>'k1')::type AND ..." over the table's key columns. */
-static char *
-pk_condition(PGconn *c, const char *qtable, const char *json_param, char *err, size_t errlen)
+/*
+ * Over the table's primary key columns: *cond "k1 = (PARAM::jsonb->>'k1')::type
+ * AND ..." (unqualified names) and, when pkjson is not NULL, *pkjson
+ * "jsonb_build_object('k1', ALIAS.k1, ...)", the shape of a quarantined key.
+ * 0, or -1 with a message in err.
+ */
+static int
+pk_exprs(PGconn *c, const char *qtable, const char *json_param, const char *alias, char **cond,
+    char **pkjson, char *err, size_t errlen)
 {
 	const char *p[1] = { qtable };
 	PGresult *r = db_query(c,
@@ -40,22 +59,34 @@ pk_condition(PGconn *c, const char *qtable, const char *json_param, char *err, s
 	    "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
 	    "WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.ord",
 	    1, p, err, errlen);
-	struct buf b = BUF_INIT;
+	struct buf b = BUF_INIT, j = BUF_INIT;
 	int i;
 
 	if (r == NULL)
-		return NULL;
+		return -1;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		snprintf(err, errlen, "%s has no primary key on this node", qtable);
+		return -1;
+	}
+	buf_puts(&j, "pg_catalog.jsonb_build_object(");
 	for (i = 0; i < PQntuples(r); i++) {
 		char *id = db_ident(c, PQgetvalue(r, i, 0));
 		char *lit = db_literal(c, PQgetvalue(r, i, 0));
 
 		buf_printf(&b, "%s%s = (%s::jsonb ->> %s)::%s", i ? " AND " : "", id, json_param,
 		    lit, PQgetvalue(r, i, 1));
+		buf_printf(&j, "%s%s, %s.%s", i ? ", " : "", lit, alias ? alias : "", id);
 		free(id);
 		free(lit);
 	}
+	buf_putc(&j, ')');
 	PQclear(r);
-	return buf_steal(&b);
+	*cond = buf_steal(&b);
+	if (pkjson != NULL)
+		*pkjson = buf_steal(&j);
+	buf_free(&j);
+	return 0;
 }
 
 static PGconn *
@@ -72,16 +103,419 @@ connect_node(struct cli_ctx *ctx, const char *name, char *err, size_t errlen)
 	return c;
 }
 
+/* The violated unique index, as SQL evaluating it. */
+struct uindex {
+	char *def;    /* pg_get_indexdef: CREATE UNIQUE INDEX ... */
+	char *pred;   /* its predicate, "true" for a full index */
+	int partial;  /* it has a predicate */
+	char *inkeys; /* "(k1) COLLATE c AS repctl_ik_1, ..." */
+	char *match;  /* repctl_i.repctl_ik_1 OP ((k1) COLLATE c) AND ... */
+	char *from;   /* "ONLY schema.table" or "schema.table" */
+};
+
+static void
+uindex_free(struct uindex *u)
+{
+	free(u->def);
+	free(u->pred);
+	free(u->inkeys);
+	free(u->match);
+	free(u->from);
+	memset(u, 0, sizeof(*u));
+}
+
+/*
+ * Find the unique index behind constraint or index name con of qtable on c
+ * and build the SQL that evaluates its keys and predicate.  0; 1 when it is
+ * not a unique index (why in err, for the user); -1 on error.
+ */
+static int
+uindex_load(
+    PGconn *c, const char *qtable, const char *con, struct uindex *u, char *err, size_t errlen)
+{
+	const char *p[2] = { qtable, con };
+	PGresult *r = NULL, *k = NULL;
+	struct buf ik = BUF_INIT, m = BUF_INIT;
+	int i, nnd, rc = -1;
+
+	memset(u, 0, sizeof(*u));
+	/* an index of that name, or the index of a constraint of that name */
+	r = db_query(c,
+	    "SELECT i.indexrelid::text, i.indisunique, "
+	    "pg_catalog.pg_get_indexdef(i.indexrelid), "
+	    "pg_catalog.pg_get_expr(i.indpred, i.indrelid, true), "
+	    "coalesce(pg_catalog.to_jsonb(i) ->> 'indnullsnotdistinct', 'false'), "
+	    "(SELECT t.relkind::text FROM pg_catalog.pg_class t WHERE t.oid = i.indrelid), "
+	    "con.contype::text "
+	    "FROM pg_catalog.pg_index i "
+	    "JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid "
+	    "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid "
+	    "AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x') "
+	    "WHERE i.indrelid = $1::regclass AND (ic.relname = $2 OR con.conname = $2) "
+	    "ORDER BY ic.relname = $2 DESC LIMIT 1",
+	    2, p, err, errlen);
+	if (r == NULL)
+		goto out;
+	if (PQntuples(r) == 0) {
+		PGresult *t = db_query(c,
+		    "SELECT CASE contype WHEN 'c' THEN 'a check constraint' "
+		    "WHEN 'f' THEN 'a foreign key' WHEN 'n' THEN 'a not-null constraint' "
+		    "WHEN 't' THEN 'a constraint trigger' ELSE 'a constraint of type ' || "
+		    "contype::text END FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass "
+		    "AND conname = $2 LIMIT 1",
+		    2, p, err, errlen);
+
+		if (t == NULL)
+			goto out;
+		if (PQntuples(t) > 0)
+			snprintf(err, errlen, "constraint \"%s\" of %s is %s, not a unique key",
+			    con, qtable, PQgetvalue(t, 0, 0));
+		else
+			snprintf(err, errlen,
+			    "%s has no unique index or constraint \"%s\" on the target (any more)",
+			    qtable, con);
+		PQclear(t);
+		rc = 1;
+		goto out;
+	}
+	if (PQgetvalue(r, 0, 1)[0] != 't') {
+		snprintf(err, errlen,
+		    "\"%s\" of %s is %s, not a unique key: keep=incoming only settles rows "
+		    "refused by a unique index or constraint",
+		    con, qtable,
+		    strcmp(PQgetvalue(r, 0, 6), "x") == 0 ? "an exclusion constraint"
+							  : "not a unique index");
+		rc = 1;
+		goto out;
+	}
+	u->def = xstrdup(PQgetvalue(r, 0, 2));
+	u->partial = !PQgetisnull(r, 0, 3);
+	u->pred = xstrdup(u->partial ? PQgetvalue(r, 0, 3) : "true");
+	nnd = strcmp(PQgetvalue(r, 0, 4), "true") == 0;
+	/* a unique index of a plain table covers its own rows, not its children's */
+	u->from = xasprintf("%s%s", strcmp(PQgetvalue(r, 0, 5), "r") == 0 ? "ONLY " : "", qtable);
+	{
+		const char *pi[1] = { PQgetvalue(r, 0, 0) };
+
+		/*
+		 * Per key column (INCLUDE columns do not count): its expression as
+		 * the index deparses it (the column name, or lower(email)), the
+		 * index's collation for it, and the equality operator of its
+		 * operator class (citext's, not text's, under the empty search_path).
+		 */
+		k = db_query(c,
+		    "SELECT pg_catalog.pg_get_indexdef(i.indexrelid, n, true), "
+		    "(SELECT pg_catalog.quote_ident(cn.nspname) || '.' || "
+		    "pg_catalog.quote_ident(co.collname) FROM pg_catalog.pg_collation co "
+		    "JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace "
+		    "WHERE co.oid = i.indcollation[n - 1]), "
+		    "(SELECT 'OPERATOR(' || pg_catalog.quote_ident(onsp.nspname) || '.' || "
+		    "o.oprname || ')' FROM pg_catalog.pg_opclass opc "
+		    "JOIN pg_catalog.pg_amop am ON am.amopfamily = opc.opcfamily "
+		    "AND am.amopmethod = opc.opcmethod AND am.amoplefttype = opc.opcintype "
+		    "AND am.amoprighttype = opc.opcintype AND am.amopstrategy = 3 "
+		    "JOIN pg_catalog.pg_operator o ON o.oid = am.amopopr "
+		    "JOIN pg_catalog.pg_namespace onsp ON onsp.oid = o.oprnamespace "
+		    "WHERE opc.oid = i.indclass[n - 1] LIMIT 1) "
+		    "FROM pg_catalog.pg_index i, "
+		    "LATERAL pg_catalog.generate_series(1, i.indnkeyatts) AS n "
+		    "WHERE i.indexrelid = $1::oid ORDER BY n",
+		    1, pi, err, errlen);
+	}
+	if (k == NULL)
+		goto out;
+	for (i = 0; i < PQntuples(k); i++) {
+		char *key = PQgetisnull(k, i, 1)
+		    ? xasprintf("(%s)", PQgetvalue(k, i, 0))
+		    : xasprintf("((%s) COLLATE %s)", PQgetvalue(k, i, 0), PQgetvalue(k, i, 1));
+		const char *op = PQgetisnull(k, i, 2) ? "=" : PQgetvalue(k, i, 2);
+
+		buf_printf(&ik, "%s%s AS repctl_ik_%d", i ? ", " : "", key, i + 1);
+		if (nnd)
+			buf_printf(&m,
+			    "%s(repctl_i.repctl_ik_%d %s %s OR (repctl_i.repctl_ik_%d IS NULL AND "
+			    "%s IS NULL))",
+			    i ? " AND " : "", i + 1, op, key, i + 1, key);
+		else
+			buf_printf(
+			    &m, "%srepctl_i.repctl_ik_%d %s %s", i ? " AND " : "", i + 1, op, key);
+		free(key);
+	}
+	if (PQntuples(k) == 0) {
+		snprintf(err, errlen, "index \"%s\" of %s has no key columns", con, qtable);
+		goto out;
+	}
+	u->inkeys = buf_steal(&ik);
+	u->match = buf_steal(&m);
+	rc = 0;
+out:
+	PQclear(r);
+	PQclear(k);
+	buf_free(&ik);
+	buf_free(&m);
+	if (rc != 0)
+		uindex_free(u);
+	return rc;
+}
+
+/* Print the rows of r (key, row) indented; returns how many. */
+static int
+print_rows(PGresult *r)
+{
+	int i;
+
+	for (i = 0; i < PQntuples(r); i++)
+		printf("  %s  %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+	return PQntuples(r);
+}
+
+/* keep=existing: delete the incoming row on its source (the delete replicates). */
+static int
+resolve_existing(
+    struct cli_ctx *ctx, const char *id, PGresult *q, int dry, char *err, size_t errlen)
+{
+	const char *p[1] = { PQgetvalue(q, 0, 4) };
+	const char *source = PQgetvalue(q, 0, 0);
+	PGconn *c = NULL;
+	PGresult *r = NULL;
+	char *qtable = NULL, *cond = NULL, *pkjson = NULL, *sql = NULL;
+	int rc = -1, intx = 0;
+
+	c = connect_node(ctx, source, err, errlen);
+	if (c == NULL)
+		goto out;
+	qtable = db_qualified(c, PQgetvalue(q, 0, 2), PQgetvalue(q, 0, 3));
+	if (pk_exprs(c, qtable, "$1", "repctl_t", &cond, &pkjson, err, errlen) < 0)
+		goto out;
+	if (dry)
+		sql = xasprintf("SELECT %s::text, pg_catalog.to_jsonb(repctl_t)::text FROM %s AS "
+				"repctl_t WHERE %s",
+		    pkjson, qtable, cond);
+	else
+		sql = xasprintf("DELETE FROM %s AS repctl_t WHERE %s RETURNING %s::text, "
+				"pg_catalog.to_jsonb(repctl_t)::text",
+		    qtable, cond, pkjson);
+	if (!dry) {
+		/* the source commits only once the decision is recorded */
+		intx = 1;
+		if (db_begin(ctx->meta, err, errlen) < 0 || db_begin(c, err, errlen) < 0)
+			goto out;
+	}
+	r = db_query(c, sql, 1, p, err, errlen);
+	if (r == NULL)
+		goto out;
+	if (dry) {
+		printf("quarantined row %s: keep=existing would delete %d row of %s on node '%s' "
+		       "(the deletion would replicate)%s\n",
+		    id, PQntuples(r), qtable, source, PQntuples(r) ? ":" : "");
+		print_rows(r);
+		printf("dry run: nothing was changed\n");
+		rc = 0;
+		goto out;
+	}
+	{
+		const char *pr[2] = { id,
+			"kept existing: the incoming row was deleted on its source" };
+
+		if (db_execp(ctx->meta,
+			"UPDATE repctl.quarantine SET resolved_at = now(), resolution = $2 "
+			"WHERE id = $1::bigint",
+			2, pr, err, errlen) < 0 ||
+		    db_commit(c, err, errlen) < 0)
+			goto out;
+		intx = 0;
+		if (db_commit(ctx->meta, err, errlen) < 0) {
+			cmd_error(
+			    "conflicts resolve %s: the incoming row was deleted on node '%s' but "
+			    "the decision could not be recorded: %s",
+			    id, source, err);
+			err[0] = '\0';
+			rc = 1;
+			goto out;
+		}
+	}
+	printf("quarantined row %s: the incoming row %s was deleted on node '%s'; the deletion "
+	       "replicates with the next runs\n",
+	    id, PQgetvalue(q, 0, 4), source);
+	print_rows(r);
+	rc = 0;
+out:
+	if (intx) {
+		db_rollback(c);
+		db_rollback(ctx->meta);
+	}
+	PQclear(r);
+	db_close(c);
+	free(qtable);
+	free(cond);
+	free(pkjson);
+	free(sql);
+	return rc;
+}
+
+/*
+ * keep=incoming: delete the target's rows that collide with the incoming row
+ * on the violated unique index.  0, 1 refused (message printed), -1 error.
+ */
+static int
+resolve_incoming(
+    struct cli_ctx *ctx, const char *id, PGresult *q, int dry, char *err, size_t errlen)
+{
+	const char *source = PQgetvalue(q, 0, 0), *target = PQgetvalue(q, 0, 1);
+	const char *con = PQgetvalue(q, 0, 6);
+	const char *p[2] = { PQgetvalue(q, 0, 5), PQgetvalue(q, 0, 4) };
+	struct uindex u;
+	PGconn *c = NULL;
+	PGresult *r = NULL;
+	char *qtable = NULL, *cond = NULL, *pkjson = NULL, *where = NULL, *sql = NULL;
+	char *inside = NULL, *incoming = NULL;
+	int rc = -1, n, intx = 0;
+
+	memset(&u, 0, sizeof(u));
+	if (PQgetisnull(q, 0, 6)) {
+		cmd_error("quarantined row %s was refused by a check on the target, not by another "
+			  "row: fix the row on node '%s' (the next run retries it) or use "
+			  "keep=existing",
+		    id, source);
+		return 1;
+	}
+	if (PQgetisnull(q, 0, 5)) {
+		cmd_error("quarantined row %s has no recorded values to compare with the target's "
+			  "rows: run its sync once (the row is retried and recorded) and resolve "
+			  "again, or use keep=existing",
+		    id);
+		return 1;
+	}
+	c = connect_node(ctx, target, err, errlen);
+	if (c == NULL)
+		goto out;
+	qtable = db_qualified(c, PQgetvalue(q, 0, 2), PQgetvalue(q, 0, 3));
+	switch (uindex_load(c, qtable, con, &u, err, errlen)) {
+	case 0: break;
+	case 1:
+		cmd_error("quarantined row %s: %s; fix the row on node '%s' (the next run retries "
+			  "it) or use keep=existing",
+		    id, err, source);
+		err[0] = '\0';
+		rc = 1;
+		goto out;
+	default: goto out;
+	}
+	if (pk_exprs(c, qtable, "$2", "repctl_t", &cond, &pkjson, err, errlen) < 0)
+		goto out;
+	/* does the incoming row fall inside the index's predicate at all? */
+	if (u.partial) {
+		sql =
+		    xasprintf("SELECT (%s) IS TRUE FROM pg_catalog.jsonb_populate_record(NULL::%s, "
+			      "$1::jsonb) AS repctl_n",
+			u.pred, qtable);
+		inside = db_value(c, sql, 1, p, err, errlen);
+		if (inside == NULL)
+			goto out;
+		free(sql);
+		sql = NULL;
+	}
+	/*
+	 * The target's rows inside the predicate, other than the incoming row's
+	 * own key, whose index keys equal the incoming row's (which exist only
+	 * when that row is inside the predicate too).  Column names in the
+	 * index's expressions are unqualified: in repctl_i's subquery they are
+	 * the incoming row's, outside it the target row's (repctl_i only has
+	 * repctl_ik_N columns).
+	 */
+	incoming = xasprintf("(SELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, "
+			     "$1::jsonb) AS repctl_n WHERE (%s)) AS repctl_i",
+	    u.inkeys, qtable, u.pred);
+	where = xasprintf("(%s) AND NOT (%s) AND %s", u.pred, cond, u.match);
+	if (dry)
+		sql = xasprintf("SELECT %s::text, pg_catalog.to_jsonb(repctl_t)::text FROM %s AS "
+				"repctl_t, %s WHERE %s ORDER BY 1",
+		    pkjson, u.from, incoming, where);
+	else
+		sql =
+		    xasprintf("WITH repctl_del AS (DELETE FROM %s AS repctl_t USING %s WHERE %s "
+			      "RETURNING %s::text AS k, pg_catalog.to_jsonb(repctl_t)::text AS r) "
+			      "SELECT k, r FROM repctl_del ORDER BY 1",
+			u.from, incoming, where, pkjson);
+	if (!dry) {
+		/* the target commits only once the decision is recorded */
+		intx = 1;
+		if (db_begin(ctx->meta, err, errlen) < 0 || db_begin(c, err, errlen) < 0)
+			goto out;
+	}
+	r = db_query(c, sql, 2, p, err, errlen);
+	if (r == NULL)
+		goto out;
+	n = PQntuples(r);
+	printf(
+	    "quarantined row %s: incoming row %s from node '%s', refused on node '%s' by\n  %s\n",
+	    id, PQgetvalue(q, 0, 4), source, target, u.def);
+	if (inside != NULL && inside[0] != 't')
+		printf("the incoming row is outside this index's predicate (WHERE %s): it collides "
+		       "with no row on it\n",
+		    u.pred);
+	if (dry) {
+		printf("keep=incoming would delete %d colliding row(s) on node '%s'%s\n", n, target,
+		    n ? ":" : "");
+		print_rows(r);
+		printf("dry run: nothing was changed\n");
+		rc = 0;
+		goto out;
+	}
+	{
+		const char *pr[2] = { id,
+			"keep incoming: colliding rows deleted on the target; "
+			"applied by the next run" };
+
+		if (db_execp(ctx->meta,
+			"UPDATE repctl.quarantine SET resolution = $2 WHERE id = $1::bigint", 2, pr,
+			err, errlen) < 0 ||
+		    db_commit(c, err, errlen) < 0)
+			goto out;
+		intx = 0;
+		if (db_commit(ctx->meta, err, errlen) < 0) {
+			/* the delete is done: say so rather than "nothing was changed" */
+			cmd_error("conflicts resolve %s: %d colliding row(s) were deleted on node "
+				  "'%s' but the decision could not be recorded: %s",
+			    id, n, target, err);
+			print_rows(r);
+			err[0] = '\0';
+			rc = 1;
+			goto out;
+		}
+	}
+	printf("%d colliding row(s) deleted on node '%s'%s\n", n, target, n ? ":" : "");
+	print_rows(r);
+	printf("the next run of sync '%s' applies the incoming row (repctl kick %s --wait)\n",
+	    PQgetvalue(q, 0, 8), PQgetvalue(q, 0, 8));
+	rc = 0;
+out:
+	if (intx) {
+		db_rollback(c);
+		db_rollback(ctx->meta);
+	}
+	uindex_free(&u);
+	PQclear(r);
+	db_close(c);
+	free(qtable);
+	free(cond);
+	free(pkjson);
+	free(where);
+	free(incoming);
+	free(sql);
+	free(inside);
+	return rc;
+}
+
 CMD_HANDLER(cmd_conflicts_resolve)
 {
 	char err[ERRLEN];
 	const char *id = args->words[0], *keep = args_get(args, "keep");
 	const char *p1[1] = { id };
+	int dry = args_has(args, "dry-run");
 	PGresult *q = NULL;
-	PGconn *c = NULL;
-	char *qtable = NULL, *cond = NULL, *sql = NULL;
 	long v;
-	int rc = 1;
+	int rc = 1, r;
 
 	err[0] = '\0';
 	if (parse_long(id, 1, 0x7fffffffffffffffL, &v) < 0) {
@@ -97,7 +531,8 @@ CMD_HANDLER(cmd_conflicts_resolve)
 	}
 	q = db_query(ctx->meta,
 	    "SELECT source, target, schema_name, table_name, pk::text, row_data::text, "
-	    "constraint_name, resolved_at IS NOT NULL FROM repctl.quarantine WHERE id = $1::bigint",
+	    "constraint_name, resolved_at IS NOT NULL, sync FROM repctl.quarantine "
+	    "WHERE id = $1::bigint",
 	    1, p1, err, sizeof(err));
 	if (q == NULL) {
 		cmd_error("%s", err);
@@ -111,128 +546,15 @@ CMD_HANDLER(cmd_conflicts_resolve)
 		cmd_error("quarantined row %s is resolved already", id);
 		goto out;
 	}
-	if (strcmp(keep, "existing") == 0) {
-		/* drop the incoming row where it came from: the delete replicates */
-		const char *p[1] = { PQgetvalue(q, 0, 4) };
-
-		c = connect_node(ctx, PQgetvalue(q, 0, 0), err, sizeof(err));
-		if (c == NULL)
-			goto fail;
-		qtable = db_qualified(c, PQgetvalue(q, 0, 2), PQgetvalue(q, 0, 3));
-		cond = pk_condition(c, qtable, "$1", err, sizeof(err));
-		if (cond == NULL)
-			goto fail;
-		sql = xasprintf("DELETE FROM %s WHERE %s", qtable, cond);
-		if (db_execp(c, sql, 1, p, err, sizeof(err)) < 0)
-			goto fail;
-		{
-			const char *pr[2] = { id,
-				"kept existing: the incoming row was deleted on its "
-				"source" };
-
-			if (db_execp(ctx->meta,
-				"UPDATE repctl.quarantine SET resolved_at = now(), resolution = $2 "
-				"WHERE id = $1::bigint",
-				2, pr, err, sizeof(err)) < 0)
-				goto fail;
-		}
-		printf(
-		    "quarantined row %s: the incoming row %s was deleted on node '%s'; the deletion "
-		    "replicates with the next runs\n",
-		    id, PQgetvalue(q, 0, 4), PQgetvalue(q, 0, 0));
+	if (strcmp(keep, "existing") == 0)
+		r = resolve_existing(ctx, id, q, dry, err, sizeof(err));
+	else
+		r = resolve_incoming(ctx, id, q, dry, err, sizeof(err));
+	if (r == 0)
 		rc = 0;
-		goto out;
-	}
-	/* keep=incoming: delete the target's rows colliding on the violated constraint */
-	if (PQgetisnull(q, 0, 6)) {
-		cmd_error(
-		    "quarantined row %s was refused by a check on the target, not by another "
-		    "row: fix the row on node '%s' (the next run retries it) or use keep=existing",
-		    id, PQgetvalue(q, 0, 0));
-		goto out;
-	}
-	c = connect_node(ctx, PQgetvalue(q, 0, 1), err, sizeof(err));
-	if (c == NULL)
-		goto fail;
-	qtable = db_qualified(c, PQgetvalue(q, 0, 2), PQgetvalue(q, 0, 3));
-	{
-		const char *p[2] = { qtable, PQgetvalue(q, 0, 6) };
-		PGresult *cols = db_query(c,
-		    "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
-		    "con.contype::text FROM pg_catalog.pg_constraint con "
-		    "JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid "
-		    "AND a.attnum = ANY (con.conkey) WHERE con.conrelid = $1::regclass "
-		    "AND con.conname = $2 UNION ALL "
-		    "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), 'u' "
-		    "FROM pg_catalog.pg_class ic JOIN pg_catalog.pg_index i ON i.indexrelid = ic.oid "
-		    "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
-		    "AND a.attnum = ANY (i.indkey::int2[]) WHERE i.indrelid = $1::regclass "
-		    "AND ic.relname = $2 AND i.indisunique AND NOT EXISTS (SELECT 1 FROM "
-		    "pg_catalog.pg_constraint x WHERE x.conrelid = $1::regclass AND x.conname = $2)",
-		    2, p, err, sizeof(err));
-		struct buf w = BUF_INIT;
-		int i;
-
-		if (cols == NULL)
-			goto fail;
-		if (PQntuples(cols) == 0 || strchr("up", PQgetvalue(cols, 0, 2)[0]) == NULL) {
-			PQclear(cols);
-			cmd_error(
-			    "constraint \"%s\" of %s is not a unique key: fix the row on node '%s' "
-			    "(the next run retries it) or use keep=existing",
-			    PQgetvalue(q, 0, 6), qtable, PQgetvalue(q, 0, 0));
-			goto out;
-		}
-		for (i = 0; i < PQntuples(cols); i++) {
-			char *idc = db_ident(c, PQgetvalue(cols, i, 0));
-			char *lit = db_literal(c, PQgetvalue(cols, i, 0));
-
-			buf_printf(&w, "%s%s = ($1::jsonb ->> %s)::%s", i ? " AND " : "", idc, lit,
-			    PQgetvalue(cols, i, 1));
-			free(idc);
-			free(lit);
-		}
-		PQclear(cols);
-		cond = pk_condition(c, qtable, "$2", err, sizeof(err));
-		if (cond == NULL) {
-			buf_free(&w);
-			goto fail;
-		}
-		sql = xasprintf("WITH d AS (DELETE FROM %s WHERE %s AND NOT (%s) RETURNING 1) "
-				"SELECT count(*) FROM d",
-		    qtable, w.data, cond);
-		buf_free(&w);
-	}
-	{
-		const char *p[2] = { PQgetvalue(q, 0, 5), PQgetvalue(q, 0, 4) };
-		char *n = db_value(c, sql, 2, p, err, sizeof(err));
-		const char *pr[2] = { id,
-			"keep incoming: colliding rows deleted on the target; "
-			"applied by the next run" };
-
-		if (n == NULL)
-			goto fail;
-		if (db_execp(ctx->meta,
-			"UPDATE repctl.quarantine SET resolution = $2 WHERE id = $1::bigint", 2, pr,
-			err, sizeof(err)) < 0) {
-			free(n);
-			goto fail;
-		}
-		printf(
-		    "quarantined row %s: %s colliding row(s) deleted on node '%s'; the next run of "
-		    "the sync applies the incoming row (repctl kick SYNC --wait)\n",
-		    id, n, PQgetvalue(q, 0, 1));
-		free(n);
-	}
-	rc = 0;
-	goto out;
-fail:
-	cmd_error("conflicts resolve %s: %s\nnothing was changed", id, err);
+	else if (r < 0)
+		cmd_error("conflicts resolve %s: %s\nnothing was changed", id, err);
 out:
 	PQclear(q);
-	db_close(c);
-	free(qtable);
-	free(cond);
-	free(sql);
 	return rc;
 }

@@ -125,7 +125,9 @@ trigger_function(PGconn *c, const char *func, const char *shadow, const char *qt
 			   "(SELECT 1 FROM repctl_new n WHERE %s)",
 	    nkeys.data, okeys.data, keyeq.data);
 	sub[2] = xasprintf("SELECT %s, true FROM repctl_old o", okeys.data);
-	sub[3] = xasprintf("SELECT %s, true FROM %s t", tkeys.data, qtable);
+	/* TRUNCATE reads the table that fired (a partition truncated on its own) */
+	sub[3] = xasprintf("SELECT %s, true FROM \x01 t", tkeys.data);
+	(void)qtable;
 	branch[0][0] = "IF TG_OP = 'INSERT'";
 	branch[1][0] = "ELSIF TG_OP = 'UPDATE'";
 	branch[2][0] = "ELSIF TG_OP = 'DELETE'";
@@ -141,20 +143,47 @@ trigger_function(PGconn *c, const char *func, const char *shadow, const char *qt
 	    "  IF pg_catalog.current_setting('repctl.origin', true) <> '' THEN RETURN NULL; END IF;\n"
 	    "  tick := (extract(epoch FROM pg_catalog.clock_timestamp()) * 1000000)::bigint;\n",
 	    func);
-	for (i = 0; i < 4; i++)
-		buf_printf(&b,
-		    "  %s THEN\n"
-		    "    INSERT INTO repctl.%s AS s (%s, repctl_deleted, repctl_vv, repctl_txid, "
-		    "repctl_origin, repctl_changed_at)\n"
-		    "    SELECT x.*, jsonb_build_object(%s, tick), pg_current_xact_id(), NULL, "
-		    "clock_timestamp() FROM (%s) x\n"
-		    "    ON CONFLICT (%s) DO UPDATE SET repctl_vv = s.repctl_vv || "
+	for (i = 0; i < 4; i++) {
+		struct buf st = BUF_INIT;
+
+		buf_printf(&st,
+		    "INSERT INTO repctl.%s AS s (%s, repctl_deleted, repctl_vv, repctl_txid, "
+		    "repctl_origin, repctl_changed_at) "
+		    "SELECT x.*, jsonb_build_object(%s, %s), pg_current_xact_id(), NULL, "
+		    "clock_timestamp() FROM (%s) x "
+		    "ON CONFLICT (%s) DO UPDATE SET repctl_vv = s.repctl_vv || "
 		    "jsonb_build_object(%s, greatest(coalesce((s.repctl_vv ->> %s)::bigint, 0) + 1, "
-		    "tick)), "
+		    "%s)), "
 		    "repctl_txid = EXCLUDED.repctl_txid, repctl_origin = NULL, "
 		    "repctl_changed_at = EXCLUDED.repctl_changed_at, "
-		    "repctl_deleted = EXCLUDED.repctl_deleted;\n",
-		    branch[i][0], shadow, keys.data, lself, branch[i][1], keys.data, lself, lself);
+		    "repctl_deleted = EXCLUDED.repctl_deleted",
+		    shadow, keys.data, lself, i == 3 ? "$1" : "tick", branch[i][1], keys.data, lself,
+		    lself, i == 3 ? "$1" : "tick");
+		if (i < 3) {
+			buf_printf(&b, "  %s THEN\n    %s;\n", branch[i][0], st.data);
+		} else {
+			/*
+			 * dynamic: % in names doubled for format(), which puts the
+			 * firing table where the \x01 marker is (no name holds a \x01)
+			 */
+			struct buf fmt = BUF_INIT;
+			const char *ch;
+
+			for (ch = st.data; *ch; ch++)
+				if (*ch == '%')
+					buf_puts(&fmt, "%%");
+				else if (*ch == '\x01')
+					buf_puts(&fmt, "%I.%I");
+				else
+					buf_putc(&fmt, *ch);
+			buf_printf(&b,
+			    "  %s THEN\n    EXECUTE pg_catalog.format($repctl_q$%s$repctl_q$, "
+			    "TG_TABLE_SCHEMA, TG_TABLE_NAME) USING tick;\n",
+			    branch[i][0], fmt.data);
+			buf_free(&fmt);
+		}
+		buf_free(&st);
+	}
 	buf_puts(&b,
 	    "  END IF;\n"
 	    "  PERFORM pg_notify('repctl', '');\n"
@@ -263,6 +292,34 @@ capture_install(
 	}
 	if (db_exec(c, sql.data, err, errlen) < 0)
 		goto fail;
+	/*
+	 * A partitioned table: the same triggers on every partition, and (as a
+	 * superuser) an event trigger for the partitions created later.
+	 */
+	params[0] = relid;
+	params[1] = func;
+	r = db_query(c, "SELECT repctl.capture_partitions($1::oid::regclass, $2)", 2, params, err,
+	    errlen);
+	if (r == NULL)
+		goto fail;
+	PQclear(r);
+	r = db_query(c,
+	    "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles u "
+	    "ON u.rolname = current_user WHERE c.oid = $1::oid AND c.relkind = 'p' AND u.rolsuper "
+	    "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger "
+	    "WHERE evtname = 'repctl_partitions')",
+	    1, params, err, errlen);
+	if (r == NULL)
+		goto fail;
+	if (PQntuples(r) == 1 &&
+	    db_exec(c,
+		"CREATE EVENT TRIGGER repctl_partitions ON ddl_command_end WHEN TAG IN "
+		"('CREATE TABLE', 'ALTER TABLE') EXECUTE FUNCTION repctl.capture_new_partitions()",
+		err, errlen) < 0) {
+		PQclear(r);
+		goto fail;
+	}
+	PQclear(r);
 	params[0] = schema;
 	params[1] = table;
 	params[2] = shadow;
@@ -326,7 +383,7 @@ drop_one(
 				"DROP TRIGGER IF EXISTS repctl_capture_upd ON %s;"
 				"DROP TRIGGER IF EXISTS repctl_capture_del ON %s;"
 				"DROP TRIGGER IF EXISTS repctl_capture_trunc ON %s;"
-				"DROP FUNCTION IF EXISTS repctl.%s();"
+				"DROP FUNCTION IF EXISTS repctl.%s() CASCADE;" /* partitions' triggers */
 				"DROP TABLE IF EXISTS repctl.%s;",
 		    qtable, qtable, qtable, qtable, qfunc, qshadow);
 		free(qtable);

@@ -332,6 +332,7 @@ struct table_ctx {
 	struct buf keys;    /* key columns, quoted */
 	struct buf nonkeys; /* non-key columns */
 	int nkeys, nnonkeys;
+	int idx;       /* the table's index in the edge */
 	char *cc_expr; /* conflict column as float8 (epoch seconds for times), or NULL */
 	char *cc_name;
 	enum cc_kind cc_kind;
@@ -608,10 +609,16 @@ copy_relay(PGconn *sc, const char *out_sql, PGconn *tc, const char *in_sql, long
 
 static char *key_json_args(PGconn *c, PGresult *pk, const char *alias);
 
-/* Stream the batch of one table from S into the staging table on T; rows copied or -1. */
+/*
+ * Stream the batch of one table from S into the staging table on T; rows
+ * copied or -1.  raw: each row as JSON (the row, or only its key for a
+ * delete) into a staging table of (repctl_row jsonb, vv, changed_at,
+ * deleted, origin), for the row-by-row fallback when the target refuses a
+ * value (stage_from_raw).
+ */
 static long
 copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, const char *snode,
-    const char *prev, const char *retry, const char *stage, char *err, size_t errlen)
+    const char *prev, const char *retry, const char *stage, int raw, char *err, size_t errlen)
 {
 	struct buf sel = BUF_INIT, cols = BUF_INIT, out = BUF_INIT;
 	PGresult *tcols = NULL;
@@ -632,6 +639,16 @@ copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, cons
 		buf_printf(&sel, "%s%s.%s", i ? ", " : "",
 		    PQgetvalue(tcols, i, 2)[0] == 't' ? "repctl_sh" : "repctl_t", q);
 		free(q);
+	}
+	if (raw) {
+		char *kj = key_json_args(sc, pk, "repctl_sh");
+
+		buf_reset(&sel);
+		buf_printf(&sel,
+		    "CASE WHEN repctl_t.%s IS NULL THEN jsonb_build_object(%s) ELSE "
+		    "to_jsonb(repctl_t) END",
+		    first_key, kj);
+		free(kj);
 	}
 	buf_printf(&out,
 	    "COPY (SELECT %s, repctl_sh.repctl_vv, repctl_sh.repctl_changed_at, "
@@ -659,7 +676,7 @@ copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, cons
 	buf_printf(&cols,
 	    "COPY %s (%s, repctl_vv, repctl_changed_at, repctl_deleted, repctl_origin) "
 	    "FROM STDIN",
-	    stage, t->cols.data);
+	    stage, raw ? "repctl_row" : t->cols.data);
 
 	{
 		long bytes = 0;
@@ -704,7 +721,24 @@ struct edge_ctx {
 	struct quar_rec *quar; /* rows the target refused this run */
 	int nquar;
 	struct buf retried; /* "schema\ttable\tpk\n" lines retried this run */
+	struct buf applied; /* "\tschema\ttable\n" of the tables applied this run */
+	struct applied_tab {  /* the tables applied in this pass, for integrity_check() */
+		char *qtable, *schema, *table;
+		char oid[16];
+		char d[32];  /* its decision table */
+		char **keys; /* quoted key column names */
+		int nkeys, idx;
+	} *at;
+	int nat;
+	struct excl { /* rows not to apply (integrity), kept across passes */
+		int idx;  /* table index in the edge */
+		char *pk, *reason, *constraint;
+	} *excl;
+	int nexcl;
 };
+
+static void applied_free(struct edge_ctx *e);
+static void excl_free(struct edge_ctx *e);
 
 static double
 num_or(PGresult *r, int row, int col, double dflt, int *has)
@@ -1117,6 +1151,58 @@ out:
 }
 
 /*
+ * Rows integrity_check() set aside in an earlier pass of this edge are not
+ * applied (repctl_cmp = 5) and go to the quarantine with their reason.
+ */
+static int
+exclude_rows(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, const char *d,
+    char *err, size_t errlen)
+{
+	struct buf arr = BUF_INIT;
+	char *kj, *q;
+	const char *p[1];
+	PGresult *r;
+	int i, k;
+
+	for (i = 0; i < e->nexcl; i++)
+		if (e->excl[i].idx == t->idx)
+			buf_printf(&arr, "%s%s", arr.len ? "," : "[", e->excl[i].pk);
+	if (arr.len == 0)
+		return 0;
+	buf_putc(&arr, ']');
+	kj = key_json_args(tc, pk, "repctl_d");
+	q = xasprintf("UPDATE %s repctl_d SET repctl_cmp = 5 WHERE repctl_cmp = 1 AND "
+		      "jsonb_build_object(%s) IN (SELECT pg_catalog.jsonb_array_elements($1::jsonb)) "
+		      "RETURNING jsonb_build_object(%s)::text, CASE WHEN repctl_deleted THEN NULL ELSE "
+		      "(to_jsonb(repctl_d) - 'repctl_vv' - 'repctl_changed_at' - 'repctl_deleted' - "
+		      "'repctl_origin' - 'repctl_t_vv' - 'repctl_t_changed' - 'repctl_t_deleted' - "
+		      "'repctl_t_origin' - 'repctl_t_exists' - 'repctl_cmp' - 'repctl_rid')::text END",
+	    d, kj, kj);
+	p[0] = arr.data;
+	r = db_query(tc, q, 1, p, err, errlen);
+	free(q);
+	free(kj);
+	buf_free(&arr);
+	if (r == NULL)
+		return -1;
+	for (k = 0; k < PQntuples(r); k++) {
+		for (i = 0; i < e->nexcl; i++)
+			if (e->excl[i].idx == t->idx && strcmp(e->excl[i].pk, PQgetvalue(r, k, 0)) == 0)
+				break;
+		e->quar = xrealloc(e->quar, sizeof(*e->quar) * (size_t)(e->nquar + 1));
+		e->quar[e->nquar].schema = xstrdup(t->schema);
+		e->quar[e->nquar].table = xstrdup(t->table);
+		e->quar[e->nquar].pk = xstrdup(PQgetvalue(r, k, 0));
+		e->quar[e->nquar].row = PQgetisnull(r, k, 1) ? NULL : xstrdup(PQgetvalue(r, k, 1));
+		e->quar[e->nquar].reason = xstrdup(i < e->nexcl ? e->excl[i].reason : "integrity");
+		e->quar[e->nquar].constraint = xstrdup(i < e->nexcl ? e->excl[i].constraint : "");
+		e->nquar++;
+	}
+	PQclear(r);
+	return 0;
+}
+
+/*
  * One attempt at classifying and applying one staged table on the target
  * (inside its transaction, under the caller's savepoint).  0 done, 1 a row
  * changed on the target while it was being applied (the caller rolls back
@@ -1168,6 +1254,8 @@ apply_once(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, co
 	if (db_exec(tc, q.data, err, errlen) < 0)
 		goto out;
 	if (resolve_conflicts(e, tc, t, pk, d, err, errlen) < 0)
+		goto out;
+	if (exclude_rows(e, tc, t, pk, d, err, errlen) < 0)
 		goto out;
 
 	/* the incoming live rows: set-based, or row by row when one is refused */
@@ -1345,7 +1433,10 @@ conflicts_free(struct edge_ctx *e)
 	free(e->quar);
 	e->quar = NULL;
 	e->nquar = 0;
+	applied_free(e);
+	excl_free(e);
 	buf_free(&e->retried);
+	buf_free(&e->applied);
 }
 
 /* Do two jsonb texts hold the same key? (compared by the server: order-free) */
@@ -1415,6 +1506,15 @@ edge_record(PGconn *meta, struct edge_ctx *e, const char *snapshot, const char *
 				f[k] = strsep(&p2, "\t");
 			if (f[2] == NULL)
 				continue;
+			{
+				/* only a table that was applied this run can settle its rows */
+				char *tag = xasprintf("\t%s\t%s\n", f[0], f[1]);
+				int applied = e->applied.len && strstr(e->applied.data, tag) != NULL;
+
+				free(tag);
+				if (!applied)
+					continue;
+			}
 			for (k = 0; k < e->nquar; k++)
 				if (strcmp(e->quar[k].schema, f[0]) == 0 &&
 				    strcmp(e->quar[k].table, f[1]) == 0)
@@ -1472,6 +1572,588 @@ edge_record(PGconn *meta, struct edge_ctx *e, const char *snapshot, const char *
 fail:
 	db_rollback(meta);
 	return -1;
+}
+
+/*
+ * The target refused a value of the batch while staging it (an enum label
+ * it lacks, a stricter domain CHECK): stage the rows again from their JSON,
+ * set-based, else one by one; a row the target cannot represent is set
+ * aside for the quarantine with the server's message, the others go on.
+ * raw is the JSON staging table (copy_batch raw).  Rows staged or -1.
+ */
+static long
+stage_from_raw(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk,
+    const char *raw, const char *stage, char *err, size_t errlen)
+{
+	struct buf kj = BUF_INIT, rc_ = BUF_INIT;
+	char *ins = NULL, *one = NULL, *list = NULL;
+	PGresult *rows = NULL, *r;
+	long n = -1;
+	int i;
+	const char *p = t->cols.data;
+
+	for (i = 0; i < PQntuples(pk); i++) {
+		char *lit = db_literal(tc, PQgetvalue(pk, i, 0));
+
+		buf_printf(&kj, "%s%s, x.repctl_row -> %s", i ? ", " : "", lit, lit);
+		free(lit);
+	}
+	/* "r.a, r.b" from cols "a, b" */
+	while (*p) {
+		const char *start = p;
+		int inq = 0;
+
+		while (*p && (inq || *p != ',')) {
+			if (*p == '"')
+				inq = !inq;
+			p++;
+		}
+		buf_printf(&rc_, "%sr.%.*s", rc_.len ? ", " : "", (int)(p - start), start);
+		if (*p == ',')
+			p += 2;
+	}
+	ins = xasprintf("INSERT INTO %s (%s, repctl_vv, repctl_changed_at, repctl_deleted, "
+			"repctl_origin) SELECT %s, x.repctl_vv, x.repctl_changed_at, x.repctl_deleted, "
+			"x.repctl_origin FROM %s x CROSS JOIN LATERAL "
+			"pg_catalog.jsonb_populate_record(NULL::%s, x.repctl_row) r",
+	    stage, t->cols.data, rc_.data, raw, t->qtable);
+	if (db_exec(tc, "SAVEPOINT repctl_raw", err, errlen) < 0)
+		goto out;
+	r = db_query(tc, ins, 0, NULL, err, errlen);
+	if (r != NULL) {
+		n = atol(PQcmdTuples(r));
+		PQclear(r);
+		if (db_exec(tc, "RELEASE SAVEPOINT repctl_raw", err, errlen) < 0)
+			n = -1;
+		goto out;
+	}
+	if (db_exec(tc, "ROLLBACK TO SAVEPOINT repctl_raw", err, errlen) < 0)
+		goto out;
+	one = xasprintf("%s WHERE x.repctl_rid = $1::bigint", ins);
+	list = xasprintf("SELECT x.repctl_rid, jsonb_build_object(%s)::text, x.repctl_row::text "
+			 "FROM %s x ORDER BY x.repctl_rid",
+	    kj.data, raw);
+	rows = db_query(tc, list, 0, NULL, err, errlen);
+	if (rows == NULL)
+		goto out;
+	n = 0;
+	for (i = 0; i < PQntuples(rows); i++) {
+		const char *pp[1] = { PQgetvalue(rows, i, 0) };
+		char state[6], con[128], rerr[ERRLEN];
+
+		if (db_exec(tc, "SAVEPOINT repctl_row", err, errlen) < 0) {
+			n = -1;
+			goto out;
+		}
+		r = db_query_diag(tc, one, 1, pp, rerr, sizeof(rerr), state, con, sizeof(con));
+		if (r != NULL) {
+			PQclear(r);
+			n++;
+			if (db_exec(tc, "RELEASE SAVEPOINT repctl_row", err, errlen) < 0) {
+				n = -1;
+				goto out;
+			}
+			continue;
+		}
+		if (PQstatus(tc) != CONNECTION_OK ||
+		    db_exec(tc, "ROLLBACK TO SAVEPOINT repctl_row", err, errlen) < 0) {
+			snprintf(err, errlen, "%s", rerr);
+			n = -1;
+			goto out;
+		}
+		e->quar = xrealloc(e->quar, sizeof(*e->quar) * (size_t)(e->nquar + 1));
+		e->quar[e->nquar].schema = xstrdup(t->schema);
+		e->quar[e->nquar].table = xstrdup(t->table);
+		e->quar[e->nquar].pk = xstrdup(PQgetvalue(rows, i, 1));
+		e->quar[e->nquar].row = xstrdup(PQgetvalue(rows, i, 2));
+		e->quar[e->nquar].reason = xstrdup(rerr);
+		e->quar[e->nquar].constraint = xstrdup(con);
+		e->nquar++;
+		log_warnx("%s -> %s: %s key %s quarantined: %s", e->snode, e->tnode, t->qtable,
+		    PQgetvalue(rows, i, 1), rerr);
+	}
+out:
+	PQclear(rows);
+	buf_free(&kj);
+	buf_free(&rc_);
+	free(ins);
+	free(one);
+	free(list);
+	return n;
+}
+
+/* ---- integrity on the target: foreign keys and deferrable uniques ---- */
+
+/* Remember an applied table of this pass (its decision table d stays until commit). */
+static int
+applied_add(struct edge_ctx *e, PGconn *tc, const struct table_ctx *t, PGresult *pk, const char *d,
+    char *err, size_t errlen)
+{
+	const char *p[1] = { t->qtable };
+	char *oid = db_value(tc, "SELECT $1::regclass::oid::text", 1, p, err, errlen);
+	struct applied_tab *a;
+	int k;
+
+	if (oid == NULL)
+		return -1;
+	e->at = xrealloc(e->at, sizeof(*e->at) * (size_t)(e->nat + 1));
+	a = &e->at[e->nat++];
+	memset(a, 0, sizeof(*a));
+	a->qtable = xstrdup(t->qtable);
+	a->schema = xstrdup(t->schema);
+	a->table = xstrdup(t->table);
+	snprintf(a->oid, sizeof(a->oid), "%s", oid);
+	snprintf(a->d, sizeof(a->d), "%s", d);
+	a->idx = t->idx;
+	a->nkeys = PQntuples(pk);
+	a->keys = xcalloc((size_t)a->nkeys + 1, sizeof(char *));
+	for (k = 0; k < a->nkeys; k++)
+		a->keys[k] = db_ident(tc, PQgetvalue(pk, k, 0));
+	free(oid);
+	return 0;
+}
+
+
+static void
+applied_free(struct edge_ctx *e)
+{
+	int i, k;
+
+	for (i = 0; i < e->nat; i++) {
+		free(e->at[i].qtable);
+		free(e->at[i].schema);
+		free(e->at[i].table);
+		for (k = 0; k < e->at[i].nkeys; k++)
+			free(e->at[i].keys[k]);
+		free(e->at[i].keys);
+	}
+	free(e->at);
+	e->at = NULL;
+	e->nat = 0;
+}
+
+static void
+excl_free(struct edge_ctx *e)
+{
+	int i;
+
+	for (i = 0; i < e->nexcl; i++) {
+		free(e->excl[i].pk);
+		free(e->excl[i].reason);
+		free(e->excl[i].constraint);
+	}
+	free(e->excl);
+	e->excl = NULL;
+	e->nexcl = 0;
+}
+
+/* Remember a row not to apply (table index idx); 1 when it is new. */
+static int
+excl_add(struct edge_ctx *e, int idx, const char *pk, const char *reason, const char *con)
+{
+	int i;
+
+	for (i = 0; i < e->nexcl; i++)
+		if (e->excl[i].idx == idx && strcmp(e->excl[i].pk, pk) == 0)
+			return 0;
+	e->excl = xrealloc(e->excl, sizeof(*e->excl) * (size_t)(e->nexcl + 1));
+	e->excl[e->nexcl].idx = idx;
+	e->excl[e->nexcl].pk = xstrdup(pk);
+	e->excl[e->nexcl].reason = xstrdup(reason);
+	e->excl[e->nexcl].constraint = xstrdup(con);
+	e->nexcl++;
+	return 1;
+}
+
+/* The applied table with this oid, or NULL. */
+static struct applied_tab *
+applied_by_oid(struct edge_ctx *e, const char *oid)
+{
+	int i;
+
+	for (i = 0; i < e->nat; i++)
+		if (strcmp(e->at[i].oid, oid) == 0)
+			return &e->at[i];
+	return NULL;
+}
+
+/* Split "a\x1fb" into n quoted names (already quoted by the server). free each. */
+static char **
+split_names(const char *s, int *n)
+{
+	char **v = NULL, *copy = xstrdup(s), *p = copy, *tok;
+
+	*n = 0;
+	while ((tok = strsep(&p, "\x1f")) != NULL) {
+		v = xrealloc(v, sizeof(char *) * (size_t)(*n + 1));
+		v[(*n)++] = xstrdup(tok);
+	}
+	free(copy);
+	return v;
+}
+
+static void
+names_free(char **v, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* "a.x = b.y AND ..." over two name lists */
+static void
+join_on(struct buf *b, const char *a, char **an, const char *bb, char **bn, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		buf_printf(b, "%s%s.%s = %s.%s", i ? " AND " : "", a, an[i], bb, bn[i]);
+}
+
+/* "'k', a.k, ..." for jsonb_build_object (names are quoted identifiers) */
+static void
+json_args(PGconn *c, struct buf *b, const char *a, char **names, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		/* the key of jsonb_build_object is the unquoted name */
+		char *plain = xstrdup(names[i]), *lit;
+		size_t len = strlen(plain);
+
+		if (len >= 2 && plain[0] == '"') {
+			char *w = plain;
+			const char *r;
+
+			for (r = names[i] + 1; *r && !(r[0] == '"' && r[1] == '\0'); r++) {
+				*w++ = *r;
+				if (r[0] == '"' && r[1] == '"')
+					r++;
+			}
+			*w = '\0';
+		}
+		lit = db_literal(c, plain);
+		buf_printf(b, "%s%s, %s.%s", i ? ", " : "", lit, a, names[i]);
+		free(lit);
+		free(plain);
+	}
+}
+
+/* Run a query returning key texts in column 0 and add them as exclusions; count of new, -1. */
+static int
+excl_query(struct edge_ctx *e, PGconn *tc, const char *sql, int idx, const char *reason,
+    const char *con, char *err, size_t errlen)
+{
+	PGresult *r = db_query(tc, sql, 0, NULL, err, errlen);
+	int i, added = 0;
+
+	if (r == NULL)
+		return -1;
+	for (i = 0; i < PQntuples(r); i++)
+		added += excl_add(e, idx, PQgetvalue(r, i, 0), reason, con);
+	PQclear(r);
+	return added;
+}
+
+/*
+ * After every table of the edge was applied, before the target commits:
+ * the apply ran with session_replication_role = replica, so PostgreSQL
+ * checked neither foreign keys nor deferrable unique constraints.  Check
+ * them for what this batch touched, as they stand on the target:
+ *
+ *  - a parent row this batch deleted whose children remain, under ON
+ *    DELETE CASCADE / SET NULL / SET DEFAULT: the action is carried out on
+ *    the children as the target's own change (captured, so it replicates
+ *    to every node), each child logged as a conflict naming the key;
+ *  - an incoming child whose parent is not on the target, under those
+ *    actions: the same (the parent's deletion wins and cascades);
+ *  - under NO ACTION / RESTRICT: the incoming child without a parent, or
+ *    the incoming delete of a parent that still has children, is set
+ *    aside (quarantined with the constraint's name);
+ *  - an incoming row that collides under a DEFERRABLE unique constraint is
+ *    set aside like one refused by a plain unique index.
+ *
+ * Returns 1 when rows were set aside (the caller rolls the target back and
+ * applies the edge again without them), 0 when everything holds, -1.
+ */
+static int
+integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
+{
+	struct buf oids = BUF_INIT, q = BUF_INIT;
+	PGresult *fk = NULL, *uq = NULL;
+	int i, rc = -1, added = 0;
+	const char *p[1];
+
+	if (e->nat == 0)
+		return 0;
+	buf_putc(&oids, '{');
+	for (i = 0; i < e->nat; i++)
+		buf_printf(&oids, "%s%s", i ? "," : "", e->at[i].oid);
+	buf_putc(&oids, '}');
+	p[0] = oids.data;
+	fk = db_query(tc,
+	    "SELECT c.conname, c.conrelid::oid::text, c.confrelid::oid::text, c.confdeltype, "
+	    "pg_catalog.string_agg(pg_catalog.quote_ident(ca.attname), E'\\x1f' ORDER BY k.ord), "
+	    "pg_catalog.string_agg(pg_catalog.quote_ident(pa.attname), E'\\x1f' ORDER BY k.ord), "
+	    "pg_catalog.format('%I.%I', cn.nspname, cr.relname), "
+	    "pg_catalog.format('%I.%I', pn.nspname, pr.relname), cn.nspname, cr.relname, "
+	    "EXISTS (SELECT 1 FROM pg_catalog.pg_index pi WHERE pi.indrelid = c.confrelid AND "
+	    "pi.indisprimary AND pi.indnkeyatts = pg_catalog.array_length(c.confkey, 1) AND "
+	    "pi.indkey::int2[] @> c.confkey), "
+	    "(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), E'\\x1f' ORDER BY "
+	    "x.o) FROM pg_catalog.pg_index i CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) "
+	    "WITH ORDINALITY x(n, o) JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+	    "AND a.attnum = x.n WHERE i.indrelid = c.conrelid AND i.indisprimary) "
+	    "FROM pg_catalog.pg_constraint c "
+	    "CROSS JOIN LATERAL unnest(c.conkey, c.confkey) WITH ORDINALITY AS k(ck, pk, ord) "
+	    "JOIN pg_catalog.pg_attribute ca ON ca.attrelid = c.conrelid AND ca.attnum = k.ck "
+	    "JOIN pg_catalog.pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = k.pk "
+	    "JOIN pg_catalog.pg_class cr ON cr.oid = c.conrelid "
+	    "JOIN pg_catalog.pg_namespace cn ON cn.oid = cr.relnamespace "
+	    "JOIN pg_catalog.pg_class pr ON pr.oid = c.confrelid "
+	    "JOIN pg_catalog.pg_namespace pn ON pn.oid = pr.relnamespace "
+	    "WHERE c.contype = 'f' AND c.conparentid = 0 AND (c.conrelid = ANY ($1::oid[]) OR "
+	    "c.confrelid = ANY ($1::oid[])) "
+	    "GROUP BY c.oid, c.conname, c.conrelid, c.confrelid, c.confdeltype, cn.nspname, "
+	    "cr.relname, pn.nspname, pr.relname ORDER BY c.conname",
+	    1, p, err, errlen);
+	if (fk == NULL)
+		goto out;
+	for (i = 0; i < PQntuples(fk); i++) {
+		const char *con = PQgetvalue(fk, i, 0), *act = PQgetvalue(fk, i, 3);
+		const char *child = PQgetvalue(fk, i, 6), *parent = PQgetvalue(fk, i, 7);
+		struct applied_tab *ca = applied_by_oid(e, PQgetvalue(fk, i, 1));
+		struct applied_tab *pa = applied_by_oid(e, PQgetvalue(fk, i, 2));
+		int refs_pk = PQgetvalue(fk, i, 10)[0] == 't', ncc, npc, nck = 0;
+		char **cc = split_names(PQgetvalue(fk, i, 4), &ncc);
+		char **pc = split_names(PQgetvalue(fk, i, 5), &npc);
+		char **ck = PQgetisnull(fk, i, 11) ? NULL : split_names(PQgetvalue(fk, i, 11), &nck);
+		struct buf nn = BUF_INIT, jcp = BUF_INIT, jcy = BUF_INIT, w = BUF_INIT, kx = BUF_INIT,
+			   kc = BUF_INIT, jxc = BUF_INIT;
+		char *reason = NULL;
+		int k, n;
+
+		for (k = 0; k < ncc; k++)
+			buf_printf(&nn, "%srepctl_c.%s IS NOT NULL", k ? " AND " : "", cc[k]);
+		join_on(&jcp, "repctl_c", cc, "repctl_p", pc, ncc);
+		join_on(&jcy, "repctl_c", cc, "repctl_y", pc, ncc);
+		if (ca) {
+			char **akeys = ca->keys;
+
+			json_args(tc, &kx, "repctl_x", akeys, ca->nkeys);
+			join_on(&jxc, "repctl_x", akeys, "repctl_c", akeys, ca->nkeys);
+		}
+		if (ck)
+			json_args(tc, &kc, "repctl_c", ck, nck);
+		/* which children: incoming ones, and those of parents this batch deleted */
+		if (ca)
+			buf_printf(&w,
+			    "EXISTS (SELECT 1 FROM %s repctl_x WHERE %s AND repctl_x.repctl_cmp = 1 AND "
+			    "NOT repctl_x.repctl_deleted)",
+			    ca->d, jxc.data);
+		if (pa && refs_pk)
+			buf_printf(&w,
+			    "%sEXISTS (SELECT 1 FROM %s repctl_y WHERE %s AND repctl_y.repctl_cmp = 1 AND "
+			    "repctl_y.repctl_deleted)",
+			    w.len ? " OR " : "", pa->d, jcy.data);
+		if (w.len == 0 || ncc != npc)
+			goto next;
+		if ((act[0] == 'c' || act[0] == 'n' || act[0] == 'd') && ck) {
+			struct buf st = BUF_INIT, set = BUF_INIT;
+			char state[6], cn[128], ferr[ERRLEN];
+			PGresult *r;
+
+			for (k = 0; k < ncc; k++)
+				buf_printf(&set, "%s%s = %s", k ? ", " : "", cc[k],
+				    act[0] == 'n' ? "NULL" : "DEFAULT");
+			if (act[0] == 'c')
+				buf_printf(&st, "DELETE FROM %s repctl_c", child);
+			else
+				buf_printf(&st, "UPDATE %s repctl_c SET %s", child, set.data);
+			buf_printf(&st,
+			    " WHERE %s AND NOT EXISTS (SELECT 1 FROM %s repctl_p WHERE %s) AND (%s) "
+			    "RETURNING jsonb_build_object(%s)::text, to_jsonb(repctl_c)::text",
+			    nn.data, parent, jcp.data, w.data, kc.data);
+			/* the target's own change: PostgreSQL carries it out (deeper
+			 * cascades included) and the capture records it */
+			if (db_exec(tc,
+				"SAVEPOINT repctl_fk; SET LOCAL session_replication_role = origin; "
+				"SELECT pg_catalog.set_config('repctl.origin', '', true)",
+				err, errlen) < 0) {
+				buf_free(&st);
+				buf_free(&set);
+				goto fail_one;
+			}
+			r = db_query_diag(
+			    tc, st.data, 0, NULL, ferr, sizeof(ferr), state, cn, sizeof(cn));
+			if (r != NULL) {
+				for (k = 0; k < PQntuples(r); k++) {
+					e->conf = xrealloc(
+					    e->conf, sizeof(*e->conf) * (size_t)(e->nconf + 1));
+					e->conf[e->nconf].table = xasprintf(
+					    "%s.%s", PQgetvalue(fk, i, 8), PQgetvalue(fk, i, 9));
+					e->conf[e->nconf].pk = xstrdup(PQgetvalue(r, k, 0));
+					e->conf[e->nconf].local_row = xstrdup(PQgetvalue(r, k, 1));
+					e->conf[e->nconf].remote_row = NULL;
+					e->conf[e->nconf].winner = xstrdup(e->snode);
+					e->conf[e->nconf].rule = xasprintf(
+					    "parent deleted: foreign key %s ON DELETE %s", con,
+					    act[0] == 'c'       ? "CASCADE"
+						: act[0] == 'n' ? "SET NULL"
+								: "SET DEFAULT");
+					e->conf[e->nconf].msg = xasprintf("%s key %s: its parent in %s "
+									  "is deleted: foreign key %s: %s",
+					    child, PQgetvalue(r, k, 0), parent, con,
+					    act[0] == 'c' ? "deleted too" : "reference cleared");
+					e->nconf++;
+					e->st->conflicts++;
+				}
+				PQclear(r);
+			}
+			buf_free(&st);
+			buf_free(&set);
+			{
+				const char *op[1] = { e->snode };
+
+				if ((r == NULL && db_exec(tc, "ROLLBACK TO SAVEPOINT repctl_fk", err,
+						      errlen) < 0) ||
+				    db_exec(tc,
+					"SET LOCAL session_replication_role = replica; RELEASE "
+					"SAVEPOINT repctl_fk",
+					err, errlen) < 0 ||
+				    db_execp(tc, "SELECT pg_catalog.set_config('repctl.origin', $1, true)",
+					1, op, err, errlen) < 0)
+					goto fail_one;
+			}
+			if (r != NULL)
+				goto next;
+			/* the action itself was refused (a deeper RESTRICT): set the rows aside */
+			reason = xstrdup(ferr);
+		}
+		/* NO ACTION / RESTRICT (or an action that failed): set the rows aside */
+		if (reason == NULL)
+			reason = xasprintf("foreign key %s on node '%s': the row it references in %s "
+					   "is not there",
+			    con, e->tnode, parent);
+		if (ca) {
+			buf_reset(&q);
+			buf_printf(&q,
+			    "SELECT DISTINCT jsonb_build_object(%s)::text FROM %s repctl_x JOIN %s "
+			    "repctl_c ON %s WHERE repctl_x.repctl_cmp = 1 AND NOT repctl_x.repctl_deleted "
+			    "AND %s AND NOT EXISTS (SELECT 1 FROM %s repctl_p WHERE %s)",
+			    kx.data, ca->d, child, jxc.data, nn.data, parent, jcp.data);
+			n = excl_query(e, tc, q.data, ca->idx, reason, con, err, errlen);
+			if (n < 0)
+				goto fail_one;
+			added += n;
+		}
+		if (pa && refs_pk) {
+			struct buf ky = BUF_INIT;
+			char *preason = xasprintf("delete refused by foreign key %s on node '%s': "
+						  "rows of %s still reference it",
+			    con, e->tnode, child);
+
+			json_args(tc, &ky, "repctl_y", pa->keys, pa->nkeys);
+			buf_reset(&q);
+			buf_printf(&q,
+			    "SELECT DISTINCT jsonb_build_object(%s)::text FROM %s repctl_y JOIN %s "
+			    "repctl_c ON %s WHERE repctl_y.repctl_cmp = 1 AND repctl_y.repctl_deleted "
+			    "AND %s AND NOT EXISTS (SELECT 1 FROM %s repctl_p WHERE %s)",
+			    ky.data, pa->d, child, jcy.data, nn.data, parent, jcp.data);
+			n = excl_query(e, tc, q.data, pa->idx, preason, con, err, errlen);
+			buf_free(&ky);
+			free(preason);
+			if (n < 0)
+				goto fail_one;
+			added += n;
+		}
+	next:
+		free(reason);
+		names_free(cc, ncc);
+		names_free(pc, npc);
+		if (ck)
+			names_free(ck, nck);
+		buf_free(&nn);
+		buf_free(&jcp);
+		buf_free(&jcy);
+		buf_free(&w);
+		buf_free(&kx);
+		buf_free(&kc);
+		buf_free(&jxc);
+		continue;
+	fail_one:
+		free(reason);
+		names_free(cc, ncc);
+		names_free(pc, npc);
+		if (ck)
+			names_free(ck, nck);
+		buf_free(&nn);
+		buf_free(&jcp);
+		buf_free(&jcy);
+		buf_free(&w);
+		buf_free(&kx);
+		buf_free(&kc);
+		buf_free(&jxc);
+		goto out;
+	}
+	/* deferrable unique constraints: not checked under replica */
+	uq = db_query(tc,
+	    "SELECT c.conname, c.conrelid::oid::text, "
+	    "pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), E'\\x1f' ORDER BY k.ord) "
+	    "FROM pg_catalog.pg_constraint c CROSS JOIN LATERAL pg_catalog.unnest(c.conkey) "
+	    "WITH ORDINALITY AS k(n, ord) JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid "
+	    "AND a.attnum = k.n WHERE c.contype = 'u' AND c.condeferrable AND c.conparentid = 0 "
+	    "AND c.conrelid = ANY ($1::oid[]) GROUP BY c.oid, c.conname, c.conrelid "
+	    "ORDER BY c.conname",
+	    1, p, err, errlen);
+	if (uq == NULL)
+		goto out;
+	for (i = 0; i < PQntuples(uq); i++) {
+		struct applied_tab *t = applied_by_oid(e, PQgetvalue(uq, i, 1));
+		struct buf kx = BUF_INIT, jxt = BUF_INIT, ju = BUF_INIT, kt = BUF_INIT, ko = BUF_INIT;
+		char **uc, *reason;
+		int nu, k, n;
+
+		if (t == NULL)
+			continue;
+		uc = split_names(PQgetvalue(uq, i, 2), &nu);
+		json_args(tc, &kx, "repctl_x", t->keys, t->nkeys);
+		join_on(&jxt, "repctl_x", t->keys, "repctl_t", t->keys, t->nkeys);
+		join_on(&ju, "repctl_o", uc, "repctl_t", uc, nu);
+		for (k = 0; k < t->nkeys; k++) {
+			buf_printf(&kt, "%srepctl_t.%s", k ? ", " : "", t->keys[k]);
+			buf_printf(&ko, "%srepctl_o.%s", k ? ", " : "", t->keys[k]);
+		}
+		buf_reset(&q);
+		buf_printf(&q,
+		    "SELECT jsonb_build_object(%s)::text FROM %s repctl_x JOIN %s repctl_t ON %s "
+		    "WHERE repctl_x.repctl_cmp = 1 AND NOT repctl_x.repctl_deleted AND EXISTS "
+		    "(SELECT 1 FROM %s repctl_o WHERE %s AND ROW(%s) IS DISTINCT FROM ROW(%s))",
+		    kx.data, t->d, t->qtable, jxt.data, t->qtable, ju.data, ko.data, kt.data);
+		reason = xasprintf("duplicate key value violates unique constraint \"%s\" "
+				   "(deferrable: checked by repctl)",
+		    PQgetvalue(uq, i, 0));
+		n = excl_query(e, tc, q.data, t->idx, reason, PQgetvalue(uq, i, 0), err, errlen);
+		free(reason);
+		names_free(uc, nu);
+		buf_free(&kx);
+		buf_free(&jxt);
+		buf_free(&ju);
+		buf_free(&kt);
+		buf_free(&ko);
+		if (n < 0)
+			goto out;
+		added += n;
+	}
+	rc = added > 0;
+out:
+	PQclear(fk);
+	PQclear(uq);
+	buf_free(&oids);
+	buf_free(&q);
+	return rc;
 }
 
 /* Which herd tables both nodes registered (schema, table, conflict column override). */
@@ -1607,7 +2289,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 	char **prev = NULL, **retry = NULL, **pepoch = NULL, *snap = NULL, *epoch = NULL,
 	     *paused = NULL, *todo = NULL, *rescan = NULL;
 	const char *pp[3] = { e->s->name, e->snode, e->tnode };
-	int i, j, n = 0, rc = -1, any = 0, target_open = 0, all_same = 1;
+	int i, j, n = 0, rc = -1, any = 0, target_open = 0, all_same = 1, passes = 0;
 	char inner[ERRLEN];
 
 	inner[0] = '\0';
@@ -1668,31 +2350,57 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 		e->down = e->snode;
 		goto out;
 	}
+	{
+		/*
+		 * Partitions created since the capture was installed (and no event
+		 * trigger installed theirs): give them the capture before the
+		 * snapshot.  A node with an older capture schema just skips this.
+		 */
+		char perr[ERRLEN];
+
+		if (db_exec(sc,
+			"SELECT count(repctl.capture_partitions(k.oid::regclass, 'cap_' || "
+			"pg_catalog.substr(c.shadow, 3))) FROM repctl.captured c "
+			"JOIN pg_catalog.pg_class k ON k.oid = pg_catalog.to_regclass("
+			"pg_catalog.format('%I.%I', c.schema_name, c.table_name)) WHERE k.relkind = 'p'",
+			perr, sizeof(perr)) < 0)
+			log_debug("%s: partitions not checked: %s", e->snode, perr);
+	}
 	if (db_exec(sc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, errlen) < 0)
 		goto source_fail;
 	snap = db_value(sc, "SELECT pg_catalog.pg_current_snapshot()::text", 0, NULL, err, errlen);
 	if (snap == NULL)
 		goto source_fail;
-	epoch = db_value(
-	    sc, "SELECT pg_catalog.pg_postmaster_start_time()::text", 0, NULL, err, errlen);
+	/*
+	 * The source's incarnation: the postmaster's start time, and the time
+	 * its statistics were last reset, which a crash recovery without a
+	 * postmaster restart (a backend killed, the others reset) also changes.
+	 */
+	epoch = db_value(sc,
+	    "SELECT pg_catalog.pg_postmaster_start_time()::text || ' ' || "
+	    "coalesce((SELECT stats_reset::text FROM pg_catalog.pg_stat_bgwriter), '')",
+	    0, NULL, err, errlen);
 	if (epoch == NULL)
 		goto source_fail;
 	for (i = 0; i < n; i++) {
 		/*
-		 * The source restarted since this position: it may have lost
-		 * committed transactions whose xids are handed out again, so the
-		 * snapshot cannot tell what is new.  Rescan the whole version store.
+		 * The source restarted since this position (or the position comes
+		 * from a version that did not record it): it may have lost committed
+		 * transactions whose xids are handed out again, so the snapshot
+		 * cannot tell what is new.  Rescan the whole version store once.
 		 */
-		if (prev[i] && pepoch[i] && strcmp(pepoch[i], epoch) != 0) {
-			log_info("%s -> %s: %s.%s: node '%s' restarted since the last batch: "
-				 "rescanning its changes",
-			    e->snode, e->tnode, PQgetvalue(tables, i, 0),
-			    PQgetvalue(tables, i, 1), e->snode);
+		if (prev[i] && (pepoch[i] == NULL || strcmp(pepoch[i], epoch) != 0))
 			rescan[i] = 1;
-		}
 		if (prev[i] == NULL || strcmp(prev[i], snap) != 0 || retry[i] || rescan[i])
 			all_same = 0;
 	}
+	for (i = 0; i < n; i++)
+		if (rescan[i]) {
+			log_info("%s -> %s: node '%s' restarted since the last batch (or the "
+				 "position predates this version): rescanning its changes",
+			    e->snode, e->tnode, e->snode);
+			break;
+		}
 	if (all_same) {
 		rc = 0; /* nothing committed since */
 		goto out;
@@ -1718,6 +2426,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 		goto out;
 	}
 	e->target_contacted = 1;
+apply_pass:
 	{
 		const char *op[1] = { e->snode };
 
@@ -1739,6 +2448,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 		memset(&t, 0, sizeof(t));
 		t.schema = PQgetvalue(tables, i, 0);
 		t.table = PQgetvalue(tables, i, 1);
+		t.idx = i;
 		err[0] = '\0';
 		pk = NULL;
 		/* a failing query of this table must not abort the edge's transactions */
@@ -1797,23 +2507,94 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 				goto target_fail;
 			}
 		}
+		if (db_exec(tc, "SAVEPOINT repctl_copy", err, errlen) < 0) {
+			PQclear(pk);
+			table_ctx_free(&t);
+			goto target_fail;
+		}
 		rows = copy_batch(sc, tc, &t, pk, e->snode, rescan[i] ? NULL : prev[i], retry[i],
-		    stage, err, errlen);
+		    stage, 0, err, errlen);
+		if (rows < 0 && PQstatus(tc) == CONNECTION_OK && PQstatus(sc) == CONNECTION_OK &&
+		    PQtransactionStatus(sc) != PQTRANS_ACTIVE) {
+			/*
+			 * The target refused a value (or another error of this table):
+			 * stage its rows again from JSON, row by row where needed.
+			 */
+			char raw[40], *q;
+			long staged;
+
+			log_info("%s -> %s: %s: staging failed (%s): staging row by row", e->snode,
+			    e->tnode, t.qtable, err);
+			snprintf(raw, sizeof(raw), "repctl_raw_%d", i);
+			q = xasprintf("ROLLBACK TO SAVEPOINT repctl_copy; "
+				      "CREATE TEMP TABLE %s (repctl_rid bigserial, repctl_row jsonb, "
+				      "repctl_vv jsonb, repctl_changed_at timestamptz, repctl_deleted "
+				      "boolean, repctl_origin text) ON COMMIT DROP",
+			    raw);
+			rows = -1;
+			if (db_exec(tc, q, err, errlen) == 0 &&
+			    db_exec(sc, "ROLLBACK TO SAVEPOINT repctl_table; SAVEPOINT repctl_table",
+				err, errlen) == 0 &&
+			    copy_batch(sc, tc, &t, pk, e->snode, rescan[i] ? NULL : prev[i], retry[i],
+				raw, 1, err, errlen) >= 0 &&
+			    (staged = stage_from_raw(e, tc, &t, pk, raw, stage, err, errlen)) >= 0)
+				rows = staged;
+			free(q);
+		}
 		if (rows < 0 ||
 		    (rows > 0 && apply_table(e, tc, &t, pk, stage, d, rows, err, errlen) < 0)) {
 			PQclear(pk);
 			table_ctx_free(&t);
 			goto target_fail;
 		}
-		if (rows > 0)
+		if (rows > 0) {
 			log_debug("%s -> %s: %s: %ld key(s) in batch", e->snode, e->tnode, t.qtable,
 			    rows);
+			buf_printf(&e->applied, "\t%s\t%s\n", t.schema, t.table);
+			if (applied_add(e, tc, &t, pk, d, err, errlen) < 0) {
+				PQclear(pk);
+				table_ctx_free(&t);
+				goto target_fail;
+			}
+		}
 		PQclear(pk);
 		table_ctx_free(&t);
 		if (db_exec(tc, "RELEASE SAVEPOINT repctl_table", err, errlen) < 0 ||
 		    db_exec(sc, "RELEASE SAVEPOINT repctl_table", err, errlen) < 0)
 			goto target_fail;
 	}
+	/* foreign keys and deferrable uniques, which replica mode does not check */
+	switch (integrity_check(e, tc, err, errlen)) {
+	case -1:
+		goto target_fail;
+	case 1:
+		if (++passes > 8) {
+			snprintf(err, errlen,
+			    "rows kept breaking foreign keys or unique constraints on node '%s' "
+			    "after %d passes; nothing was applied, the next run tries again",
+			    e->tnode, passes);
+			goto target_fail;
+		}
+		log_info("%s -> %s: %d row(s) set aside for integrity: applying the batch again "
+			 "without them",
+		    e->snode, e->tnode, e->nexcl);
+		db_rollback(tc);
+		target_open = 0;
+		/* everything of the pass is undone: start it again */
+		records_truncate(e, 0, 0);
+		memset(e->st, 0, sizeof(*e->st));
+		e->written = 0;
+		buf_reset(&e->applied);
+		buf_reset(&e->warn);
+		applied_free(e);
+		memset(paused, 0, (size_t)n);
+		goto apply_pass;
+	default:
+		break;
+	}
+	for (i = 0; i < e->nconf; i++)
+		if (e->conf[i].msg && strstr(e->conf[i].rule, "parent deleted"))
+			log_info("%s", e->conf[i].msg);
 	if (e->written > 0 &&
 	    db_exec(tc, "SELECT pg_catalog.pg_notify('repctl', '')", err, errlen) < 0)
 		goto target_fail;
