@@ -46,13 +46,20 @@ $$;
 -- triggers on every partition (every level) that lacks them, so a write
 -- addressed to a partition directly is captured like one through the
 -- parent (statement triggers fire only on the table a statement names).
--- Returns how many partitions were given the capture.
+-- The rows a partition already holds when it gets the capture (written
+-- before, or brought by ATTACH PARTITION) are recorded as this node's
+-- changes, so they replicate too.  Returns how many partitions were given
+-- the capture.
 CREATE OR REPLACE FUNCTION repctl.capture_partitions(parent regclass, func text)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     p regclass;
     n integer := 0;
+    cap record;
+    keys text;
 BEGIN
+    SELECT c.shadow, c.self, c.pk_columns INTO cap FROM repctl.captured c
+     WHERE pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.schema_name, c.table_name)) = parent;
     FOR p IN SELECT t.relid FROM pg_catalog.pg_partition_tree(parent) t
               WHERE t.relid <> parent
                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
@@ -70,6 +77,21 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER repctl_capture_ins, '
             'ENABLE ALWAYS TRIGGER repctl_capture_upd, ENABLE ALWAYS TRIGGER repctl_capture_del, '
             'ENABLE ALWAYS TRIGGER repctl_capture_trunc', p);
+        IF cap.shadow IS NOT NULL THEN
+            SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') INTO keys
+              FROM pg_catalog.unnest(cap.pk_columns) k;
+            EXECUTE pg_catalog.format('INSERT INTO repctl.%I AS s (%s, repctl_deleted, repctl_vv, '
+                'repctl_txid, repctl_origin, repctl_changed_at) SELECT %s, false, '
+                'pg_catalog.jsonb_build_object(%L, (extract(epoch FROM pg_catalog.clock_timestamp()) '
+                '* 1000000)::bigint), pg_catalog.pg_current_xact_id(), NULL, pg_catalog.clock_timestamp() '
+                'FROM %s ON CONFLICT (%s) DO UPDATE SET repctl_vv = s.repctl_vv || '
+                'pg_catalog.jsonb_build_object(%L, GREATEST(coalesce((s.repctl_vv ->> %L)::bigint, 0) + 1, '
+                '(extract(epoch FROM pg_catalog.clock_timestamp()) * 1000000)::bigint)), '
+                'repctl_txid = EXCLUDED.repctl_txid, repctl_origin = NULL, '
+                'repctl_changed_at = EXCLUDED.repctl_changed_at, repctl_deleted = false '
+                'WHERE s.repctl_deleted',
+                cap.shadow, keys, keys, cap.self, p, keys, cap.self, cap.self);
+        END IF;
         n := n + 1;
     END LOOP;
     RETURN n;
@@ -99,5 +121,29 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     RAISE WARNING 'repctl: capture of a new partition failed: %', SQLERRM
         USING HINT = 'repctl installs it at the next run of a sync of that table';
+END
+$$;
+
+-- The rows this transaction changed as this node's own changes (capture,
+-- origin NULL) since a moment: what a cascade carried out for a foreign
+-- key touched, at every depth, for the conflict log.
+CREATE OR REPLACE FUNCTION repctl.local_changes_since(since timestamptz)
+RETURNS TABLE (schema_name text, table_name text, pk jsonb, deleted boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    c record;
+    args text;
+BEGIN
+    FOR c IN SELECT x.schema_name AS s, x.table_name AS t, x.shadow AS sh, x.pk_columns AS k
+               FROM repctl.captured x ORDER BY 1, 2
+    LOOP
+        SELECT pg_catalog.string_agg(pg_catalog.format('%L, s.%I', k, k), ', ') INTO args
+          FROM pg_catalog.unnest(c.k) k;
+        RETURN QUERY EXECUTE pg_catalog.format(
+            'SELECT %L::text, %L::text, pg_catalog.jsonb_build_object(%s), s.repctl_deleted '
+            'FROM repctl.%I s WHERE s.repctl_txid = pg_catalog.pg_current_xact_id() '
+            'AND s.repctl_origin IS NULL AND s.repctl_changed_at >= $1', c.s, c.t, args, c.sh)
+            USING since;
+    END LOOP;
 END
 $$;

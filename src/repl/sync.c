@@ -1932,7 +1932,7 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 		char **ck = PQgetisnull(fk, i, 11) ? NULL : split_names(PQgetvalue(fk, i, 11), &nck);
 		struct buf nn = BUF_INIT, jcp = BUF_INIT, jcy = BUF_INIT, w = BUF_INIT, kx = BUF_INIT,
 			   kc = BUF_INIT, jxc = BUF_INIT;
-		char *reason = NULL;
+		char *reason = NULL, *marker = NULL;
 		int k, n;
 
 		for (k = 0; k < ncc; k++)
@@ -1964,6 +1964,7 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 			struct buf st = BUF_INIT, set = BUF_INIT;
 			char state[6], cn[128], ferr[ERRLEN];
 			PGresult *r;
+			int acted;
 
 			for (k = 0; k < ncc; k++)
 				buf_printf(&set, "%s%s = %s", k ? ", " : "", cc[k],
@@ -1978,7 +1979,10 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 			    nn.data, parent, jcp.data, w.data, kc.data);
 			/* the target's own change: PostgreSQL carries it out (deeper
 			 * cascades included) and the capture records it */
-			if (db_exec(tc,
+			marker = db_value(
+			    tc, "SELECT pg_catalog.clock_timestamp()::text", 0, NULL, err, errlen);
+			if (marker == NULL ||
+			    db_exec(tc,
 				"SAVEPOINT repctl_fk; SET LOCAL session_replication_role = origin; "
 				"SELECT pg_catalog.set_config('repctl.origin', '', true)",
 				err, errlen) < 0) {
@@ -1988,14 +1992,26 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 			}
 			r = db_query_diag(
 			    tc, st.data, 0, NULL, ferr, sizeof(ferr), state, cn, sizeof(cn));
-			if (r != NULL) {
-				for (k = 0; k < PQntuples(r); k++) {
+			if (r != NULL && PQntuples(r) > 0) {
+				/* every row the cascade changed, at every depth, as captured */
+				const char *mp[1] = { marker };
+				PGresult *lc = db_query(tc,
+				    "SELECT schema_name || '.' || table_name, pk::text, deleted FROM "
+				    "repctl.local_changes_since($1::timestamptz) ORDER BY 1, 2",
+				    1, mp, err, errlen);
+
+				if (lc == NULL) {
+					PQclear(r);
+					buf_free(&st);
+					buf_free(&set);
+					goto fail_one;
+				}
+				for (k = 0; k < PQntuples(lc); k++) {
 					e->conf = xrealloc(
 					    e->conf, sizeof(*e->conf) * (size_t)(e->nconf + 1));
-					e->conf[e->nconf].table = xasprintf(
-					    "%s.%s", PQgetvalue(fk, i, 8), PQgetvalue(fk, i, 9));
-					e->conf[e->nconf].pk = xstrdup(PQgetvalue(r, k, 0));
-					e->conf[e->nconf].local_row = xstrdup(PQgetvalue(r, k, 1));
+					e->conf[e->nconf].table = xstrdup(PQgetvalue(lc, k, 0));
+					e->conf[e->nconf].pk = xstrdup(PQgetvalue(lc, k, 1));
+					e->conf[e->nconf].local_row = NULL;
 					e->conf[e->nconf].remote_row = NULL;
 					e->conf[e->nconf].winner = xstrdup(e->snode);
 					e->conf[e->nconf].rule = xasprintf(
@@ -2003,22 +2019,25 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 					    act[0] == 'c'       ? "CASCADE"
 						: act[0] == 'n' ? "SET NULL"
 								: "SET DEFAULT");
-					e->conf[e->nconf].msg = xasprintf("%s key %s: its parent in %s "
-									  "is deleted: foreign key %s: %s",
-					    child, PQgetvalue(r, k, 0), parent, con,
-					    act[0] == 'c' ? "deleted too" : "reference cleared");
+					e->conf[e->nconf].msg = xasprintf(
+					    "%s key %s: a parent in %s is deleted: foreign key %s: %s",
+					    PQgetvalue(lc, k, 0), PQgetvalue(lc, k, 1), parent, con,
+					    PQgetvalue(lc, k, 2)[0] == 't' ? "deleted too"
+									   : "reference cleared");
 					e->nconf++;
 					e->st->conflicts++;
 				}
-				PQclear(r);
+				PQclear(lc);
 			}
+			acted = r != NULL;
+			PQclear(r);
 			buf_free(&st);
 			buf_free(&set);
 			{
 				const char *op[1] = { e->snode };
 
-				if ((r == NULL && db_exec(tc, "ROLLBACK TO SAVEPOINT repctl_fk", err,
-						      errlen) < 0) ||
+				if ((!acted && db_exec(tc, "ROLLBACK TO SAVEPOINT repctl_fk", err,
+						   errlen) < 0) ||
 				    db_exec(tc,
 					"SET LOCAL session_replication_role = replica; RELEASE "
 					"SAVEPOINT repctl_fk",
@@ -2027,7 +2046,7 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 					1, op, err, errlen) < 0)
 					goto fail_one;
 			}
-			if (r != NULL)
+			if (acted)
 				goto next;
 			/* the action itself was refused (a deeper RESTRICT): set the rows aside */
 			reason = xstrdup(ferr);
@@ -2071,6 +2090,7 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 		}
 	next:
 		free(reason);
+		free(marker);
 		names_free(cc, ncc);
 		names_free(pc, npc);
 		if (ck)
@@ -2085,6 +2105,7 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 		continue;
 	fail_one:
 		free(reason);
+		free(marker);
 		names_free(cc, ncc);
 		names_free(pc, npc);
 		if (ck)
