@@ -87,7 +87,7 @@ BEGIN
                 'FROM %s ON CONFLICT (%s) DO UPDATE SET repctl_vv = s.repctl_vv || '
                 'pg_catalog.jsonb_build_object(%L, GREATEST(coalesce((s.repctl_vv ->> %L)::bigint, 0) + 1, '
                 '(extract(epoch FROM pg_catalog.clock_timestamp()) * 1000000)::bigint)), '
-                'repctl_txid = EXCLUDED.repctl_txid, repctl_origin = NULL, '
+                'repctl_txid = EXCLUDED.repctl_txid, repctl_origin = NULL, repctl_dot = NULL, '
                 'repctl_changed_at = EXCLUDED.repctl_changed_at, repctl_deleted = false '
                 'WHERE s.repctl_deleted',
                 cap.shadow, keys, keys, cap.self, p, keys, cap.self, cap.self);

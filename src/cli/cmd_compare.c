@@ -18,8 +18,15 @@
  *      missing on a node or whose row differs.
  *
  * Key text columns are ordered and compared with COLLATE "C", so nodes with
- * different collations still agree on the ranges.  Exit 0 when every table
- * is equal, 1 when any key differs (or a node cannot be read).
+ * different collations still agree on the ranges.
+ *
+ * Then, on each node, the constraints the apply (session_replication_role =
+ * replica) does not get checked by PostgreSQL: the orphan rows of every
+ * foreign key whose child is a compared table, and the duplicated values of
+ * every DEFERRABLE unique constraint of those tables (run_integrity).
+ *
+ * Exit 0 when every table is equal and every constraint holds, 1 when any
+ * key differs, a constraint is violated (or a node cannot be read).
  *
  * repair takes NODE's version of exactly the differing keys through the
  * normal change path, so the apply is logged and versioned like any other
@@ -664,11 +671,316 @@ summary(struct cmp *c, const char *name, int ndiff)
 	buf_free(&names);
 }
 
+/* ---- integrity: foreign keys and deferrable unique constraints ---- */
+
+/*
+ * The apply runs with session_replication_role = replica, so PostgreSQL
+ * neither checks foreign keys nor rechecks DEFERRABLE unique constraints
+ * for the rows it writes.  compare also checks, on each node, every foreign
+ * key whose child is a compared table (MATCH SIMPLE: a row with a NULL in
+ * the key is not checked; MATCH FULL: all NULL or none) and every
+ * DEFERRABLE unique or primary key constraint of those tables.
+ *
+ * INTEG_OWN: a constraint of the table itself: not one PostgreSQL derived from the
+ * table's own for each partition of a referenced partitioned table (same
+ * table, conparentid set); a partition's copy of its parent's constraint
+ * counts, for a partition registered on its own.
+ */
+#define INTEG_OWN                                                                        \
+	"(con.conparentid = 0 OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint pc " \
+	"WHERE pc.oid = con.conparentid AND pc.conrelid = con.conrelid)) "
+
+struct integ {
+	char **seen; /* "table|constraint" checked, for the summary */
+	int nseen, nfk, nuq;
+	int bad_fk, bad_uq; /* (node, constraint) pairs violated */
+	long orphans, dups;
+	char **bad_nodes;
+	int nbad_nodes;
+	int failed;
+};
+
+static void
+integ_note(char ***list, int *n, const char *s, int *counter)
+{
+	int i;
+
+	for (i = 0; i < *n; i++)
+		if (strcmp((*list)[i], s) == 0)
+			return;
+	*list = xrealloc(*list, sizeof(char *) * (size_t)(*n + 1));
+	(*list)[(*n)++] = xstrdup(s);
+	if (counter)
+		(*counter)++;
+}
+
+static void
+integ_free(struct integ *g)
+{
+	int i;
+
+	for (i = 0; i < g->nseen; i++)
+		free(g->seen[i]);
+	free(g->seen);
+	for (i = 0; i < g->nbad_nodes; i++)
+		free(g->bad_nodes[i]);
+	free(g->bad_nodes);
+}
+
+/* Print the example lines (one per line in ex) under a violation. */
+static void
+integ_examples(const struct ktable *t, const char *ex, const char *more, const char *node)
+{
+	char *copy = xstrdup(ex), *line, *save = NULL;
+
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		printf("  %s %s on %s\n", t->display, line, node);
+	if (more)
+		printf("  %s ... %s\n", t->display, more);
+	free(copy);
+}
+
+/* Orphans of every foreign key of table t on node n. */
+static void
+check_fks(struct cmp *c, struct integ *g, const struct ktable *t, int n)
+{
+	char err[ERRLEN];
+	const char *node = c->nodes[t->nodes[n]].name;
+	PGconn *conn = c->nodes[t->nodes[n]].c;
+	const char *p[1] = { t->qtable };
+	PGresult *r;
+	int i;
+
+	r = db_query(conn,
+	    "SELECT pg_catalog.quote_ident(con.conname), con.confrelid::pg_catalog.regclass::text, "
+	    " con.confmatchtype = 'f', x.anynull, x.anynotnull, x.joincond, x.cols, x.vals, "
+	    " pr.relkind = 'p', ch.relkind = 'p' "
+	    "FROM pg_catalog.pg_constraint con "
+	    "JOIN pg_catalog.pg_class pr ON pr.oid = con.confrelid "
+	    "JOIN pg_catalog.pg_class ch ON ch.oid = con.conrelid "
+	    "CROSS JOIN LATERAL (SELECT "
+	    " string_agg(format('t.%I IS NULL', ca.attname), ' OR ' ORDER BY k.ord) AS anynull, "
+	    " string_agg(format('t.%I IS NOT NULL', ca.attname), ' OR ' ORDER BY k.ord) AS anynotnull, "
+	    " string_agg(format('p.%I = t.%I', pa.attname, ca.attname), ' AND ' ORDER BY k.ord) "
+	    "  AS joincond, "
+	    " string_agg(pg_catalog.quote_ident(ca.attname), ', ' ORDER BY k.ord) AS cols, "
+	    " string_agg(format('coalesce(t.%I::text, ''NULL'')', ca.attname), ', ' ORDER BY k.ord) "
+	    "  AS vals "
+	    " FROM unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(ck, pk, ord) "
+	    " JOIN pg_catalog.pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.ck "
+	    " JOIN pg_catalog.pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.pk) x "
+	    "WHERE con.conrelid = $1::pg_catalog.regclass AND con.contype = 'f' AND " INTEG_OWN
+	    "ORDER BY con.conname",
+	    1, p, err, sizeof(err));
+	if (r == NULL) {
+		cmd_error("table %s on node '%s': cannot list its foreign keys: %s", t->display,
+		    node, err);
+		g->failed = 1;
+		return;
+	}
+	for (i = 0; i < PQntuples(r); i++) {
+		const char *con = PQgetvalue(r, i, 0), *parent = PQgetvalue(r, i, 1);
+		int full = PQgetvalue(r, i, 2)[0] == 't';
+		char *key = xasprintf("%s|%s", t->display, con), *cond, *sql;
+		const char *cp[1] = { PQgetvalue(r, i, 6) };
+		PGresult *o;
+		long cnt;
+
+		integ_note(&g->seen, &g->nseen, key, &g->nfk);
+		free(key);
+		/* MATCH SIMPLE: any NULL, no check; MATCH FULL: all NULL or none */
+		if (full)
+			cond = xasprintf(
+			    "(%s) AND ((%s) OR NOT EXISTS (SELECT 1 FROM %s%s p WHERE %s))",
+			    PQgetvalue(r, i, 4), PQgetvalue(r, i, 3),
+			    PQgetvalue(r, i, 8)[0] == 't' ? "" : "ONLY ", parent,
+			    PQgetvalue(r, i, 5));
+		else
+			cond = xasprintf("NOT (%s) AND NOT EXISTS (SELECT 1 FROM %s%s p WHERE %s)",
+			    PQgetvalue(r, i, 3), PQgetvalue(r, i, 8)[0] == 't' ? "" : "ONLY ",
+			    parent, PQgetvalue(r, i, 5));
+		sql = xasprintf(
+		    "SELECT count(*), string_agg(o.e, E'\\n' ORDER BY o.rn) FILTER "
+		    "(WHERE o.rn <= 3) FROM (SELECT %s || ': (' || $1 || ')=(' || "
+		    "concat_ws(', ', %s) || ')' AS e, row_number() OVER (ORDER BY %s) AS rn "
+		    "FROM %s%s t WHERE %s) o",
+		    t->keyjson, PQgetvalue(r, i, 7), t->order,
+		    PQgetvalue(r, i, 9)[0] == 't' ? "" : "ONLY ", t->qtable, cond);
+		o = db_query(conn, sql, 1, cp, err, sizeof(err));
+		free(sql);
+		free(cond);
+		if (o == NULL) {
+			cmd_error("table %s on node '%s': cannot check foreign key %s: %s",
+			    t->display, node, con, err);
+			g->failed = 1;
+			continue;
+		}
+		cnt = atol(PQgetvalue(o, 0, 0));
+		if (cnt > 0) {
+			char more[64];
+
+			snprintf(more, sizeof(more), "and %ld more", cnt - 3);
+			printf(
+			    "%s: foreign key %s violated on node '%s': %ld row(s) whose (%s) is not "
+			    "present in %s\n",
+			    t->display, con, node, cnt, PQgetvalue(r, i, 6), parent);
+			integ_examples(t, PQgetvalue(o, 0, 1), cnt > 3 ? more : NULL, node);
+			g->bad_fk++;
+			g->orphans += cnt;
+			integ_note(&g->bad_nodes, &g->nbad_nodes, node, NULL);
+		}
+		PQclear(o);
+	}
+	PQclear(r);
+}
+
+/* Values held by more than one row under every DEFERRABLE unique constraint of t on node n. */
+static void
+check_deferrable(struct cmp *c, struct integ *g, const struct ktable *t, int n)
+{
+	char err[ERRLEN];
+	const char *node = c->nodes[t->nodes[n]].name;
+	PGconn *conn = c->nodes[t->nodes[n]].c;
+	const char *p[1] = { t->qtable };
+	PGresult *r;
+	int i;
+
+	r = db_query(conn,
+	    "SELECT pg_catalog.quote_ident(con.conname), x.grp, x.cols, x.notnull, x.vals, "
+	    " coalesce((pg_catalog.to_jsonb(i) ->> 'indnullsnotdistinct')::boolean, false), "
+	    " ch.relkind = 'p', CASE con.contype WHEN 'p' THEN 'primary key' "
+	    " ELSE 'unique constraint' END "
+	    "FROM pg_catalog.pg_constraint con "
+	    "JOIN pg_catalog.pg_index i ON i.indexrelid = con.conindid "
+	    "JOIN pg_catalog.pg_class ch ON ch.oid = con.conrelid "
+	    "CROSS JOIN LATERAL (SELECT "
+	    " string_agg(format('t.%I', a.attname), ', ' ORDER BY k.ord) AS grp, "
+	    " string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.ord) AS cols, "
+	    " string_agg(format('t.%I IS NOT NULL', a.attname), ' AND ' ORDER BY k.ord) AS notnull, "
+	    " string_agg(format('coalesce(t.%I::text, ''NULL'')', a.attname), ', ' ORDER BY k.ord) "
+	    "  AS vals "
+	    " FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord) "
+	    " JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum) x "
+	    "WHERE con.conrelid = $1::pg_catalog.regclass AND con.contype IN ('u', 'p') "
+	    "AND con.condeferrable AND " INTEG_OWN "ORDER BY con.conname",
+	    1, p, err, sizeof(err));
+	if (r == NULL) {
+		cmd_error("table %s on node '%s': cannot list its deferrable constraints: %s",
+		    t->display, node, err);
+		g->failed = 1;
+		return;
+	}
+	for (i = 0; i < PQntuples(r); i++) {
+		const char *con = PQgetvalue(r, i, 0);
+		char *key = xasprintf("%s|%s", t->display, con), *sql;
+		const char *cp[1] = { PQgetvalue(r, i, 2) };
+		PGresult *o;
+		long groups;
+
+		integ_note(&g->seen, &g->nseen, key, &g->nuq);
+		free(key);
+		/* NULLs never collide unless the index is NULLS NOT DISTINCT */
+		sql = xasprintf(
+		    "SELECT count(*), coalesce(sum(d.n), 0), string_agg(d.e, E'\\n' ORDER BY d.rn) "
+		    "FILTER (WHERE d.rn <= 3) FROM (SELECT count(*) AS n, '(' || $1 || ')=(' || "
+		    "concat_ws(', ', %s) || '): ' || array_to_string((array_agg(%s ORDER BY %s))[1:4], "
+		    "', ') || CASE WHEN count(*) > 4 THEN ', ...' ELSE '' END AS e, "
+		    "row_number() OVER (ORDER BY %s) AS rn FROM %s%s t%s%s GROUP BY %s "
+		    "HAVING count(*) > 1) d",
+		    PQgetvalue(r, i, 4), t->keyjson, t->order, PQgetvalue(r, i, 1),
+		    PQgetvalue(r, i, 6)[0] == 't' ? "" : "ONLY ", t->qtable,
+		    PQgetvalue(r, i, 5)[0] == 't' ? "" : " WHERE ",
+		    PQgetvalue(r, i, 5)[0] == 't' ? "" : PQgetvalue(r, i, 3), PQgetvalue(r, i, 1));
+		o = db_query(conn, sql, 1, cp, err, sizeof(err));
+		free(sql);
+		if (o == NULL) {
+			cmd_error("table %s on node '%s': cannot check constraint %s: %s",
+			    t->display, node, con, err);
+			g->failed = 1;
+			continue;
+		}
+		groups = atol(PQgetvalue(o, 0, 0));
+		if (groups > 0) {
+			char more[64];
+
+			snprintf(more, sizeof(more), "and %ld more value(s)", groups - 3);
+			printf(
+			    "%s: deferrable %s %s violated on node '%s': %ld value(s) of (%s) held "
+			    "by more than one row (%s row(s))\n",
+			    t->display, PQgetvalue(r, i, 7), con, node, groups, PQgetvalue(r, i, 2),
+			    PQgetvalue(o, 0, 1));
+			integ_examples(t, PQgetvalue(o, 0, 2), groups > 3 ? more : NULL, node);
+			g->bad_uq++;
+			g->dups += groups;
+			integ_note(&g->bad_nodes, &g->nbad_nodes, node, NULL);
+		}
+		PQclear(o);
+	}
+	PQclear(r);
+}
+
+/*
+ * Check the constraints replication does not enforce, on every node of
+ * every compared table; print each violation and a summary.  Returns the
+ * number of (node, constraint) pairs violated, or -1 when a check failed.
+ */
+static int
+run_integrity(struct cmp *c, const char *name)
+{
+	struct integ g;
+	struct buf names = BUF_INIT;
+	int i, n, rc;
+
+	memset(&g, 0, sizeof(g));
+	for (i = 0; i < c->nt; i++) {
+		struct ktable *t = &c->t[i];
+
+		if (t->failed || t->keyjson == NULL)
+			continue;
+		for (n = 0; n < t->nn; n++) {
+			if (c->nodes[t->nodes[n]].c == NULL)
+				continue;
+			check_fks(c, &g, t, n);
+			check_deferrable(c, &g, t, n);
+		}
+	}
+	for (i = 0; i < c->nn; i++)
+		buf_printf(&names, "%s%s", i ? ", " : "", c->nodes[i].name);
+	if (g.bad_fk + g.bad_uq > 0) {
+		struct buf bad = BUF_INIT;
+
+		for (i = 0; i < g.nbad_nodes; i++)
+			buf_printf(&bad, "%s%s", i ? ", " : "", g.bad_nodes[i]);
+		printf("compare %s: %d constraint violation(s) on %s: ", name, g.bad_fk + g.bad_uq,
+		    bad.data);
+		if (g.bad_fk)
+			printf("%d foreign key(s) with %ld orphan row(s)%s", g.bad_fk, g.orphans,
+			    g.bad_uq ? ", " : "");
+		if (g.bad_uq)
+			printf("%d deferrable unique constraint(s) with %ld duplicated value(s)",
+			    g.bad_uq, g.dups);
+		printf("\n");
+		printf(
+		    "hint: replication does not check these constraints (it applies with "
+		    "session_replication_role = replica): on the node named, delete or re-parent "
+		    "the orphan rows (or restore their parents) and make the duplicated values "
+		    "unique; the changes replicate like any other\n");
+		buf_free(&bad);
+	} else if (g.nfk + g.nuq > 0 && !g.failed)
+		printf("compare %s: every foreign key (%d) and deferrable unique constraint (%d) "
+		       "holds on %s\n",
+		    name, g.nfk, g.nuq, names.data);
+	rc = g.failed ? -1 : g.bad_fk + g.bad_uq;
+	buf_free(&names);
+	integ_free(&g);
+	return rc;
+}
+
 CMD_HANDLER(cmd_compare)
 {
 	const char *name = args->words[0];
 	struct cmp c;
-	int is_sync, n;
+	int is_sync, n, i, bad = 0;
 
 	memset(&c, 0, sizeof(c));
 	c.ctx = ctx;
@@ -680,9 +992,14 @@ CMD_HANDLER(cmd_compare)
 	n = run_compare(&c);
 	if (n >= 0)
 		summary(&c, name, n);
+	/* constraints the apply does not enforce: even equal nodes can violate them */
+	for (i = 0; i < c.nn && c.nodes[i].c; i++)
+		;
+	if (i == c.nn)
+		bad = run_integrity(&c, name);
 	pool_free(c.pool);
 	cmp_free(&c);
-	return n == 0 ? 0 : 1;
+	return n == 0 && bad == 0 ? 0 : 1;
 }
 
 /* ---- repair ---- */
@@ -779,7 +1096,7 @@ repair_table(
 		    "ON CONFLICT (%s) DO UPDATE SET repctl_vv = s.repctl_vv || "
 		    "jsonb_build_object($2::text, greatest(coalesce((s.repctl_vv ->> $2::text)::bigint, "
 		    "0) + 1, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)), "
-		    "repctl_txid = EXCLUDED.repctl_txid, repctl_origin = NULL, "
+		    "repctl_txid = EXCLUDED.repctl_txid, repctl_origin = NULL, repctl_dot = NULL, "
 		    "repctl_changed_at = EXCLUDED.repctl_changed_at, repctl_deleted = true",
 		    shadow, keys.data, xk.data, sel.data, t->qtable, tk.data, xk.data, keys.data);
 		r = db_query(fc, sql, 2, p, err, errlen);

@@ -3,8 +3,11 @@
  *
  * For each sync (or the one named): connect to every node; for every table
  * of the herd, check it exists on each node that registered it, with the
- * same primary key and the same column names and types on every node; and
- * check the privileges the engine needs on each node.  It also reports the
+ * same primary key and the same column names and types on every node, types
+ * by more than format_type where it hides a difference (an enum's labels and
+ * their order, a domain's base type, NOT NULL and CHECK constraints: a value
+ * one node stores and the other refuses is quarantined there); and check the
+ * privileges the engine needs on each node.  It also reports the
  * hazards it can see before the first sync: capture triggers missing or
  * disabled (changes there would never replicate), a node clock off by more
  * than clock.skew_warn_ms (latest/first compare times), and primary keys
@@ -257,6 +260,325 @@ diff_columns(struct vctx *v, const char *tname, const char *an, const char *acol
 	free(copy);
 }
 
+/*
+ * Enum and domain types of a table's columns, beyond format_type: one row
+ * per fact of every enum or domain type a column reaches (through domains
+ * and array elements): attname, type, item, name, value, ord; items are
+ * 'type' (value: typtype e|d), 'label' (an enum label, ord: its place),
+ * 'base' (a domain's base type), 'notnull' (t|f) and 'check' (a domain
+ * CHECK: its name, quoted where needed, and pg_get_constraintdef).
+ */
+static PGresult *
+type_info(PGconn *c, const char *schema, const char *table, char *err, size_t errlen)
+{
+	const char *params[2] = { schema, table };
+
+	return db_query(c,
+	    "WITH RECURSIVE ch(attname, typid, depth) AS ("
+	    " SELECT a.attname::text, a.atttypid, 0 FROM pg_catalog.pg_attribute a"
+	    " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
+	    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+	    " WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')"
+	    " AND a.attnum > 0 AND NOT a.attisdropped"
+	    " UNION ALL"
+	    " SELECT ch.attname, CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.typelem END,"
+	    " ch.depth + 1 FROM ch JOIN pg_catalog.pg_type t ON t.oid = ch.typid"
+	    " WHERE ch.depth < 16 AND (t.typtype = 'd' OR"
+	    " (t.typcategory = 'A' AND t.typelem <> 0 AND t.typlen = -1)))"
+	    " SELECT ch.attname, pg_catalog.format_type(t.oid, NULL), x.item, x.name, x.val"
+	    " FROM ch JOIN pg_catalog.pg_type t ON t.oid = ch.typid"
+	    " CROSS JOIN LATERAL ("
+	    "  SELECT 'type'::text AS item, NULL::text AS name, t.typtype::text AS val,"
+	    "   0::bigint AS ord"
+	    "  UNION ALL SELECT 'label', NULL, e.enumlabel::text,"
+	    "   row_number() OVER (ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e"
+	    "   WHERE t.typtype = 'e' AND e.enumtypid = t.oid"
+	    "  UNION ALL SELECT 'base', NULL, pg_catalog.format_type(t.typbasetype, t.typtypmod), 0"
+	    "   WHERE t.typtype = 'd'"
+	    "  UNION ALL SELECT 'notnull', NULL, t.typnotnull::text, 0 WHERE t.typtype = 'd'"
+	    "  UNION ALL SELECT 'check', pg_catalog.quote_ident(co.conname), "
+	    "   pg_catalog.pg_get_constraintdef(co.oid), 0"
+	    "   FROM pg_catalog.pg_constraint co"
+	    "   WHERE t.typtype = 'd' AND co.contypid = t.oid AND co.contype = 'c') x"
+	    " WHERE t.typtype IN ('e', 'd')"
+	    " ORDER BY 1, 2, 3, x.ord, 4",
+	    2, params, err, errlen);
+}
+
+/* The values (and names) of one item of one column's type, in order. */
+struct tlist {
+	int n;
+	const char **name, **val;
+	int *used;
+};
+
+static void
+tl_get(PGresult *r, const char *att, const char *typ, const char *item, struct tlist *l)
+{
+	int i;
+
+	memset(l, 0, sizeof(*l));
+	for (i = 0; i < PQntuples(r); i++) {
+		if (strcmp(PQgetvalue(r, i, 0), att) != 0 ||
+		    strcmp(PQgetvalue(r, i, 1), typ) != 0 || strcmp(PQgetvalue(r, i, 2), item) != 0)
+			continue;
+		l->name = xrealloc(l->name, sizeof(char *) * (size_t)(l->n + 1));
+		l->val = xrealloc(l->val, sizeof(char *) * (size_t)(l->n + 1));
+		l->name[l->n] = PQgetvalue(r, i, 3);
+		l->val[l->n] = PQgetvalue(r, i, 4);
+		l->n++;
+	}
+	l->used = xcalloc((size_t)l->n + 1, sizeof(int));
+}
+
+static void
+tl_free(struct tlist *l)
+{
+	free(l->name);
+	free(l->val);
+	free(l->used);
+	memset(l, 0, sizeof(*l));
+}
+
+static int
+tl_find(const struct tlist *l, const char *val)
+{
+	int i;
+
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->val[i], val) == 0)
+			return i;
+	return -1;
+}
+
+/* "'a', 'b'": the values of l at the indexes where sel is set (NULL: all). */
+static char *
+tl_literals(PGconn *c, const struct tlist *l, const int *sel)
+{
+	struct buf b = BUF_INIT;
+	int i, n = 0;
+
+	for (i = 0; i < l->n; i++) {
+		char *lit;
+
+		if (sel && !sel[i])
+			continue;
+		lit = db_literal(c, l->val[i]);
+		buf_printf(&b, "%s%s", n++ ? ", " : "", lit);
+		free(lit);
+	}
+	return n ? buf_steal(&b) : xstrdup("(none)");
+}
+
+/* Labels node 'have' has and node 'lack' lacks: one problem, the ADD VALUEs in order. */
+static void
+enum_missing(struct vctx *v, PGconn *c, const char *tname, const char *att, const char *typ,
+    const char *have, const struct tlist *hl, const char *lack, const struct tlist *ll)
+{
+	int *sel = xcalloc((size_t)hl->n + 1, sizeof(int));
+	struct buf fix = BUF_INIT;
+	int i, j, n = 0;
+
+	for (i = 0; i < hl->n; i++) {
+		char *lit;
+
+		if (tl_find(ll, hl->val[i]) >= 0)
+			continue;
+		sel[i] = 1;
+		n++;
+		lit = db_literal(c, hl->val[i]);
+		buf_printf(&fix, "%sALTER TYPE %s ADD VALUE %s", fix.len ? " " : "", typ, lit);
+		free(lit);
+		if (i > 0) {
+			lit = db_literal(c, hl->val[i - 1]);
+			buf_printf(&fix, " AFTER %s", lit);
+			free(lit);
+		} else {
+			/* the first label: before the first later one the node has */
+			for (j = 1; j < hl->n; j++)
+				if (tl_find(ll, hl->val[j]) >= 0)
+					break;
+			if (j < hl->n) {
+				lit = db_literal(c, hl->val[j]);
+				buf_printf(&fix, " BEFORE %s", lit);
+				free(lit);
+			}
+		}
+		buf_putc(&fix, ';');
+	}
+	if (n) {
+		char *labels = tl_literals(c, hl, sel);
+
+		problem(v,
+		    "table %s: column '%s' (enum %s): label%s %s exist%s on node '%s' but not on "
+		    "node '%s'\n  hint: on node '%s': %s until then, rows using %s that replicate "
+		    "to '%s' are quarantined there",
+		    tname, att, typ, n > 1 ? "s" : "", labels, n > 1 ? "" : "s", have, lack, lack,
+		    fix.data, n > 1 ? "them" : "it", lack);
+		free(labels);
+	}
+	buf_free(&fix);
+	free(sel);
+}
+
+static void
+compare_enum(struct vctx *v, PGconn *c, const char *tname, const char *att, const char *typ,
+    const char *an, PGresult *ar, const char *bn, PGresult *br)
+{
+	struct tlist al, bl;
+	int *asel, *bsel, i, j, same = 1;
+
+	tl_get(ar, att, typ, "label", &al);
+	tl_get(br, att, typ, "label", &bl);
+	enum_missing(v, c, tname, att, typ, an, &al, bn, &bl);
+	enum_missing(v, c, tname, att, typ, bn, &bl, an, &al);
+	/* the labels both have, in the same order? */
+	asel = xcalloc((size_t)al.n + 1, sizeof(int));
+	bsel = xcalloc((size_t)bl.n + 1, sizeof(int));
+	for (i = 0; i < al.n; i++)
+		asel[i] = tl_find(&bl, al.val[i]) >= 0;
+	for (j = 0; j < bl.n; j++)
+		bsel[j] = tl_find(&al, bl.val[j]) >= 0;
+	for (i = 0, j = 0; same; i++, j++) {
+		while (i < al.n && !asel[i])
+			i++;
+		while (j < bl.n && !bsel[j])
+			j++;
+		if (i >= al.n || j >= bl.n)
+			break;
+		same = strcmp(al.val[i], bl.val[j]) == 0;
+	}
+	if (!same) {
+		char *a = tl_literals(c, &al, asel), *b = tl_literals(c, &bl, bsel);
+
+		problem(v,
+		    "table %s: column '%s' (enum %s): the labels are in a different order: %s on "
+		    "node '%s' but %s on node '%s'\n  hint: the order decides comparisons, ORDER BY "
+		    "and ranges on the column; an enum cannot be reordered in place: create the "
+		    "type again on one node in the other's order",
+		    tname, att, typ, a, an, b, bn);
+		free(a);
+		free(b);
+	}
+	free(asel);
+	free(bsel);
+	tl_free(&al);
+	tl_free(&bl);
+}
+
+/* A CHECK constraint of a domain that node 'have' has and node 'lack' does not. */
+static void
+domain_check_missing(struct vctx *v, const char *tname, const char *att, const char *typ,
+    const char *have, const char *con, const char *def, const char *lack)
+{
+	problem(v,
+	    "table %s: column '%s' (domain %s): constraint %s %s exists on node '%s' but not on "
+	    "node '%s'\n  hint: on node '%s': ALTER DOMAIN %s ADD CONSTRAINT %s %s; (or ALTER "
+	    "DOMAIN %s DROP CONSTRAINT %s; on '%s'); until then, rows it refuses that replicate "
+	    "to '%s' are quarantined there",
+	    tname, att, typ, con, def, have, lack, lack, typ, con, def, typ, con, have, have);
+}
+
+static void
+compare_domain(struct vctx *v, const char *tname, const char *att, const char *typ, const char *an,
+    PGresult *ar, const char *bn, PGresult *br)
+{
+	struct tlist ab, bb, ann, bnn, ac, bc;
+	int i, j;
+
+	tl_get(ar, att, typ, "base", &ab);
+	tl_get(br, att, typ, "base", &bb);
+	if (ab.n == 1 && bb.n == 1 && strcmp(ab.val[0], bb.val[0]) != 0)
+		problem(v,
+		    "table %s: column '%s' (domain %s): its base type is %s on node '%s' but %s on "
+		    "node '%s'\n  hint: make the domains equal (a domain's base type cannot be "
+		    "altered: create it again on one node, ALTER TABLE ... ALTER COLUMN ... TYPE "
+		    "to move the column)",
+		    tname, att, typ, ab.val[0], an, bb.val[0], bn);
+	tl_get(ar, att, typ, "notnull", &ann);
+	tl_get(br, att, typ, "notnull", &bnn);
+	if (ann.n == 1 && bnn.n == 1 && strcmp(ann.val[0], bnn.val[0]) != 0) {
+		const char *has = ann.val[0][0] == 't' ? an : bn, *hasnt = has == an ? bn : an;
+
+		problem(v,
+		    "table %s: column '%s' (domain %s): NOT NULL on node '%s' but not on node "
+		    "'%s'\n  hint: on node '%s': ALTER DOMAIN %s SET NOT NULL; (or ALTER DOMAIN %s "
+		    "DROP NOT NULL; on '%s'); until then, rows with a NULL there that replicate to "
+		    "'%s' are quarantined there",
+		    tname, att, typ, has, hasnt, hasnt, typ, typ, has, has);
+	}
+	/* CHECK constraints: the same definitions, whatever their names */
+	tl_get(ar, att, typ, "check", &ac);
+	tl_get(br, att, typ, "check", &bc);
+	for (i = 0; i < ac.n; i++)
+		for (j = 0; j < bc.n; j++)
+			if (!bc.used[j] && strcmp(ac.val[i], bc.val[j]) == 0) {
+				ac.used[i] = bc.used[j] = 1;
+				break;
+			}
+	for (i = 0; i < ac.n; i++) {
+		if (ac.used[i])
+			continue;
+		for (j = 0; j < bc.n; j++)
+			if (!bc.used[j] && strcmp(ac.name[i], bc.name[j]) == 0)
+				break;
+		if (j < bc.n) {
+			bc.used[j] = 1;
+			problem(v,
+			    "table %s: column '%s' (domain %s): constraint %s is %s on node '%s' but "
+			    "%s on node '%s'\n  hint: make them equal, e.g. on node '%s': ALTER DOMAIN "
+			    "%s DROP CONSTRAINT %s; ALTER DOMAIN %s ADD CONSTRAINT %s %s; until then, "
+			    "rows one node's constraint refuses are quarantined on that node when they "
+			    "replicate there",
+			    tname, att, typ, ac.name[i], ac.val[i], an, bc.val[j], bn, bn, typ,
+			    ac.name[i], typ, ac.name[i], ac.val[i]);
+		} else
+			domain_check_missing(v, tname, att, typ, an, ac.name[i], ac.val[i], bn);
+	}
+	for (j = 0; j < bc.n; j++)
+		if (!bc.used[j])
+			domain_check_missing(v, tname, att, typ, bn, bc.name[j], bc.val[j], an);
+	tl_free(&ab);
+	tl_free(&bb);
+	tl_free(&ann);
+	tl_free(&bnn);
+	tl_free(&ac);
+	tl_free(&bc);
+}
+
+/* Compare the enum and domain types of the columns of a table on two nodes. */
+static void
+compare_types(struct vctx *v, PGconn *c, const char *tname, const char *an, PGresult *ar,
+    const char *bn, PGresult *br)
+{
+	int i, j;
+
+	for (i = 0; i < PQntuples(ar); i++) {
+		const char *att = PQgetvalue(ar, i, 0), *typ = PQgetvalue(ar, i, 1);
+		const char *ak = PQgetvalue(ar, i, 4);
+
+		if (strcmp(PQgetvalue(ar, i, 2), "type") != 0)
+			continue;
+		for (j = 0; j < PQntuples(br); j++)
+			if (strcmp(PQgetvalue(br, j, 0), att) == 0 &&
+			    strcmp(PQgetvalue(br, j, 1), typ) == 0 &&
+			    strcmp(PQgetvalue(br, j, 2), "type") == 0)
+				break;
+		if (j == PQntuples(br))
+			continue; /* the column or its type differs: reported with the columns */
+		if (strcmp(ak, PQgetvalue(br, j, 4)) != 0)
+			problem(v,
+			    "table %s: column '%s': %s is %s on node '%s' but %s on node '%s'\n"
+			    "  hint: make the types equal on every node",
+			    tname, att, typ, ak[0] == 'e' ? "an enum" : "a domain", an,
+			    PQgetvalue(br, j, 4)[0] == 'e' ? "an enum" : "a domain", bn);
+		else if (ak[0] == 'e')
+			compare_enum(v, c, tname, att, typ, an, ar, bn, br);
+		else
+			compare_domain(v, tname, att, typ, an, ar, bn, br);
+	}
+}
+
 /* The capture triggers are there and fire always: else changes there never replicate. */
 static void
 check_capture(
@@ -295,6 +617,9 @@ check_table(struct vctx *v, const char *schema, const char *table, const char *q
 	char *tname = xstrdup(quoted);
 	char *ref_cols = NULL, *ref_pk = NULL;
 	const char *ref_node = NULL;
+	PGresult *ref_types = NULL; /* enum and domain facts on ref_node */
+	PGconn *ref_conn = NULL;
+	const char *ref_tnode = NULL;
 	int i;
 
 	for (i = 0; i < nn; i++) {
@@ -364,7 +689,20 @@ check_table(struct vctx *v, const char *schema, const char *table, const char *q
 		    v, tname, herd, vn->name, PQgetisnull(r, 0, 9) ? "" : PQgetvalue(r, 0, 9));
 		buf_free(&missing);
 		PQclear(r);
+		/* enum labels and domain constraints, which format_type does not show */
+		r = type_info(vn->conn, schema, table, err, sizeof(err));
+		if (r == NULL)
+			problem(v, "node '%s': %s", vn->name, err);
+		else if (ref_types == NULL) {
+			ref_types = r;
+			ref_conn = vn->conn;
+			ref_tnode = vn->name;
+		} else {
+			compare_types(v, ref_conn, tname, ref_tnode, ref_types, vn->name, r);
+			PQclear(r);
+		}
 	}
+	PQclear(ref_types);
 	free(tname);
 	free(ref_cols);
 	free(ref_pk);

@@ -51,6 +51,18 @@ const struct config_key config_keys[] = {
 	    "default seconds between fallback runs of a sync (NOTIFY wakes it sooner)" },
 	{ "connect_timeout", CFG_INT, OFF(connect_timeout), "10", 1, 3600, 1,
 	    "seconds to wait for a node to accept a connection" },
+	{ "statement_timeout", CFG_INT, OFF(statement_timeout), "1800", 0, 86400, 1,
+	    "seconds a statement (an apply, a COPY) may run on a node; a node silent 5 s longer is "
+	    "given up (0: no limit)" },
+	{ "tcp.keepalives_idle", CFG_INT, OFF(tcp_keepalives_idle), "10", 0, 86400, 1,
+	    "seconds of silence before TCP keepalive probes start (0: the system's settings)" },
+	{ "tcp.keepalives_interval", CFG_INT, OFF(tcp_keepalives_interval), "5", 1, 3600, 1,
+	    "seconds between keepalive probes" },
+	{ "tcp.keepalives_count", CFG_INT, OFF(tcp_keepalives_count), "3", 1, 100, 1,
+	    "keepalive probes lost before a connection is declared dead" },
+	{ "tcp.user_timeout", CFG_INT, OFF(tcp_user_timeout), "30", 0, 86400, 1,
+	    "seconds sent data may stay unacknowledged before the connection is dropped (0: the "
+	    "system's)" },
 	{ "retry.min", CFG_INT, OFF(retry_min), "1", 1, 3600, 1,
 	    "first backoff after a failed run, seconds (doubles each failure)" },
 	{ "retry.max", CFG_INT, OFF(retry_max), "60", 1, 86400, 1, "backoff ceiling, seconds" },
@@ -352,6 +364,13 @@ config_load(const char *path, char *(*env_lookup)(const char *), char *err, size
 	fill_default_path(&cfg->secrets_file, cfg->state_dir, "secrets");
 	fill_default_path(&cfg->ssh_identity, cfg->state_dir, "ssh/id_ed25519");
 	fill_default_path(&cfg->ssh_known_hosts, cfg->state_dir, "ssh/known_hosts");
+	{
+		/* the connections opened from now on follow these limits */
+		struct db_timeouts t = { cfg->tcp_keepalives_idle, cfg->tcp_keepalives_interval,
+			cfg->tcp_keepalives_count, cfg->tcp_user_timeout, cfg->statement_timeout };
+
+		db_set_timeouts(&t);
+	}
 	return cfg;
 fail:
 	if (lc_inited)

@@ -8,7 +8,10 @@
  * interval runs out (the fallback for lost notifications).  A failed run
  * backs off (retry.min doubling up to retry.max); the node circuit breaker
  * lives in sync.c.  Because each sync has its own process, a slow or dead
- * node never blocks a sync that does not involve it.
+ * node never blocks a sync that does not involve it.  Every wait for a
+ * server is bounded (db.c) and ends at once on SIGTERM, so a run blocked
+ * on a dead or hung node fails naming it, backs off and is retried, and
+ * `repctl stop` never waits for a server.
  */
 #include <errno.h>
 #include <signal.h>
@@ -61,6 +64,8 @@ worker_setup(const char *kind, const char *name)
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGHUP, &sa, NULL);
+	/* a run blocked on a server ends at once on SIGTERM (db.c's waits see the flag) */
+	db_set_stop_flag(&worker_stop);
 	log_set_context("%s %s", kind, name);
 }
 
@@ -145,6 +150,11 @@ worker_main(struct config *cfg, const char *sync)
 			double t0 = now_s();
 			int rc = sync_run(pool, meta, &s, cfg, &st, err, sizeof(err));
 
+			if (worker_stop) {
+				/* interrupted: nothing was committed by the unfinished edges */
+				sync_def_free(&s);
+				break;
+			}
 			if (rc == 0) {
 				backoff = 0;
 				if (st.inserts + st.updates + st.deletes + st.conflicts > 0)

@@ -5,10 +5,26 @@
  * search_path, UTC) and the error reporting (the server's primary message,
  * detail and hint, without libpq's trailing newline) must be the same
  * everywhere, and every PGresult must be cleared on every path.
+ *
+ * Why nothing here can hang: connections run in libpq's non-blocking mode
+ * and every wait for a server is a poll() with a deadline, woken every
+ * 200 ms to see the stop flag (db_set_stop_flag).  A server that sends
+ * nothing for its statement_timeout plus DB_ANSWER_GRACE seconds (a live one
+ * ends the statement itself at statement_timeout) is given up: its socket is
+ * shut down, so libpq marks the connection bad and every later use fails at
+ * once (the caller drops it, the server's backend rolls back).  A peer that
+ * vanished from the network is found by TCP keepalives and
+ * tcp_user_timeout, set as conninfo defaults.  Connecting is bounded by
+ * connect_timeout the same way.
  */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -40,6 +56,327 @@ db_last_sqlstate(void)
 	return last_sqlstate;
 }
 
+/* ---- bounded waits ---- */
+
+/* seconds past a server's statement_timeout before a silent server is given up */
+#define DB_ANSWER_GRACE 5
+
+static struct db_timeouts tmo = { 10, 5, 3, 30, 600 };
+static volatile sig_atomic_t *stop_flag;
+
+/* What we know of each open connection: a name for messages, how long to wait. */
+struct conn_info {
+	PGconn *conn;
+	char *label; /* "node 'b'", "the metadata database"; NULL: its host and port */
+	int guard;   /* seconds without an answer before giving up; 0: never */
+	char *dead;  /* why it was given up, for every later use of it */
+};
+
+static struct conn_info *infos;
+static int ninfos;
+
+void
+db_set_timeouts(const struct db_timeouts *t)
+{
+	tmo = *t;
+}
+
+void
+db_set_stop_flag(volatile sig_atomic_t *flag)
+{
+	stop_flag = flag;
+}
+
+int
+db_stopping(void)
+{
+	return stop_flag != NULL && *stop_flag != 0;
+}
+
+static struct conn_info *
+info_of(PGconn *conn, int create)
+{
+	int i;
+
+	for (i = 0; i < ninfos; i++)
+		if (infos[i].conn == conn)
+			return &infos[i];
+	if (!create)
+		return NULL;
+	infos = xrealloc(infos, sizeof(*infos) * (size_t)(ninfos + 1));
+	infos[ninfos].conn = conn;
+	infos[ninfos].label = NULL;
+	infos[ninfos].dead = NULL;
+	infos[ninfos].guard = tmo.statement > 0 ? tmo.statement + DB_ANSWER_GRACE : 0;
+	return &infos[ninfos++];
+}
+
+static void
+info_forget(PGconn *conn)
+{
+	int i;
+
+	for (i = 0; i < ninfos; i++)
+		if (infos[i].conn == conn) {
+			free(infos[i].label);
+			free(infos[i].dead);
+			infos[i] = infos[--ninfos];
+			break;
+		}
+	if (ninfos == 0) {
+		free(infos);
+		infos = NULL;
+	}
+}
+
+void
+db_set_label(PGconn *conn, const char *fmt, ...)
+{
+	struct conn_info *ci;
+	va_list ap;
+	char tmp[256];
+
+	if (conn == NULL)
+		return;
+	ci = info_of(conn, 1);
+	va_start(ap, fmt);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	free(ci->label);
+	ci->label = xstrdup(tmp);
+}
+
+/* The connection's name for messages: its label, or the server's address. */
+static const char *
+who(PGconn *conn, char *tmp, size_t n)
+{
+	struct conn_info *ci = info_of(conn, 0);
+	const char *h = PQhost(conn), *p = PQport(conn);
+
+	if (ci && ci->label)
+		snprintf(tmp, n, "%s", ci->label);
+	else
+		snprintf(tmp, n, "the server at %s port %s", h && *h ? h : "(socket)",
+		    p && *p ? p : "5432");
+	return tmp;
+}
+
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * Give up on a connection whose state is unknown (a request is in flight):
+ * shut its socket down, so that libpq sees the end of the stream, marks the
+ * connection bad and fails every later use at once.  The server's backend
+ * rolls back when it notices.
+ */
+static void
+conn_kill(PGconn *conn, const char *why)
+{
+	struct conn_info *ci = info_of(conn, 0);
+	int fd = PQsocket(conn);
+
+	if (ci && ci->dead == NULL && why && *why)
+		ci->dead = xstrdup(why);
+	if (fd >= 0) {
+		shutdown(fd, SHUT_RDWR);
+		(void)PQconsumeInput(conn);
+	}
+}
+
+/*
+ * A connection-level failure: "<who>: <libpq's message>".  The connection
+ * is in no known state any more (a request half done, the COPY protocol
+ * left midway): it is closed, so that its user sees it bad and drops it.
+ */
+static void
+conn_error(PGconn *conn, char *err, size_t errlen)
+{
+	struct conn_info *ci = info_of(conn, 0);
+	char w[300];
+
+	snprintf(last_sqlstate, sizeof(last_sqlstate), "08006");
+	if (ci && ci->dead && PQstatus(conn) == CONNECTION_BAD) {
+		/* given up on earlier: say why, not just "no connection to the server" */
+		snprintf(err, errlen, "%s", ci->dead);
+		return;
+	}
+	db_set_error(err, errlen, who(conn, w, sizeof(w)), PQerrorMessage(conn));
+	conn_kill(conn, err);
+}
+
+/*
+ * Wait until conn's socket is readable (or writable, with for_write) or the
+ * deadline (0: none) passes, seeing the stop flag at least every 200 ms.
+ * 0 when ready; -1 with err when the deadline passed or the process is
+ * stopping (the connection is then closed) or poll() failed.
+ */
+static int
+wait_socket(PGconn *conn, int for_write, double deadline, char *err, size_t errlen)
+{
+	char w[300];
+
+	for (;;) {
+		struct pollfd pf;
+		double now = mono_now();
+		int ms = 200, fd = PQsocket(conn), r;
+
+		if (fd < 0) {
+			conn_error(conn, err, errlen);
+			return -1;
+		}
+		if (db_stopping()) {
+			snprintf(err, errlen, "%s: interrupted: repctl is stopping", who(conn, w, sizeof(w)));
+			snprintf(last_sqlstate, sizeof(last_sqlstate), "57014");
+			conn_kill(conn, err);
+			return -1;
+		}
+		if (deadline > 0 && now >= deadline) {
+			struct conn_info *ci = info_of(conn, 0);
+
+			snprintf(err, errlen,
+			    "%s did not answer within %d s (its statement_timeout + %d s): "
+			    "connection closed",
+			    who(conn, w, sizeof(w)), ci ? ci->guard : 0, DB_ANSWER_GRACE);
+			snprintf(last_sqlstate, sizeof(last_sqlstate), "08006");
+			conn_kill(conn, err);
+			return -1;
+		}
+		if (deadline > 0 && (deadline - now) * 1000 < ms)
+			ms = (int)((deadline - now) * 1000) + 1;
+		pf.fd = fd;
+		pf.events = POLLIN | (for_write ? POLLOUT : 0);
+		pf.revents = 0;
+		r = poll(&pf, 1, ms);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR) {
+			snprintf(err, errlen, "%s: poll: %s", who(conn, w, sizeof(w)), strerror(errno));
+			return -1;
+		}
+	}
+}
+
+/* The deadline of a request on conn: now + its guard, or 0 (none). */
+static double
+answer_deadline(PGconn *conn)
+{
+	struct conn_info *ci = info_of(conn, 0);
+	int g = ci ? ci->guard : (tmo.statement > 0 ? tmo.statement + DB_ANSWER_GRACE : 0);
+
+	return g > 0 ? mono_now() + g : 0;
+}
+
+/* Send everything queued.  0 or -1 with err. */
+static int
+flush_out(PGconn *conn, double deadline, char *err, size_t errlen)
+{
+	int r;
+
+	while ((r = PQflush(conn)) == 1) {
+		if (wait_socket(conn, 1, deadline, err, errlen) < 0)
+			return -1;
+		if (PQconsumeInput(conn) == 0) {
+			conn_error(conn, err, errlen);
+			return -1;
+		}
+	}
+	if (r < 0) {
+		conn_error(conn, err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+/* Wait until PQgetResult() will not block.  0 or -1 with err. */
+static int
+await_result(PGconn *conn, double deadline, char *err, size_t errlen)
+{
+	if (flush_out(conn, deadline, err, errlen) < 0)
+		return -1;
+	while (PQisBusy(conn)) {
+		if (wait_socket(conn, 0, deadline, err, errlen) < 0)
+			return -1;
+		if (PQconsumeInput(conn) == 0) {
+			conn_error(conn, err, errlen);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Send a query (simple: several statements allowed, no parameters) and
+ * collect its results as PQexec does: the first error, else the last
+ * result; a COPY result ends the collection.  NULL with err when the server
+ * could not be reached, did not answer, or the process is stopping.
+ */
+static PGresult *
+exec_wait(PGconn *conn, const char *sql, int nparams, const char *const *params, int simple,
+    char *err, size_t errlen)
+{
+	PGresult *r, *last = NULL, *bad = NULL;
+	double deadline;
+	int sent;
+	char w[300];
+
+	if (conn == NULL) {
+		snprintf(err, errlen, "not connected");
+		return NULL;
+	}
+	if (db_stopping()) {
+		snprintf(err, errlen, "%s: not sent: repctl is stopping", who(conn, w, sizeof(w)));
+		snprintf(last_sqlstate, sizeof(last_sqlstate), "57014");
+		return NULL;
+	}
+	sent = simple ? PQsendQuery(conn, sql)
+		      : PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (!sent) {
+		conn_error(conn, err, errlen);
+		return NULL;
+	}
+	deadline = answer_deadline(conn);
+	for (;;) {
+		ExecStatusType st;
+
+		if (await_result(conn, deadline, err, errlen) < 0) {
+			PQclear(last);
+			PQclear(bad);
+			return NULL;
+		}
+		r = PQgetResult(conn);
+		if (r == NULL)
+			break;
+		st = PQresultStatus(r);
+		if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE ||
+		    st == PGRES_NONFATAL_ERROR) {
+			if (bad == NULL)
+				bad = r;
+			else
+				PQclear(r);
+		} else {
+			PQclear(last);
+			last = r;
+		}
+		if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH ||
+		    PQstatus(conn) == CONNECTION_BAD)
+			break;
+	}
+	if (bad) {
+		PQclear(last);
+		return bad;
+	}
+	if (last == NULL)
+		conn_error(conn, err, errlen);
+	return last;
+}
+
 /* A result's message: primary text plus detail and hint. */
 static void
 result_error(const PGresult *res, PGconn *conn, char *err, size_t errlen)
@@ -51,7 +388,8 @@ result_error(const PGresult *res, PGconn *conn, char *err, size_t errlen)
 
 	snprintf(last_sqlstate, sizeof(last_sqlstate), "%s", code ? code : "");
 	if (primary == NULL) {
-		db_set_error(err, errlen, NULL, PQerrorMessage(conn));
+		/* no server message: the connection broke; say which one */
+		conn_error(conn, err, errlen);
 		return;
 	}
 	snprintf(err, errlen, "%s%s%s%s%s", primary, detail ? "\nDETAIL: " : "",
@@ -66,31 +404,129 @@ notice_to_debug(void *arg, const char *msg)
 	log_debug("server: %.*s", (int)strcspn(msg, "\n"), msg);
 }
 
+/* The connect_timeout in force for conn (the conninfo's, else our default), libpq's way. */
+static int
+connect_timeout_of(PGconn *conn)
+{
+	PQconninfoOption *opts = PQconninfo(conn), *o;
+	int t = 0;
+
+	for (o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "connect_timeout") == 0 && o->val)
+			t = atoi(o->val);
+	PQconninfoFree(opts);
+	if (t <= 0)
+		return 0;
+	return t < 2 ? 2 : t;
+}
+
+/*
+ * Connect without blocking: connect_timeout per host tried (as libpq
+ * counts it), and the stop flag seen every 200 ms.  Returns the
+ * connection (NULL only when out of memory); when *timedout is set, err
+ * says why it was given up and the connection is not usable.
+ */
+static PGconn *
+connect_bounded(const char *const *keys, const char *const *vals, int *timedout, char *err,
+    size_t errlen)
+{
+	PGconn *conn = PQconnectStartParams(keys, vals, 1);
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	double deadline = 0;
+	int timeout;
+	char host[256] = "";
+
+	*timedout = 0;
+	if (conn == NULL || PQstatus(conn) == CONNECTION_BAD)
+		return conn;
+	timeout = connect_timeout_of(conn);
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		struct pollfd pf;
+		const char *h = PQhost(conn), *p = PQport(conn);
+		char cur[256];
+		double now = mono_now();
+		int ms = 200, r;
+
+		snprintf(cur, sizeof(cur), "%s:%s", h ? h : "", p ? p : "");
+		if (deadline == 0 || strcmp(cur, host) != 0) {
+			/* a new host: its own connect_timeout */
+			snprintf(host, sizeof(host), "%s", cur);
+			deadline = timeout > 0 ? now + timeout : 0;
+		}
+		if (db_stopping() || (deadline > 0 && now >= deadline)) {
+			if (db_stopping())
+				snprintf(err, errlen, "connecting: interrupted: repctl is stopping");
+			else
+				snprintf(err, errlen,
+				    "connection to server at \"%s\", port %s failed: timeout expired "
+				    "(connect_timeout %d s)",
+				    h && *h ? h : "(socket)", p && *p ? p : "5432", timeout);
+			*timedout = 1;
+			return conn;
+		}
+		if (deadline > 0 && (deadline - now) * 1000 < ms)
+			ms = (int)((deadline - now) * 1000) + 1;
+		pf.fd = PQsocket(conn);
+		pf.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+		pf.revents = 0;
+		if (pf.fd < 0) {
+			st = PQconnectPoll(conn);
+			continue;
+		}
+		r = poll(&pf, 1, ms);
+		if (r > 0)
+			st = PQconnectPoll(conn);
+		else if (r < 0 && errno != EINTR) {
+			snprintf(err, errlen, "connecting: poll: %s", strerror(errno));
+			*timedout = 1;
+			return conn;
+		}
+	}
+	return conn;
+}
+
 PGconn *
 db_connect(const char *conninfo, const char *appname, const char *passfile, const char *password,
     int timeout, char *err, size_t errlen)
 {
-	const char *keys[8], *vals[8];
-	char tmo[16];
-	int n = 0;
+	const char *keys[16], *vals[16];
+	char tmo_s[16], ka_idle[16], ka_int[16], ka_cnt[16], tut[24], stmt[16];
+	int n = 0, timedout = 0;
 	PGconn *conn;
 	PGresult *res;
+	struct conn_info *ci;
+	const char *sp[1] = { stmt };
 
 	/* defaults first: values from the conninfo string override them */
-	snprintf(tmo, sizeof(tmo), "%d", timeout > 0 ? timeout : 10);
-	keys[n] = "connect_timeout", vals[n++] = tmo;
+	snprintf(tmo_s, sizeof(tmo_s), "%d", timeout > 0 ? timeout : 10);
+	keys[n] = "connect_timeout", vals[n++] = tmo_s;
+	if (tmo.keepalive_idle > 0) {
+		/* a peer gone from the network (a laptop closed, a VPN down) is noticed */
+		snprintf(ka_idle, sizeof(ka_idle), "%d", tmo.keepalive_idle);
+		snprintf(ka_int, sizeof(ka_int), "%d", tmo.keepalive_interval);
+		snprintf(ka_cnt, sizeof(ka_cnt), "%d", tmo.keepalive_count);
+		keys[n] = "keepalives", vals[n++] = "1";
+		keys[n] = "keepalives_idle", vals[n++] = ka_idle;
+		keys[n] = "keepalives_interval", vals[n++] = ka_int;
+		keys[n] = "keepalives_count", vals[n++] = ka_cnt;
+	}
+	if (tmo.tcp_user_timeout > 0) {
+		/* ... also while sending: unacknowledged data is given up on */
+		snprintf(tut, sizeof(tut), "%ld", (long)tmo.tcp_user_timeout * 1000L);
+		keys[n] = "tcp_user_timeout", vals[n++] = tut;
+	}
 	keys[n] = "dbname", vals[n++] = conninfo;
 	keys[n] = "fallback_application_name", vals[n++] = appname ? appname : "repctl";
 	if (password)
 		keys[n] = "password", vals[n++] = password;
 	keys[n] = NULL, vals[n] = NULL;
 
-	conn = PQconnectdbParams(keys, vals, 1);
+	conn = connect_bounded(keys, vals, &timedout, err, errlen);
 	if (conn == NULL) {
 		snprintf(err, errlen, "out of memory connecting");
 		return NULL;
 	}
-	if (PQstatus(conn) != CONNECTION_OK && password == NULL && passfile &&
+	if (!timedout && PQstatus(conn) != CONNECTION_OK && password == NULL && passfile &&
 	    PQconnectionNeedsPassword(conn)) {
 		/* the secrets file may know it: match on the connection's real coordinates */
 		struct secret_key k;
@@ -103,7 +539,7 @@ db_connect(const char *conninfo, const char *appname, const char *passfile, cons
 			keys[n] = "password", vals[n++] = pw;
 			keys[n] = NULL, vals[n] = NULL;
 			PQfinish(conn);
-			conn = PQconnectdbParams(keys, vals, 1);
+			conn = connect_bounded(keys, vals, &timedout, err, errlen);
 			memset(pw, 0, strlen(pw));
 			free(pw);
 			if (conn == NULL) {
@@ -112,20 +548,40 @@ db_connect(const char *conninfo, const char *appname, const char *passfile, cons
 			}
 		}
 	}
-	if (PQstatus(conn) != CONNECTION_OK) {
-		db_set_error(err, errlen, NULL, PQerrorMessage(conn));
+	if (timedout || PQstatus(conn) != CONNECTION_OK) {
+		if (!timedout)
+			db_set_error(err, errlen, NULL, PQerrorMessage(conn));
 		PQfinish(conn);
 		return NULL;
 	}
 	PQsetNoticeProcessor(conn, notice_to_debug, NULL);
-	res = PQexec(conn,
+	PQsetnonblocking(conn, 1);
+	ci = info_of(conn, 1);
+	/*
+	 * statement_timeout: ours unless the conninfo's options or the role or
+	 * database already set one; the connection's answer guard follows
+	 * whatever is in force.
+	 */
+	snprintf(stmt, sizeof(stmt), "%d", tmo.statement);
+	res = exec_wait(conn,
 	    "SELECT pg_catalog.set_config('search_path', '', false), "
-	    "pg_catalog.set_config('TimeZone', 'UTC', false)");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		result_error(res, conn, err, errlen);
+	    "pg_catalog.set_config('TimeZone', 'UTC', false), "
+	    "CASE WHEN $1::int > 0 AND pg_catalog.current_setting('statement_timeout') = '0' "
+	    "THEN pg_catalog.set_config('statement_timeout', $1 || 's', false) END, "
+	    "ceil(extract(epoch FROM "
+	    "pg_catalog.current_setting('statement_timeout')::interval))::int",
+	    1, sp, 0, err, errlen);
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		if (res)
+			result_error(res, conn, err, errlen);
 		PQclear(res);
-		PQfinish(conn);
+		db_close(conn);
 		return NULL;
+	}
+	{
+		int st = atoi(PQgetvalue(res, 0, 3));
+
+		ci->guard = st > 0 ? st + DB_ANSWER_GRACE : 0;
 	}
 	PQclear(res);
 	return conn;
@@ -134,17 +590,21 @@ db_connect(const char *conninfo, const char *appname, const char *passfile, cons
 void
 db_close(PGconn *conn)
 {
-	if (conn)
+	if (conn) {
+		info_forget(conn);
 		PQfinish(conn);
+	}
 }
 
 int
 db_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
 {
-	PGresult *res = PQexec(conn, sql);
+	PGresult *res = exec_wait(conn, sql, 0, NULL, 1, err, errlen);
 	ExecStatusType st = PQresultStatus(res);
 	int rc = 0;
 
+	if (res == NULL)
+		return -1;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		result_error(res, conn, err, errlen);
 		rc = -1;
@@ -160,7 +620,9 @@ db_query(
 	PGresult *res;
 	ExecStatusType st;
 
-	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	res = exec_wait(conn, sql, nparams, params, 0, err, errlen);
+	if (res == NULL)
+		return NULL;
 	st = PQresultStatus(res);
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
 		result_error(res, conn, err, errlen);
@@ -180,7 +642,11 @@ db_query_diag(PGconn *conn, const char *sql, int nparams, const char *const *par
 	sqlstate[0] = '\0';
 	if (conlen)
 		constraint[0] = '\0';
-	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	res = exec_wait(conn, sql, nparams, params, 0, err, errlen);
+	if (res == NULL) {
+		snprintf(sqlstate, 6, "%s", last_sqlstate);
+		return NULL;
+	}
 	st = PQresultStatus(res);
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
 		const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -234,9 +700,11 @@ db_begin(PGconn *conn, char *err, size_t errlen)
 int
 db_commit(PGconn *conn, char *err, size_t errlen)
 {
-	PGresult *res = PQexec(conn, "COMMIT");
+	PGresult *res = exec_wait(conn, "COMMIT", 0, NULL, 1, err, errlen);
 	int rc = 0;
 
+	if (res == NULL)
+		return -1;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		result_error(res, conn, err, errlen);
 		rc = -1;
@@ -252,12 +720,149 @@ db_commit(PGconn *conn, char *err, size_t errlen)
 void
 db_rollback(PGconn *conn)
 {
+	char err[ERRLEN];
 	PGresult *res;
 
-	if (conn == NULL || PQtransactionStatus(conn) == PQTRANS_IDLE)
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK ||
+	    PQtransactionStatus(conn) == PQTRANS_IDLE)
 		return;
-	res = PQexec(conn, "ROLLBACK");
+	res = exec_wait(conn, "ROLLBACK", 0, NULL, 1, err, sizeof(err));
 	PQclear(res);
+}
+
+/* ---- COPY, bounded like everything else ---- */
+
+int
+db_copy_begin(PGconn *conn, const char *sql, char *err, size_t errlen)
+{
+	PGresult *res = exec_wait(conn, sql, 0, NULL, 1, err, errlen);
+	ExecStatusType st = PQresultStatus(res);
+
+	if (res == NULL)
+		return -1;
+	if (st != PGRES_COPY_IN && st != PGRES_COPY_OUT) {
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+			snprintf(err, errlen, "not a COPY statement");
+		else
+			result_error(res, conn, err, errlen);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* The results that end a COPY (or a command): 0 when all were good. */
+static int
+finish_results(PGconn *conn, double deadline, char *err, size_t errlen)
+{
+	PGresult *r;
+	int rc = 0;
+
+	for (;;) {
+		if (await_result(conn, deadline, err, errlen) < 0)
+			return -1;
+		r = PQgetResult(conn);
+		if (r == NULL)
+			break;
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0) {
+			result_error(r, conn, err, errlen);
+			rc = -1;
+		}
+		PQclear(r);
+		if (PQstatus(conn) == CONNECTION_BAD)
+			break;
+	}
+	return rc;
+}
+
+int
+db_copy_recv(PGconn *conn, char **buf, char *err, size_t errlen)
+{
+	double deadline = answer_deadline(conn);
+
+	*buf = NULL;
+	for (;;) {
+		int n = PQgetCopyData(conn, buf, 1);
+
+		if (n > 0)
+			return n;
+		if (n == -1)
+			return finish_results(conn, deadline, err, errlen);
+		if (n < -1) {
+			conn_error(conn, err, errlen);
+			return -1;
+		}
+		if (wait_socket(conn, 0, deadline, err, errlen) < 0)
+			return -1;
+		if (PQconsumeInput(conn) == 0) {
+			conn_error(conn, err, errlen);
+			return -1;
+		}
+	}
+}
+
+int
+db_copy_send(PGconn *conn, const char *data, size_t len, char *err, size_t errlen)
+{
+	double deadline = answer_deadline(conn);
+
+	while (len > 0) {
+		int n = len > (1u << 20) ? (1 << 20) : (int)len, r;
+
+		while ((r = PQputCopyData(conn, data, n)) == 0) {
+			if (wait_socket(conn, 1, deadline, err, errlen) < 0)
+				return -1;
+			if (PQconsumeInput(conn) == 0) {
+				conn_error(conn, err, errlen);
+				return -1;
+			}
+		}
+		if (r < 0) {
+			conn_error(conn, err, errlen);
+			return -1;
+		}
+		data += n;
+		len -= (size_t)n;
+		/* everything out before more is queued: memory stays bounded */
+		if (flush_out(conn, deadline, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+db_copy_end(PGconn *conn, const char *errmsg, char *err, size_t errlen)
+{
+	double deadline = answer_deadline(conn);
+	int r;
+
+	while ((r = PQputCopyEnd(conn, errmsg)) == 0) {
+		if (wait_socket(conn, 1, deadline, err, errlen) < 0)
+			return -1;
+		if (PQconsumeInput(conn) == 0) {
+			conn_error(conn, err, errlen);
+			return -1;
+		}
+	}
+	if (r < 0) {
+		conn_error(conn, err, errlen);
+		return -1;
+	}
+	return finish_results(conn, deadline, err, errlen);
+}
+
+void
+db_copy_abandon(PGconn *conn)
+{
+	char w[300], why[400];
+
+	if (conn && PQstatus(conn) == CONNECTION_OK) {
+		snprintf(why, sizeof(why),
+		    "%s: connection closed in the middle of a COPY (the other side failed)",
+		    who(conn, w, sizeof(w)));
+		conn_kill(conn, why);
+	}
 }
 
 char *

@@ -154,7 +154,7 @@ trigger_function(PGconn *c, const char *func, const char *shadow, const char *qt
 		    "ON CONFLICT (%s) DO UPDATE SET repctl_vv = s.repctl_vv || "
 		    "jsonb_build_object(%s, greatest(coalesce((s.repctl_vv ->> %s)::bigint, 0) + 1, "
 		    "%s)), "
-		    "repctl_txid = EXCLUDED.repctl_txid, repctl_origin = NULL, "
+		    "repctl_txid = EXCLUDED.repctl_txid, repctl_origin = NULL, repctl_dot = NULL, "
 		    "repctl_changed_at = EXCLUDED.repctl_changed_at, "
 		    "repctl_deleted = EXCLUDED.repctl_deleted",
 		    shadow, keys.data, lself, i == 3 ? "$1" : "tick", branch[i][1], keys.data, lself,
@@ -276,6 +276,18 @@ capture_install(
 		    "ADD PRIMARY KEY (%s);\n"
 		    "CREATE INDEX ON repctl.%s (repctl_txid);\n",
 		    qshadow, keys.data, qtable, qshadow, keys.data, qshadow);
+		free(qshadow);
+	}
+	{
+		/*
+		 * repctl_dot: the node whose counter names this version when it is
+		 * not its origin (a conflict decided on a node is a new version of
+		 * that node's); NULL for a local change.  Added to older shadows.
+		 */
+		char *qshadow = db_ident(c, shadow);
+
+		buf_printf(&sql, "ALTER TABLE repctl.%s ADD COLUMN IF NOT EXISTS repctl_dot text;\n",
+		    qshadow);
 		free(qshadow);
 	}
 	fsql = trigger_function(c, func, shadow, qtable, self, pk);

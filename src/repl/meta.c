@@ -60,6 +60,7 @@ meta_connect(const struct config *cfg, char *err, size_t errlen)
 		    red, inner);
 		free(red);
 	}
+	db_set_label(c, "the metadata database");
 	return c;
 }
 
@@ -227,6 +228,7 @@ node_connect(const struct config *cfg, const struct node *n, char *err, size_t e
 	if (c == NULL)
 		snprintf(err, errlen, "cannot connect to node '%s' (%s): %s", n->name, n->conninfo,
 		    inner);
+	db_set_label(c, "node '%s'", n->name); /* names it in a lost connection's message */
 	return c;
 }
 

@@ -549,60 +549,58 @@ cc_for(const struct table_ctx *t, const char *alias)
 	return xasprintf(t->cc_expr, alias);
 }
 
-/* Relay one COPY ... TO STDOUT on sc into one COPY ... FROM STDIN on tc; rows or -1. */
+/*
+ * Relay one COPY ... TO STDOUT on sc into one COPY ... FROM STDIN on tc; rows or -1.
+ * Every wait is bounded (db.c).  Rows go out in chunks of 64 kB.  When one
+ * side fails the other is ended too: the target's COPY is aborted, and a
+ * source left in the middle of its COPY is closed, never waited on.
+ */
 static long
 copy_relay(PGconn *sc, const char *out_sql, PGconn *tc, const char *in_sql, long *bytes, char *err,
     size_t errlen)
 {
-	PGresult *r;
+	struct buf chunk = BUF_INIT;
+	char inner[ERRLEN], *buf;
 	long rows = 0;
-	char *buf;
 	int n;
 
-	r = PQexec(tc, in_sql);
-	if (PQresultStatus(r) != PGRES_COPY_IN) {
-		db_set_error(err, errlen, "starting COPY into the target", PQerrorMessage(tc));
-		PQclear(r);
+	inner[0] = '\0';
+	if (db_copy_begin(tc, in_sql, inner, sizeof(inner)) < 0) {
+		db_set_error(err, errlen, "starting COPY into the target", inner);
 		return -1;
 	}
-	PQclear(r);
-	r = PQexec(sc, out_sql);
-	if (PQresultStatus(r) != PGRES_COPY_OUT) {
-		db_set_error(err, errlen, "reading from the source", PQerrorMessage(sc));
-		PQclear(r);
-		PQputCopyEnd(tc, "source failed");
-		while ((r = PQgetResult(tc)) != NULL)
-			PQclear(r);
+	if (db_copy_begin(sc, out_sql, inner, sizeof(inner)) < 0) {
+		db_set_error(err, errlen, "reading from the source", inner);
+		(void)db_copy_end(tc, "source failed", inner, sizeof(inner));
 		return -1;
 	}
-	PQclear(r);
-	while ((n = PQgetCopyData(sc, &buf, 0)) > 0) {
-		if (PQputCopyData(tc, buf, n) != 1) {
-			PQfreemem(buf);
-			db_set_error(err, errlen, "writing to the target", PQerrorMessage(tc));
-			rows = -1;
-			break;
-		}
-		*bytes += n;
+	while ((n = db_copy_recv(sc, &buf, inner, sizeof(inner))) > 0) {
+		buf_add(&chunk, buf, (size_t)n);
 		PQfreemem(buf);
+		*bytes += n;
 		rows++;
-	}
-	while ((r = PQgetResult(sc)) != NULL) {
-		if (PQresultStatus(r) != PGRES_COMMAND_OK && rows >= 0) {
-			db_set_error(
-			    err, errlen, "reading from the source", PQresultErrorMessage(r));
-			rows = -1;
+		if (chunk.len >= 65536) {
+			if (db_copy_send(tc, chunk.data, chunk.len, inner, sizeof(inner)) < 0)
+				break;
+			chunk.len = 0;
 		}
-		PQclear(r);
 	}
-	PQputCopyEnd(tc, rows < 0 ? "aborted" : NULL);
-	while ((r = PQgetResult(tc)) != NULL) {
-		if (PQresultStatus(r) != PGRES_COMMAND_OK && rows >= 0) {
-			db_set_error(
-			    err, errlen, "copying into the target", PQresultErrorMessage(r));
-			rows = -1;
-		}
-		PQclear(r);
+	if (n < 0) {
+		db_set_error(err, errlen, "reading from the source", inner);
+		rows = -1;
+	} else if (n > 0 ||
+	    (chunk.len && db_copy_send(tc, chunk.data, chunk.len, inner, sizeof(inner)) < 0)) {
+		db_set_error(err, errlen, "writing to the target", inner);
+		if (n > 0)
+			db_copy_abandon(sc); /* still sending: stop it rather than drain it */
+		rows = -1;
+	}
+	buf_free(&chunk);
+	if (rows < 0)
+		(void)db_copy_end(tc, "aborted", inner, sizeof(inner));
+	else if (db_copy_end(tc, NULL, inner, sizeof(inner)) < 0) {
+		db_set_error(err, errlen, "copying into the target", inner);
+		rows = -1;
 	}
 	return rows;
 }
@@ -652,9 +650,10 @@ copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, cons
 	}
 	buf_printf(&out,
 	    "COPY (SELECT %s, repctl_sh.repctl_vv, repctl_sh.repctl_changed_at, "
-	    "repctl_sh.repctl_deleted OR repctl_t.%s IS NULL, coalesce(repctl_sh.repctl_origin, %s) "
+	    "repctl_sh.repctl_deleted OR repctl_t.%s IS NULL, coalesce(repctl_sh.repctl_origin, %s), "
+	    "coalesce(repctl_sh.repctl_dot, repctl_sh.repctl_origin, %s) "
 	    "FROM repctl.%s repctl_sh LEFT JOIN %s repctl_t ON %s",
-	    sel.data, first_key, lnode, t->sshadow, t->qtable, join);
+	    sel.data, first_key, lnode, lnode, t->sshadow, t->qtable, join);
 	if (lprev) {
 		buf_printf(&out,
 		    " WHERE (repctl_sh.repctl_txid >= "
@@ -674,7 +673,7 @@ copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, cons
 	}
 	buf_puts(&out, ") TO STDOUT");
 	buf_printf(&cols,
-	    "COPY %s (%s, repctl_vv, repctl_changed_at, repctl_deleted, repctl_origin) "
+	    "COPY %s (%s, repctl_vv, repctl_changed_at, repctl_deleted, repctl_origin, repctl_dot) "
 	    "FROM STDIN",
 	    stage, raw ? "repctl_row" : t->cols.data);
 
@@ -826,44 +825,27 @@ copy_field(struct buf *b, const char *v)
 	}
 }
 
-/* Send data in COPY text format to "COPY ... FROM STDIN" on c; 0 or -1. */
+/* Send data in COPY text format to "COPY ... FROM STDIN" on c; 0 or -1.  Bounded (db.c). */
 static int
 copy_in(PGconn *c, const char *sql, const char *data, size_t len, char *err, size_t errlen)
 {
-	PGresult *r = PQexec(c, sql);
-	int rc = 0;
+	char inner[ERRLEN];
 
-	if (PQresultStatus(r) != PGRES_COPY_IN) {
-		db_set_error(err, errlen, "starting COPY", PQerrorMessage(c));
-		PQclear(r);
-		while ((r = PQgetResult(c)) != NULL)
-			PQclear(r);
+	inner[0] = '\0';
+	if (db_copy_begin(c, sql, inner, sizeof(inner)) < 0) {
+		db_set_error(err, errlen, "starting COPY", inner);
 		return -1;
 	}
-	PQclear(r);
-	while (len > 0) {
-		size_t n = len > (1u << 20) ? (1u << 20) : len;
-
-		if (PQputCopyData(c, data, (int)n) != 1) {
-			db_set_error(err, errlen, "COPY", PQerrorMessage(c));
-			rc = -1;
-			break;
-		}
-		data += n;
-		len -= n;
+	if (db_copy_send(c, data, len, inner, sizeof(inner)) < 0) {
+		db_set_error(err, errlen, "COPY", inner);
+		(void)db_copy_end(c, "failed", inner, sizeof(inner));
+		return -1;
 	}
-	if (PQputCopyEnd(c, rc < 0 ? "failed" : NULL) != 1 && rc == 0) {
-		db_set_error(err, errlen, "COPY", PQerrorMessage(c));
-		rc = -1;
+	if (db_copy_end(c, NULL, inner, sizeof(inner)) < 0) {
+		db_set_error(err, errlen, "COPY", inner);
+		return -1;
 	}
-	while ((r = PQgetResult(c)) != NULL) {
-		if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0) {
-			db_set_error(err, errlen, "COPY", PQresultErrorMessage(r));
-			rc = -1;
-		}
-		PQclear(r);
-	}
-	return rc;
+	return 0;
 }
 
 /*
@@ -889,7 +871,7 @@ resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult 
 	    "CASE WHEN repctl_d.repctl_deleted THEN NULL ELSE (to_jsonb(repctl_d) - 'repctl_vv' - "
 	    "'repctl_changed_at' - 'repctl_deleted' - 'repctl_origin' - 'repctl_t_vv' - "
 	    "'repctl_t_changed' - 'repctl_t_deleted' - 'repctl_t_origin' - 'repctl_t_exists' - "
-	    "'repctl_cmp' - 'repctl_rid')::text END, "
+	    "'repctl_cmp' - 'repctl_rid' - 'repctl_dot' - 'repctl_t_dot' - 'repctl_resolved')::text END, "
 	    "CASE WHEN repctl_d.repctl_t_exists THEN to_jsonb(repctl_t)::text END, "
 	    "repctl_d.repctl_deleted, NOT repctl_d.repctl_t_exists, "
 	    "extract(epoch FROM repctl_d.repctl_changed_at)::float8, "
@@ -938,7 +920,12 @@ resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult 
 			goto out;
 		}
 		code = dec_.res == RES_REMOTE ? 1 : dec_.res == RES_LOCAL ? 3 : 4;
-		buf_printf(&dec, "%s\t%d\n", PQgetvalue(r, i, 0), code);
+		/*
+		 * A decided conflict is a new version made here (resolved: its dot
+		 * becomes this node's); two versions that agree are merged only.
+		 */
+		buf_printf(&dec, "%s\t%d\t%s\n", PQgetvalue(r, i, 0), code,
+		    dec_.same || dec_.type == CONFLICT_DELETE_DELETE ? "f" : "t");
 		ndec++;
 		if (dec_.type == CONFLICT_DELETE_DELETE || dec_.same)
 			continue; /* vectors merged, nothing to decide or log */
@@ -965,7 +952,8 @@ resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult 
 	}
 	PQclear(r);
 	if (ndec > 0) {
-		char *sql = xasprintf("CREATE TEMP TABLE %s_dec (rid bigint, code int) ON COMMIT DROP",
+		char *sql = xasprintf(
+		    "CREATE TEMP TABLE %s_dec (rid bigint, code int, resolved boolean) ON COMMIT DROP",
 		    d);
 
 		if (db_exec(tc, sql, err, errlen) < 0) {
@@ -987,8 +975,8 @@ resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult 
 			}
 			free(sql);
 		}
-		sql = xasprintf("UPDATE %s repctl_d SET repctl_cmp = x.code FROM %s_dec x "
-				"WHERE repctl_d.repctl_rid = x.rid",
+		sql = xasprintf("UPDATE %s repctl_d SET repctl_cmp = x.code, repctl_resolved = x.resolved "
+				"FROM %s_dec x WHERE repctl_d.repctl_rid = x.rid",
 		    d, d);
 		if (db_exec(tc, sql, err, errlen) < 0) {
 			free(sql);
@@ -1092,7 +1080,7 @@ quarantine_rows(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *p
 			       "'repctl_vv' - 'repctl_changed_at' - 'repctl_deleted' - "
 			       "'repctl_origin' - 'repctl_t_vv' - 'repctl_t_changed' - "
 			       "'repctl_t_deleted' - 'repctl_t_origin' - 'repctl_t_exists' - "
-			       "'repctl_cmp' - 'repctl_rid')::text FROM %s repctl_d WHERE repctl_cmp = 1 "
+			       "'repctl_cmp' - 'repctl_rid' - 'repctl_dot' - 'repctl_t_dot' - 'repctl_resolved')::text FROM %s repctl_d WHERE repctl_cmp = 1 "
 			       "AND NOT repctl_deleted",
 	    kj, d);
 	char *mark = xasprintf(
@@ -1176,7 +1164,8 @@ exclude_rows(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, 
 		      "RETURNING jsonb_build_object(%s)::text, CASE WHEN repctl_deleted THEN NULL ELSE "
 		      "(to_jsonb(repctl_d) - 'repctl_vv' - 'repctl_changed_at' - 'repctl_deleted' - "
 		      "'repctl_origin' - 'repctl_t_vv' - 'repctl_t_changed' - 'repctl_t_deleted' - "
-		      "'repctl_t_origin' - 'repctl_t_exists' - 'repctl_cmp' - 'repctl_rid')::text END",
+		      "'repctl_t_origin' - 'repctl_t_exists' - 'repctl_cmp' - 'repctl_rid' - 'repctl_dot' - "
+		      "'repctl_t_dot' - 'repctl_resolved')::text END",
 	    d, kj, kj);
 	p[0] = arr.data;
 	r = db_query(tc, q, 1, p, err, errlen);
@@ -1229,6 +1218,7 @@ apply_once(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, co
 	     *jshd = key_join(tc, pk, "repctl_sh", "repctl_d"),
 	     *first = db_ident(tc, PQgetvalue(pk, 0, 0));
 	char *kt = key_list(tc, pk, "repctl_t");
+	char *ltnode = db_literal(tc, e->tnode);
 	char *upd = NULL, *ins = NULL;
 	PGresult *r;
 	int rc = -1;
@@ -1238,17 +1228,36 @@ apply_once(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, co
 	/*
 	 * Lock the target rows of the batch (in key order, the table before its
 	 * shadow row, as a local writer and its trigger take them), then
-	 * classify every key against what is committed now.
+	 * classify every key against what is committed now.  A version is named
+	 * by its dot: its origin node and that node's counter in its vector.
+	 * The incoming version is old news when the target's vector already
+	 * holds its dot, newer when its vector holds the target version's dot,
+	 * a conflict otherwise.  Comparing whole vectors instead would take a
+	 * later edit of a version that won a conflict for concurrent with the
+	 * loser's counter, which the winner's vector keeps.
 	 */
 	buf_printf(&q,
 	    "SELECT 1 FROM %s repctl_t JOIN %s repctl_s ON %s ORDER BY %s FOR UPDATE OF repctl_t;"
 	    "CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT repctl_s.*, repctl_sh.repctl_vv AS repctl_t_vv, "
 	    "repctl_sh.repctl_changed_at AS repctl_t_changed, repctl_sh.repctl_deleted AS repctl_t_deleted, "
 	    "repctl_sh.repctl_origin AS repctl_t_origin, (repctl_t.%s IS NOT NULL) AS repctl_t_exists, "
-	    "repctl.vv_cmp(repctl_s.repctl_vv, coalesce(repctl_sh.repctl_vv, '{}'::jsonb)) AS repctl_cmp, "
+	    "coalesce(repctl_sh.repctl_dot, repctl_sh.repctl_origin, %s) AS repctl_t_dot, "
+	    "false AS repctl_resolved, "
+	    "CASE WHEN repctl_sh.repctl_vv IS NULL THEN 1 "
+	    /* the target has seen the incoming version (its origin's counter): old news */
+	    "WHEN coalesce((repctl_sh.repctl_vv ->> repctl_s.repctl_dot)::bigint, 0) >= "
+	    "coalesce((repctl_s.repctl_vv ->> repctl_s.repctl_dot)::bigint, 0) THEN "
+	    "CASE WHEN repctl_sh.repctl_vv = repctl_s.repctl_vv THEN 0 ELSE -1 END "
+	    /* the incoming version has seen the target's: newer */
+	    "WHEN coalesce((repctl_s.repctl_vv ->> coalesce(repctl_sh.repctl_dot, "
+	    "repctl_sh.repctl_origin, %s))::bigint, 0) >= "
+	    "coalesce((repctl_sh.repctl_vv ->> coalesce(repctl_sh.repctl_dot, repctl_sh.repctl_origin, "
+	    "%s))::bigint, 0) "
+	    "THEN 1 ELSE 2 END AS repctl_cmp, "
 	    "row_number() OVER () AS repctl_rid "
 	    "FROM %s repctl_s LEFT JOIN repctl.%s repctl_sh ON %s LEFT JOIN %s repctl_t ON %s;",
-	    t->qtable, stage, jt, kt, d, first, stage, t->tshadow, jsh, t->qtable, jt);
+	    t->qtable, stage, jt, kt, d, first, ltnode, ltnode, ltnode, stage, t->tshadow, jsh, t->qtable,
+	    jt);
 	if (rows > 5000)
 		buf_printf(&q, "ANALYZE %s;", d);
 	if (db_exec(tc, q.data, err, errlen) < 0)
@@ -1300,7 +1309,14 @@ apply_once(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, co
 	buf_printf(&q,
 	    "WITH u AS (UPDATE repctl.%s repctl_sh SET "
 	    "repctl_vv = repctl.vv_merge(repctl_sh.repctl_vv, repctl.vv_merge(repctl_d.repctl_vv, "
-	    "repctl_d.repctl_t_vv)), repctl_txid = pg_catalog.pg_current_xact_id(), "
+	    "repctl_d.repctl_t_vv)) || CASE WHEN repctl_d.repctl_resolved THEN "
+	    "pg_catalog.jsonb_build_object(%s, GREATEST(coalesce((repctl_sh.repctl_vv ->> %s)::bigint, "
+	    "0) + 1, coalesce((repctl_d.repctl_vv ->> %s)::bigint, 0) + 1, "
+	    "(extract(epoch FROM pg_catalog.clock_timestamp()) * 1000000)::bigint)) "
+	    "ELSE '{}'::jsonb END, "
+	    "repctl_dot = CASE WHEN repctl_d.repctl_resolved THEN %s WHEN repctl_d.repctl_cmp = 3 "
+	    "THEN repctl_d.repctl_t_dot ELSE repctl_d.repctl_dot END, "
+	    "repctl_txid = pg_catalog.pg_current_xact_id(), "
 	    "repctl_origin = CASE WHEN repctl_d.repctl_cmp = 3 THEN repctl_d.repctl_t_origin "
 	    "ELSE repctl_d.repctl_origin END, "
 	    "repctl_changed_at = CASE WHEN repctl_d.repctl_cmp = 3 THEN repctl_d.repctl_t_changed "
@@ -1311,13 +1327,15 @@ apply_once(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, co
 	    "repctl_d.repctl_t_vv IS NOT NULL AND repctl_sh.repctl_vv = repctl_d.repctl_t_vv AND "
 	    "repctl_sh.repctl_deleted = repctl_d.repctl_t_deleted RETURNING 1), "
 	    "i AS (INSERT INTO repctl.%s (%s, repctl_vv, repctl_txid, repctl_origin, "
-	    "repctl_changed_at, repctl_deleted) SELECT %s, repctl_vv, "
-	    "pg_catalog.pg_current_xact_id(), repctl_origin, repctl_changed_at, repctl_deleted "
+	    "repctl_changed_at, repctl_deleted, repctl_dot) SELECT %s, repctl_vv, "
+	    "pg_catalog.pg_current_xact_id(), repctl_origin, repctl_changed_at, repctl_deleted, "
+	    "repctl_dot "
 	    "FROM %s WHERE repctl_cmp = 1 AND repctl_t_vv IS NULL ON CONFLICT (%s) DO NOTHING "
 	    "RETURNING 1) "
 	    "SELECT (SELECT count(*) FROM u) + (SELECT count(*) FROM i), "
 	    "(SELECT count(*) FROM %s WHERE repctl_cmp IN (1, 3))",
-	    t->tshadow, d, jshd, t->tshadow, t->keys.data, t->keys.data, d, t->keys.data, d);
+	    t->tshadow, ltnode, ltnode, ltnode, ltnode, d, jshd, t->tshadow, t->keys.data, t->keys.data, d,
+	    t->keys.data, d);
 	r = db_query(tc, q.data, 0, NULL, err, errlen);
 	if (r == NULL)
 		goto out;
@@ -1341,6 +1359,7 @@ out:
 	free(jshd);
 	free(first);
 	free(kt);
+	free(ltnode);
 	free(upd);
 	free(ins);
 	return rc;
@@ -1360,7 +1379,7 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, c
 
 	for (attempt = 1;; attempt++) {
 		struct run_stats saved = *e->st;
-		int nconf = e->nconf, nquar = e->nquar, retry;
+		int nconf = e->nconf, nquar = e->nquar, retry, deadlock;
 		long written = e->written;
 
 		if (db_exec(tc, "SAVEPOINT repctl_try", err, errlen) < 0)
@@ -1376,8 +1395,14 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, c
 				    t->qtable, e->quar[i].pk, e->quar[i].reason);
 			return 0;
 		}
-		retry = rc > 0 || strcmp(db_last_sqlstate(), "40P01") == 0 ||
+		/*
+		 * A deadlock with a local writer is not retried here: the rows of
+		 * the tables applied before this one stay locked, so it would form
+		 * again; the caller rolls the whole target back and starts over.
+		 */
+		deadlock = strcmp(db_last_sqlstate(), "40P01") == 0 ||
 		    strcmp(db_last_sqlstate(), "40001") == 0;
+		retry = rc > 0;
 		if (db_exec(tc, "ROLLBACK TO SAVEPOINT repctl_try", rerr, sizeof(rerr)) < 0) {
 			snprintf(err, errlen, "%s", rerr);
 			return -1;
@@ -1385,6 +1410,8 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, c
 		*e->st = saved;
 		records_truncate(e, nconf, nquar);
 		e->written = written;
+		if (rc < 0 && deadlock)
+			return -2;
 		if (!retry)
 			return -1;
 		if (attempt >= 20) {
@@ -1394,9 +1421,6 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, c
 			    t->qtable, e->tnode, attempt);
 			return -1;
 		}
-		if (rc < 0)
-			log_info("%s -> %s: %s: %s: deciding again", e->snode, e->tnode, t->qtable,
-			    err);
 		{
 			struct timespec ts = { 0, 10000000L * attempt };
 
@@ -1613,8 +1637,8 @@ stage_from_raw(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk
 			p += 2;
 	}
 	ins = xasprintf("INSERT INTO %s (%s, repctl_vv, repctl_changed_at, repctl_deleted, "
-			"repctl_origin) SELECT %s, x.repctl_vv, x.repctl_changed_at, x.repctl_deleted, "
-			"x.repctl_origin FROM %s x CROSS JOIN LATERAL "
+			"repctl_origin, repctl_dot) SELECT %s, x.repctl_vv, x.repctl_changed_at, "
+			"x.repctl_deleted, x.repctl_origin, x.repctl_dot FROM %s x CROSS JOIN LATERAL "
 			"pg_catalog.jsonb_populate_record(NULL::%s, x.repctl_row) r",
 	    stage, t->cols.data, rc_.data, raw, t->qtable);
 	if (db_exec(tc, "SAVEPOINT repctl_raw", err, errlen) < 0)
@@ -2246,10 +2270,11 @@ full_copy(struct edge_ctx *e, PGconn *sc, PGconn *tc, struct table_ctx *t, char 
 		goto out;
 	}
 	free(q);
-	q = xasprintf("COPY (SELECT %s, repctl_vv, coalesce(repctl_origin, %s), repctl_changed_at, "
+	q = xasprintf("COPY (SELECT %s, repctl_vv, coalesce(repctl_origin, %s), "
+		      "coalesce(repctl_dot, repctl_origin, %s), repctl_changed_at, "
 		      "repctl_deleted FROM repctl.%s) TO STDOUT",
-	    t->keys.data, lnode, t->sshadow);
-	in = xasprintf("COPY repctl.%s (%s, repctl_vv, repctl_origin, repctl_changed_at, "
+	    t->keys.data, lnode, lnode, t->sshadow);
+	in = xasprintf("COPY repctl.%s (%s, repctl_vv, repctl_origin, repctl_dot, repctl_changed_at, "
 		       "repctl_deleted) FROM STDIN",
 	    t->tshadow, t->keys.data);
 	srows = copy_relay(sc, q, tc, in, &bytes, err, errlen);
@@ -2310,7 +2335,8 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 	char **prev = NULL, **retry = NULL, **pepoch = NULL, *snap = NULL, *epoch = NULL,
 	     *paused = NULL, *todo = NULL, *rescan = NULL;
 	const char *pp[3] = { e->s->name, e->snode, e->tnode };
-	int i, j, n = 0, rc = -1, any = 0, target_open = 0, all_same = 1, passes = 0;
+	int i, j, n = 0, rc = -1, any = 0, target_open = 0, all_same = 1, passes = 0,
+	    deadlocks = 0;
 	char inner[ERRLEN];
 
 	inner[0] = '\0';
@@ -2517,7 +2543,8 @@ apply_pass:
 			char *q = xasprintf(
 			    "CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA;"
 			    "ALTER TABLE %s ADD COLUMN repctl_vv jsonb, ADD COLUMN repctl_changed_at "
-			    "timestamptz, ADD COLUMN repctl_deleted boolean, ADD COLUMN repctl_origin text",
+			    "timestamptz, ADD COLUMN repctl_deleted boolean, ADD COLUMN repctl_origin text, "
+			    "ADD COLUMN repctl_dot text",
 			    stage, t.cols.data, t.qtable, stage);
 			int qrc = db_exec(tc, q, err, errlen);
 
@@ -2550,7 +2577,7 @@ apply_pass:
 			q = xasprintf("ROLLBACK TO SAVEPOINT repctl_copy; "
 				      "CREATE TEMP TABLE %s (repctl_rid bigserial, repctl_row jsonb, "
 				      "repctl_vv jsonb, repctl_changed_at timestamptz, repctl_deleted "
-				      "boolean, repctl_origin text) ON COMMIT DROP",
+				      "boolean, repctl_origin text, repctl_dot text) ON COMMIT DROP",
 			    raw);
 			rows = -1;
 			if (db_exec(tc, q, err, errlen) == 0 &&
@@ -2562,8 +2589,38 @@ apply_pass:
 				rows = staged;
 			free(q);
 		}
-		if (rows < 0 ||
-		    (rows > 0 && apply_table(e, tc, &t, pk, stage, d, rows, err, errlen) < 0)) {
+		if (rows > 0) {
+			int arc = apply_table(e, tc, &t, pk, stage, d, rows, err, errlen);
+
+			if (arc == -2 && ++deadlocks <= 5) {
+				/* a local writer deadlocked with the apply: start the edge over */
+				struct timespec ts = { 0, 50000000L * deadlocks };
+
+				log_info("%s -> %s: %s: %s: applying the batch again", e->snode,
+				    e->tnode, t.qtable, err);
+				PQclear(pk);
+				table_ctx_free(&t);
+				db_rollback(tc);
+				target_open = 0;
+				nanosleep(&ts, NULL);
+				records_truncate(e, 0, 0);
+				memset(e->st, 0, sizeof(*e->st));
+				e->written = 0;
+				buf_reset(&e->applied);
+				buf_reset(&e->warn);
+				applied_free(e);
+				memset(paused, 0, (size_t)n);
+				if (db_exec(sc, "ROLLBACK TO SAVEPOINT repctl_table", err, errlen) < 0)
+					goto source_fail;
+				goto apply_pass;
+			}
+			if (arc < 0) {
+				PQclear(pk);
+				table_ctx_free(&t);
+				goto target_fail;
+			}
+		}
+		if (rows < 0) {
 			PQclear(pk);
 			table_ctx_free(&t);
 			goto target_fail;
