@@ -19,7 +19,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PROP_SEEDS=${SOAK_SEEDS:-50}
 PROP_SEED_BASE=${PROP_SEED_BASE:-$(($(date +%s) % 100000 + 1000))}
-export PROP_SEEDS PROP_SEED_BASE
+PROP_CONFIRM=${PROP_CONFIRM:-0}
+export PROP_SEEDS PROP_SEED_BASE PROP_CONFIRM
 [[ $PROP_SEEDS =~ ^[1-9][0-9]*$ && $PROP_SEED_BASE =~ ^[0-9]+$ ]] || {
 	echo "soak: SOAK_SEEDS and PROP_SEED_BASE must be numbers" >&2
 	exit 2
