@@ -110,18 +110,22 @@ soak: deps
 	$(MAKE) SAN=1 all
 	REPCTL_BIN=$(CURDIR)/build-asan/repctl bash scripts/soak.sh
 
-demo: deps all
+# deps first, then a make that reads pkg-config's flags of what deps installed
+demo: deps
+	$(MAKE) all
 	bash scripts/demo.sh start
 
 demo-stop:
 	bash scripts/demo.sh stop
 
 # Benchmark against Bucardo, rsync and unison (docs/BENCHMARKS.md); reports, never fails on figures.
-bench: deps all
+bench: deps
+	$(MAKE) all
 	sh bench/deps.sh || echo "bench: peer tools missing; the results will say which"
 	bash bench/run.sh --full
 
-bench-quick: deps all
+bench-quick: deps
+	$(MAKE) all
 	sh bench/deps.sh || echo "bench: peer tools missing; the results will say which"
 	bash bench/run.sh --quick
 
