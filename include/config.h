@@ -36,6 +36,13 @@ struct config {
 	int folder_trash_days;    /* days deleted/replaced files stay in the trash */
 	char *folder_ignore;      /* default ignore patterns, comma separated */
 	int folder_bwlimit;       /* KiB/s, 0 = unlimited */
+
+	/* connection limits, applied to db.c by config_load */
+	int statement_timeout;       /* seconds a statement may run on a server; 0: none */
+	int tcp_keepalives_idle;     /* seconds before keepalive probes; 0: the system's */
+	int tcp_keepalives_interval; /* seconds between probes */
+	int tcp_keepalives_count;    /* probes lost before the connection is dead */
+	int tcp_user_timeout;        /* seconds data may stay unacknowledged; 0: the system's */
 };
 
 /* Key types understood by the table. */

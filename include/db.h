@@ -11,6 +11,7 @@
 #define REPCTL_DB_H
 
 #include <libpq-fe.h>
+#include <signal.h>
 #include <stddef.h>
 
 #define ERRLEN 2048
@@ -24,6 +25,33 @@ PGconn *db_connect(const char *conninfo, const char *appname, const char *passfi
     const char *password, int timeout, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 void db_close(PGconn *conn);
+
+/*
+ * Network and statement limits of the connections opened from now on
+ * (config_load applies the configuration's).  keepalive_* and
+ * tcp_user_timeout become conninfo defaults (a node's conninfo may set its
+ * own); statement is the statement_timeout set on each connection unless
+ * its options, role or database set one.  Every wait for a server is bounded
+ * by that connection's statement_timeout plus a few seconds: a server that
+ * stays silent longer is given up and the connection closed.
+ */
+struct db_timeouts {
+	int keepalive_idle;     /* seconds before the first keepalive probe; 0: the system's */
+	int keepalive_interval; /* seconds between probes */
+	int keepalive_count;    /* probes lost before the connection is dead */
+	int tcp_user_timeout;   /* seconds data may stay unacknowledged; 0: the system's */
+	int statement;          /* statement_timeout, seconds; 0: none */
+};
+void db_set_timeouts(const struct db_timeouts *t);
+/*
+ * A flag a signal handler sets to stop the process (the daemon's workers):
+ * once it is set, a wait in progress ends at once (its connection is
+ * closed) and every later request fails without being sent.
+ */
+void db_set_stop_flag(volatile sig_atomic_t *flag);
+int db_stopping(void);
+/* Name a connection for messages about it ("node 'b'"); printf-style. */
+void db_set_label(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Run SQL that returns no rows (may hold several statements).  0 or -1. */
 int db_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
@@ -54,6 +82,25 @@ int db_begin(PGconn *conn, char *err, size_t errlen) __attribute__((warn_unused_
 int db_commit(PGconn *conn, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Roll back, ignoring errors (used on failure paths). */
 void db_rollback(PGconn *conn);
+
+/*
+ * COPY with bounded waits.  db_copy_begin runs "COPY ... FROM STDIN" or
+ * "COPY ... TO STDOUT".  db_copy_recv returns the length of the next row
+ * (*buf to PQfreemem), 0 at the end once the command succeeded, -1 on
+ * error.  db_copy_send queues and sends data of a COPY FROM STDIN;
+ * db_copy_end ends it (errmsg non-NULL: aborts it with that message) and
+ * reads its result.  db_copy_abandon leaves a COPY TO STDOUT before its end
+ * (the other side failed): the connection is closed, never waited on.
+ * All return 0 or -1 with err, like the rest.
+ */
+int db_copy_begin(PGconn *conn, const char *sql, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+int db_copy_recv(PGconn *conn, char **buf, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+int db_copy_send(PGconn *conn, const char *data, size_t len, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+int db_copy_end(PGconn *conn, const char *errmsg, char *err, size_t errlen);
+void db_copy_abandon(PGconn *conn);
 
 /* Quoted identifier / literal; xstrdup'ed, free with free(). */
 char *db_ident(PGconn *conn, const char *name);

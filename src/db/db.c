@@ -61,7 +61,7 @@ db_last_sqlstate(void)
 /* seconds past a server's statement_timeout before a silent server is given up */
 #define DB_ANSWER_GRACE 5
 
-static struct db_timeouts tmo = { 10, 5, 3, 30, 600 };
+static struct db_timeouts tmo = { 10, 5, 3, 30, 1800 }; /* config.c's defaults */
 static volatile sig_atomic_t *stop_flag;
 
 /* What we know of each open connection: a name for messages, how long to wait. */
@@ -232,7 +232,8 @@ wait_socket(PGconn *conn, int for_write, double deadline, char *err, size_t errl
 			return -1;
 		}
 		if (db_stopping()) {
-			snprintf(err, errlen, "%s: interrupted: repctl is stopping", who(conn, w, sizeof(w)));
+			snprintf(err, errlen, "%s: interrupted: repctl is stopping",
+			    who(conn, w, sizeof(w)));
 			snprintf(last_sqlstate, sizeof(last_sqlstate), "57014");
 			conn_kill(conn, err);
 			return -1;
@@ -257,7 +258,8 @@ wait_socket(PGconn *conn, int for_write, double deadline, char *err, size_t errl
 		if (r > 0)
 			return 0;
 		if (r < 0 && errno != EINTR) {
-			snprintf(err, errlen, "%s: poll: %s", who(conn, w, sizeof(w)), strerror(errno));
+			snprintf(
+			    err, errlen, "%s: poll: %s", who(conn, w, sizeof(w)), strerror(errno));
 			return -1;
 		}
 	}
@@ -427,8 +429,8 @@ connect_timeout_of(PGconn *conn)
  * says why it was given up and the connection is not usable.
  */
 static PGconn *
-connect_bounded(const char *const *keys, const char *const *vals, int *timedout, char *err,
-    size_t errlen)
+connect_bounded(
+    const char *const *keys, const char *const *vals, int *timedout, char *err, size_t errlen)
 {
 	PGconn *conn = PQconnectStartParams(keys, vals, 1);
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
@@ -455,7 +457,8 @@ connect_bounded(const char *const *keys, const char *const *vals, int *timedout,
 		}
 		if (db_stopping() || (deadline > 0 && now >= deadline)) {
 			if (db_stopping())
-				snprintf(err, errlen, "connecting: interrupted: repctl is stopping");
+				snprintf(
+				    err, errlen, "connecting: interrupted: repctl is stopping");
 			else
 				snprintf(err, errlen,
 				    "connection to server at \"%s\", port %s failed: timeout expired "
