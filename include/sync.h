@@ -30,7 +30,7 @@ struct sync_def {
 	struct {
 		char *node;
 		int rank;
-	} *rank;
+	} * rank;
 	int nrank;
 };
 

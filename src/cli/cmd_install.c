@@ -73,8 +73,8 @@ refresh_capture(struct cli_ctx *ctx)
 	PGresult *nodes, *tabs;
 	int i, j, bad = 0;
 
-	nodes = db_query(ctx->meta, "SELECT name FROM repctl.node ORDER BY name", 0, NULL, err,
-	    sizeof(err));
+	nodes = db_query(
+	    ctx->meta, "SELECT name FROM repctl.node ORDER BY name", 0, NULL, err, sizeof(err));
 	if (nodes == NULL) {
 		cmd_error("refreshing the capture on the nodes: %s", err);
 		return 1;

@@ -157,8 +157,8 @@ trigger_function(PGconn *c, const char *func, const char *shadow, const char *qt
 		    "repctl_txid = EXCLUDED.repctl_txid, repctl_origin = NULL, repctl_dot = NULL, "
 		    "repctl_changed_at = EXCLUDED.repctl_changed_at, "
 		    "repctl_deleted = EXCLUDED.repctl_deleted",
-		    shadow, keys.data, lself, i == 3 ? "$1" : "tick", branch[i][1], keys.data, lself,
-		    lself, i == 3 ? "$1" : "tick");
+		    shadow, keys.data, lself, i == 3 ? "$1" : "tick", branch[i][1], keys.data,
+		    lself, lself, i == 3 ? "$1" : "tick");
 		if (i < 3) {
 			buf_printf(&b, "  %s THEN\n    %s;\n", branch[i][0], st.data);
 		} else {
@@ -286,8 +286,8 @@ capture_install(
 		 */
 		char *qshadow = db_ident(c, shadow);
 
-		buf_printf(&sql, "ALTER TABLE repctl.%s ADD COLUMN IF NOT EXISTS repctl_dot text;\n",
-		    qshadow);
+		buf_printf(&sql,
+		    "ALTER TABLE repctl.%s ADD COLUMN IF NOT EXISTS repctl_dot text;\n", qshadow);
 		free(qshadow);
 	}
 	fsql = trigger_function(c, func, shadow, qtable, self, pk);
@@ -310,8 +310,8 @@ capture_install(
 	 */
 	params[0] = relid;
 	params[1] = func;
-	r = db_query(c, "SELECT repctl.capture_partitions($1::oid::regclass, $2)", 2, params, err,
-	    errlen);
+	r = db_query(
+	    c, "SELECT repctl.capture_partitions($1::oid::regclass, $2)", 2, params, err, errlen);
 	if (r == NULL)
 		goto fail;
 	PQclear(r);
@@ -391,12 +391,13 @@ drop_one(
 	if (exists[0] == 't') {
 		char *qtable = db_qualified(c, schema, table);
 
-		sql = xasprintf("DROP TRIGGER IF EXISTS repctl_capture_ins ON %s;"
-				"DROP TRIGGER IF EXISTS repctl_capture_upd ON %s;"
-				"DROP TRIGGER IF EXISTS repctl_capture_del ON %s;"
-				"DROP TRIGGER IF EXISTS repctl_capture_trunc ON %s;"
-				"DROP FUNCTION IF EXISTS repctl.%s() CASCADE;" /* partitions' triggers */
-				"DROP TABLE IF EXISTS repctl.%s;",
+		sql = xasprintf(
+		    "DROP TRIGGER IF EXISTS repctl_capture_ins ON %s;"
+		    "DROP TRIGGER IF EXISTS repctl_capture_upd ON %s;"
+		    "DROP TRIGGER IF EXISTS repctl_capture_del ON %s;"
+		    "DROP TRIGGER IF EXISTS repctl_capture_trunc ON %s;"
+		    "DROP FUNCTION IF EXISTS repctl.%s() CASCADE;" /* partitions' triggers */
+		    "DROP TABLE IF EXISTS repctl.%s;",
 		    qtable, qtable, qtable, qtable, qfunc, qshadow);
 		free(qtable);
 	} else {

@@ -192,7 +192,8 @@ conflict_decide(const struct row_version *local, const struct row_version *remot
 				    "latest: equal times, origin node name" },
 				{ "first: smaller conflict column",
 				    "first: equal values, earlier change time",
-				    "first: earlier change time", "first: equal times, origin node name" },
+				    "first: earlier change time",
+				    "first: equal times, origin node name" },
 			};
 
 			out->rule = rules[s->kind == STRAT_LATEST ? 0 : 1][by];

@@ -719,20 +719,20 @@ struct edge_ctx {
 	int target_contacted;  /* the edge connected to the target */
 	struct quar_rec *quar; /* rows the target refused this run */
 	int nquar;
-	struct buf retried; /* "schema\ttable\tpk\n" lines retried this run */
-	struct buf applied; /* "\tschema\ttable\n" of the tables applied this run */
-	struct applied_tab {  /* the tables applied in this pass, for integrity_check() */
+	struct buf retried;  /* "schema\ttable\tpk\n" lines retried this run */
+	struct buf applied;  /* "\tschema\ttable\n" of the tables applied this run */
+	struct applied_tab { /* the tables applied in this pass, for integrity_check() */
 		char *qtable, *schema, *table;
 		char oid[16];
 		char d[32];  /* its decision table */
 		char **keys; /* quoted key column names */
 		int nkeys, idx;
-	} *at;
+	} * at;
 	int nat;
-	struct excl { /* rows not to apply (integrity), kept across passes */
-		int idx;  /* table index in the edge */
+	struct excl {    /* rows not to apply (integrity), kept across passes */
+		int idx; /* table index in the edge */
 		char *pk, *reason, *constraint;
-	} *excl;
+	} * excl;
 	int nexcl;
 };
 
@@ -807,20 +807,11 @@ copy_field(struct buf *b, const char *v)
 	}
 	for (; *v; v++) {
 		switch (*v) {
-		case '\\':
-			buf_puts(b, "\\\\");
-			break;
-		case '\t':
-			buf_puts(b, "\\t");
-			break;
-		case '\n':
-			buf_puts(b, "\\n");
-			break;
-		case '\r':
-			buf_puts(b, "\\r");
-			break;
-		default:
-			buf_putc(b, *v);
+		case '\\': buf_puts(b, "\\\\"); break;
+		case '\t': buf_puts(b, "\\t"); break;
+		case '\n': buf_puts(b, "\\n"); break;
+		case '\r': buf_puts(b, "\\r"); break;
+		default: buf_putc(b, *v);
 		}
 	}
 }
@@ -942,11 +933,11 @@ resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult 
 		e->conf[e->nconf].winner = xstrdup(winner);
 		e->conf[e->nconf].rule = xasprintf("%s %s%s", conflict_type_names[dec_.type],
 		    dec_.rule, dec_.clamped ? " (future value clamped)" : "");
-		e->conf[e->nconf].msg =
-		    xasprintf("conflict on %s key %s: %s version from '%s' vs '%s': winner %s (%s%s)",
-			t->qtable, PQgetvalue(r, i, 1), conflict_type_names[dec_.type], remote.node,
-			local.node, winner, dec_.rule,
-			dec_.clamped ? ", a future value was clamped" : "");
+		e->conf[e->nconf].msg = xasprintf(
+		    "conflict on %s key %s: %s version from '%s' vs '%s': winner %s (%s%s)",
+		    t->qtable, PQgetvalue(r, i, 1), conflict_type_names[dec_.type], remote.node,
+		    local.node, winner, dec_.rule,
+		    dec_.clamped ? ", a future value was clamped" : "");
 		e->nconf++;
 		e->st->conflicts++;
 	}
@@ -975,8 +966,9 @@ resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult 
 			}
 			free(sql);
 		}
-		sql = xasprintf("UPDATE %s repctl_d SET repctl_cmp = x.code, repctl_resolved = x.resolved "
-				"FROM %s_dec x WHERE repctl_d.repctl_rid = x.rid",
+		sql = xasprintf(
+		    "UPDATE %s repctl_d SET repctl_cmp = x.code, repctl_resolved = x.resolved "
+		    "FROM %s_dec x WHERE repctl_d.repctl_rid = x.rid",
 		    d, d);
 		if (db_exec(tc, sql, err, errlen) < 0) {
 			free(sql);
@@ -1005,8 +997,8 @@ out:
  * Each returns one row: the number of rows written.
  */
 static void
-write_sql(struct table_ctx *t, const char *d, const char *jdt, const char *filter, char **upd,
-    char **ins)
+write_sql(
+    struct table_ctx *t, const char *d, const char *jdt, const char *filter, char **upd, char **ins)
 {
 	struct buf set = BUF_INIT, ex = BUF_INIT, cur = BUF_INIT;
 	const char *p = t->nonkeys.data;
@@ -1030,11 +1022,12 @@ write_sql(struct table_ctx *t, const char *d, const char *jdt, const char *filte
 			p += 2;
 	}
 	if (t->nnonkeys)
-		*upd = xasprintf("WITH w AS (UPDATE %s repctl_t SET %s FROM %s repctl_d WHERE %s AND "
-				 "repctl_d.repctl_cmp = 1 AND NOT repctl_d.repctl_deleted AND "
-				 "repctl_d.repctl_t_exists%s AND ROW(%s)::text IS DISTINCT FROM "
-				 "ROW(%s)::text RETURNING 1) SELECT count(*) FROM w",
-		    t->qtable, set.data, d, jdt, filter, cur.data, ex.data);
+		*upd =
+		    xasprintf("WITH w AS (UPDATE %s repctl_t SET %s FROM %s repctl_d WHERE %s AND "
+			      "repctl_d.repctl_cmp = 1 AND NOT repctl_d.repctl_deleted AND "
+			      "repctl_d.repctl_t_exists%s AND ROW(%s)::text IS DISTINCT FROM "
+			      "ROW(%s)::text RETURNING 1) SELECT count(*) FROM w",
+			t->qtable, set.data, d, jdt, filter, cur.data, ex.data);
 	*ins = xasprintf("WITH w AS (INSERT INTO %s AS repctl_t (%s) OVERRIDING SYSTEM VALUE "
 			 "SELECT %s FROM %s repctl_d WHERE repctl_d.repctl_cmp = 1 AND NOT "
 			 "repctl_d.repctl_deleted AND NOT repctl_d.repctl_t_exists%s "
@@ -1076,12 +1069,13 @@ quarantine_rows(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *p
 {
 	char *kj = key_json_args(tc, pk, "repctl_d");
 	char *filter = xasprintf(" AND jsonb_build_object(%s) = $1::jsonb", kj);
-	char *list = xasprintf("SELECT jsonb_build_object(%s)::text, (to_jsonb(repctl_d) - "
-			       "'repctl_vv' - 'repctl_changed_at' - 'repctl_deleted' - "
-			       "'repctl_origin' - 'repctl_t_vv' - 'repctl_t_changed' - "
-			       "'repctl_t_deleted' - 'repctl_t_origin' - 'repctl_t_exists' - "
-			       "'repctl_cmp' - 'repctl_rid' - 'repctl_dot' - 'repctl_t_dot' - 'repctl_resolved')::text FROM %s repctl_d WHERE repctl_cmp = 1 "
-			       "AND NOT repctl_deleted",
+	char *list = xasprintf(
+	    "SELECT jsonb_build_object(%s)::text, (to_jsonb(repctl_d) - "
+	    "'repctl_vv' - 'repctl_changed_at' - 'repctl_deleted' - "
+	    "'repctl_origin' - 'repctl_t_vv' - 'repctl_t_changed' - "
+	    "'repctl_t_deleted' - 'repctl_t_origin' - 'repctl_t_exists' - "
+	    "'repctl_cmp' - 'repctl_rid' - 'repctl_dot' - 'repctl_t_dot' - 'repctl_resolved')::text FROM %s repctl_d WHERE repctl_cmp = 1 "
+	    "AND NOT repctl_deleted",
 	    kj, d);
 	char *mark = xasprintf(
 	    "UPDATE %s repctl_d SET repctl_cmp = 5 WHERE jsonb_build_object(%s) = $1::jsonb", d,
@@ -1159,13 +1153,14 @@ exclude_rows(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, 
 		return 0;
 	buf_putc(&arr, ']');
 	kj = key_json_args(tc, pk, "repctl_d");
-	q = xasprintf("UPDATE %s repctl_d SET repctl_cmp = 5 WHERE repctl_cmp = 1 AND "
-		      "jsonb_build_object(%s) IN (SELECT pg_catalog.jsonb_array_elements($1::jsonb)) "
-		      "RETURNING jsonb_build_object(%s)::text, CASE WHEN repctl_deleted THEN NULL ELSE "
-		      "(to_jsonb(repctl_d) - 'repctl_vv' - 'repctl_changed_at' - 'repctl_deleted' - "
-		      "'repctl_origin' - 'repctl_t_vv' - 'repctl_t_changed' - 'repctl_t_deleted' - "
-		      "'repctl_t_origin' - 'repctl_t_exists' - 'repctl_cmp' - 'repctl_rid' - 'repctl_dot' - "
-		      "'repctl_t_dot' - 'repctl_resolved')::text END",
+	q = xasprintf(
+	    "UPDATE %s repctl_d SET repctl_cmp = 5 WHERE repctl_cmp = 1 AND "
+	    "jsonb_build_object(%s) IN (SELECT pg_catalog.jsonb_array_elements($1::jsonb)) "
+	    "RETURNING jsonb_build_object(%s)::text, CASE WHEN repctl_deleted THEN NULL ELSE "
+	    "(to_jsonb(repctl_d) - 'repctl_vv' - 'repctl_changed_at' - 'repctl_deleted' - "
+	    "'repctl_origin' - 'repctl_t_vv' - 'repctl_t_changed' - 'repctl_t_deleted' - "
+	    "'repctl_t_origin' - 'repctl_t_exists' - 'repctl_cmp' - 'repctl_rid' - 'repctl_dot' - "
+	    "'repctl_t_dot' - 'repctl_resolved')::text END",
 	    d, kj, kj);
 	p[0] = arr.data;
 	r = db_query(tc, q, 1, p, err, errlen);
@@ -1176,7 +1171,8 @@ exclude_rows(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, 
 		return -1;
 	for (k = 0; k < PQntuples(r); k++) {
 		for (i = 0; i < e->nexcl; i++)
-			if (e->excl[i].idx == t->idx && strcmp(e->excl[i].pk, PQgetvalue(r, k, 0)) == 0)
+			if (e->excl[i].idx == t->idx &&
+			    strcmp(e->excl[i].pk, PQgetvalue(r, k, 0)) == 0)
 				break;
 		e->quar = xrealloc(e->quar, sizeof(*e->quar) * (size_t)(e->nquar + 1));
 		e->quar[e->nquar].schema = xstrdup(t->schema);
@@ -1256,8 +1252,8 @@ apply_once(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, co
 	    "THEN 1 ELSE 2 END AS repctl_cmp, "
 	    "row_number() OVER () AS repctl_rid "
 	    "FROM %s repctl_s LEFT JOIN repctl.%s repctl_sh ON %s LEFT JOIN %s repctl_t ON %s;",
-	    t->qtable, stage, jt, kt, d, first, ltnode, ltnode, ltnode, stage, t->tshadow, jsh, t->qtable,
-	    jt);
+	    t->qtable, stage, jt, kt, d, first, ltnode, ltnode, ltnode, stage, t->tshadow, jsh,
+	    t->qtable, jt);
 	if (rows > 5000)
 		buf_printf(&q, "ANALYZE %s;", d);
 	if (db_exec(tc, q.data, err, errlen) < 0)
@@ -1334,8 +1330,8 @@ apply_once(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, co
 	    "RETURNING 1) "
 	    "SELECT (SELECT count(*) FROM u) + (SELECT count(*) FROM i), "
 	    "(SELECT count(*) FROM %s WHERE repctl_cmp IN (1, 3))",
-	    t->tshadow, ltnode, ltnode, ltnode, ltnode, d, jshd, t->tshadow, t->keys.data, t->keys.data, d,
-	    t->keys.data, d);
+	    t->tshadow, ltnode, ltnode, ltnode, ltnode, d, jshd, t->tshadow, t->keys.data,
+	    t->keys.data, d, t->keys.data, d);
 	r = db_query(tc, q.data, 0, NULL, err, errlen);
 	if (r == NULL)
 		goto out;
@@ -1482,8 +1478,7 @@ quar_same_key(PGconn *meta, const char *a, const char *b)
  */
 static int
 edge_record(PGconn *meta, struct edge_ctx *e, const char *snapshot, const char *epoch,
-    PGresult *tables,
-    const char *paused, char *err, size_t errlen)
+    PGresult *tables, const char *paused, char *err, size_t errlen)
 {
 	int i;
 
@@ -1533,7 +1528,8 @@ edge_record(PGconn *meta, struct edge_ctx *e, const char *snapshot, const char *
 			{
 				/* only a table that was applied this run can settle its rows */
 				char *tag = xasprintf("\t%s\t%s\n", f[0], f[1]);
-				int applied = e->applied.len && strstr(e->applied.data, tag) != NULL;
+				int applied =
+				    e->applied.len && strstr(e->applied.data, tag) != NULL;
 
 				free(tag);
 				if (!applied)
@@ -1606,8 +1602,8 @@ fail:
  * raw is the JSON staging table (copy_batch raw).  Rows staged or -1.
  */
 static long
-stage_from_raw(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk,
-    const char *raw, const char *stage, char *err, size_t errlen)
+stage_from_raw(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, const char *raw,
+    const char *stage, char *err, size_t errlen)
 {
 	struct buf kj = BUF_INIT, rc_ = BUF_INIT;
 	char *ins = NULL, *one = NULL, *list = NULL;
@@ -1636,10 +1632,11 @@ stage_from_raw(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk
 		if (*p == ',')
 			p += 2;
 	}
-	ins = xasprintf("INSERT INTO %s (%s, repctl_vv, repctl_changed_at, repctl_deleted, "
-			"repctl_origin, repctl_dot) SELECT %s, x.repctl_vv, x.repctl_changed_at, "
-			"x.repctl_deleted, x.repctl_origin, x.repctl_dot FROM %s x CROSS JOIN LATERAL "
-			"pg_catalog.jsonb_populate_record(NULL::%s, x.repctl_row) r",
+	ins = xasprintf(
+	    "INSERT INTO %s (%s, repctl_vv, repctl_changed_at, repctl_deleted, "
+	    "repctl_origin, repctl_dot) SELECT %s, x.repctl_vv, x.repctl_changed_at, "
+	    "x.repctl_deleted, x.repctl_origin, x.repctl_dot FROM %s x CROSS JOIN LATERAL "
+	    "pg_catalog.jsonb_populate_record(NULL::%s, x.repctl_row) r",
 	    stage, t->cols.data, rc_.data, raw, t->qtable);
 	if (db_exec(tc, "SAVEPOINT repctl_raw", err, errlen) < 0)
 		goto out;
@@ -1736,7 +1733,6 @@ applied_add(struct edge_ctx *e, PGconn *tc, const struct table_ctx *t, PGresult 
 	free(oid);
 	return 0;
 }
-
 
 static void
 applied_free(struct edge_ctx *e)
@@ -1953,11 +1949,12 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 		int refs_pk = PQgetvalue(fk, i, 10)[0] == 't', ncc, npc, nck = 0;
 		char **cc = split_names(PQgetvalue(fk, i, 4), &ncc);
 		char **pc = split_names(PQgetvalue(fk, i, 5), &npc);
-		char **ck = PQgetisnull(fk, i, 11) ? NULL : split_names(PQgetvalue(fk, i, 11), &nck);
-		struct buf nn = BUF_INIT, jcp = BUF_INIT, jcy = BUF_INIT, w = BUF_INIT, kx = BUF_INIT,
-			   kc = BUF_INIT, jxc = BUF_INIT;
+		char **ck =
+		    PQgetisnull(fk, i, 11) ? NULL : split_names(PQgetvalue(fk, i, 11), &nck);
+		struct buf nn = BUF_INIT, jcp = BUF_INIT, jcy = BUF_INIT, w = BUF_INIT,
+			   kx = BUF_INIT, kc = BUF_INIT, jxc = BUF_INIT;
 		char *reason = NULL, *marker = NULL;
-		int k, n;
+		int k, n = 0;
 
 		for (k = 0; k < ncc; k++)
 			buf_printf(&nn, "%srepctl_c.%s IS NOT NULL", k ? " AND " : "", cc[k]);
@@ -2060,13 +2057,15 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 			{
 				const char *op[1] = { e->snode };
 
-				if ((!acted && db_exec(tc, "ROLLBACK TO SAVEPOINT repctl_fk", err,
-						   errlen) < 0) ||
+				if ((!acted &&
+					db_exec(tc, "ROLLBACK TO SAVEPOINT repctl_fk", err,
+					    errlen) < 0) ||
 				    db_exec(tc,
 					"SET LOCAL session_replication_role = replica; RELEASE "
 					"SAVEPOINT repctl_fk",
 					err, errlen) < 0 ||
-				    db_execp(tc, "SELECT pg_catalog.set_config('repctl.origin', $1, true)",
+				    db_execp(tc,
+					"SELECT pg_catalog.set_config('repctl.origin', $1, true)",
 					1, op, err, errlen) < 0)
 					goto fail_one;
 			}
@@ -2077,9 +2076,10 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 		}
 		/* NO ACTION / RESTRICT (or an action that failed): set the rows aside */
 		if (reason == NULL)
-			reason = xasprintf("foreign key %s on node '%s': the row it references in %s "
-					   "is not there",
-			    con, e->tnode, parent);
+			reason =
+			    xasprintf("foreign key %s on node '%s': the row it references in %s "
+				      "is not there",
+				con, e->tnode, parent);
 		if (ca) {
 			buf_reset(&q);
 			buf_printf(&q,
@@ -2112,7 +2112,12 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 				goto fail_one;
 			added += n;
 		}
-	next:
+		n = 0;
+		goto done_one;
+fail_one:
+		n = -1;
+next:
+done_one:
 		free(reason);
 		free(marker);
 		names_free(cc, ncc);
@@ -2126,22 +2131,8 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 		buf_free(&kx);
 		buf_free(&kc);
 		buf_free(&jxc);
-		continue;
-	fail_one:
-		free(reason);
-		free(marker);
-		names_free(cc, ncc);
-		names_free(pc, npc);
-		if (ck)
-			names_free(ck, nck);
-		buf_free(&nn);
-		buf_free(&jcp);
-		buf_free(&jcy);
-		buf_free(&w);
-		buf_free(&kx);
-		buf_free(&kc);
-		buf_free(&jxc);
-		goto out;
+		if (n < 0)
+			goto out;
 	}
 	/* deferrable unique constraints: not checked under replica */
 	uq = db_query(tc,
@@ -2157,7 +2148,8 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 		goto out;
 	for (i = 0; i < PQntuples(uq); i++) {
 		struct applied_tab *t = applied_by_oid(e, PQgetvalue(uq, i, 1));
-		struct buf kx = BUF_INIT, jxt = BUF_INIT, ju = BUF_INIT, kt = BUF_INIT, ko = BUF_INIT;
+		struct buf kx = BUF_INIT, jxt = BUF_INIT, ju = BUF_INIT, kt = BUF_INIT,
+			   ko = BUF_INIT;
 		char **uc, *reason;
 		int nu, k, n;
 
@@ -2274,8 +2266,9 @@ full_copy(struct edge_ctx *e, PGconn *sc, PGconn *tc, struct table_ctx *t, char 
 		      "coalesce(repctl_dot, repctl_origin, %s), repctl_changed_at, "
 		      "repctl_deleted FROM repctl.%s) TO STDOUT",
 	    t->keys.data, lnode, lnode, t->sshadow);
-	in = xasprintf("COPY repctl.%s (%s, repctl_vv, repctl_origin, repctl_dot, repctl_changed_at, "
-		       "repctl_deleted) FROM STDIN",
+	in = xasprintf(
+	    "COPY repctl.%s (%s, repctl_vv, repctl_origin, repctl_dot, repctl_changed_at, "
+	    "repctl_deleted) FROM STDIN",
 	    t->tshadow, t->keys.data);
 	srows = copy_relay(sc, q, tc, in, &bytes, err, errlen);
 	free(q);
@@ -2321,6 +2314,19 @@ table_has_changes(
 	return any;
 }
 
+/* The target was rolled back: forget everything of the pass, to start it again. */
+static void
+pass_reset(struct edge_ctx *e, char *paused, int n)
+{
+	records_truncate(e, 0, 0);
+	memset(e->st, 0, sizeof(*e->st));
+	e->written = 0;
+	buf_reset(&e->applied);
+	buf_reset(&e->warn);
+	applied_free(e);
+	memset(paused, 0, (size_t)n);
+}
+
 /*
  * Run one edge S -> T.  0 or -1 with err.  A table that cannot be applied
  * on its own account (schema drift, capture missing) is paused: it keeps
@@ -2335,8 +2341,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 	char **prev = NULL, **retry = NULL, **pepoch = NULL, *snap = NULL, *epoch = NULL,
 	     *paused = NULL, *todo = NULL, *rescan = NULL;
 	const char *pp[3] = { e->s->name, e->snode, e->tnode };
-	int i, j, n = 0, rc = -1, any = 0, target_open = 0, all_same = 1, passes = 0,
-	    deadlocks = 0;
+	int i, j, n = 0, rc = -1, any = 0, target_open = 0, all_same = 1, passes = 0, deadlocks = 0;
 	char inner[ERRLEN];
 
 	inner[0] = '\0';
@@ -2473,17 +2478,15 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 		goto out;
 	}
 	e->target_contacted = 1;
-apply_pass:
-	{
-		const char *op[1] = { e->snode };
+apply_pass : {
+	const char *op[1] = { e->snode };
 
-		if (db_exec(tc, "BEGIN; SET LOCAL session_replication_role = replica", err,
-			errlen) < 0 ||
-		    db_execp(tc, "SELECT pg_catalog.set_config('repctl.origin', $1, true)", 1, op,
-			err, errlen) < 0)
-			goto target_fail;
-		target_open = 1;
-	}
+	if (db_exec(tc, "BEGIN; SET LOCAL session_replication_role = replica", err, errlen) < 0 ||
+	    db_execp(tc, "SELECT pg_catalog.set_config('repctl.origin', $1, true)", 1, op, err,
+		errlen) < 0)
+		goto target_fail;
+	target_open = 1;
+}
 	for (i = 0; i < n; i++) {
 		struct table_ctx t;
 		PGresult *pk;
@@ -2574,17 +2577,19 @@ apply_pass:
 			log_info("%s -> %s: %s: staging failed (%s): staging row by row", e->snode,
 			    e->tnode, t.qtable, err);
 			snprintf(raw, sizeof(raw), "repctl_raw_%d", i);
-			q = xasprintf("ROLLBACK TO SAVEPOINT repctl_copy; "
-				      "CREATE TEMP TABLE %s (repctl_rid bigserial, repctl_row jsonb, "
-				      "repctl_vv jsonb, repctl_changed_at timestamptz, repctl_deleted "
-				      "boolean, repctl_origin text, repctl_dot text) ON COMMIT DROP",
+			q = xasprintf(
+			    "ROLLBACK TO SAVEPOINT repctl_copy; "
+			    "CREATE TEMP TABLE %s (repctl_rid bigserial, repctl_row jsonb, "
+			    "repctl_vv jsonb, repctl_changed_at timestamptz, repctl_deleted "
+			    "boolean, repctl_origin text, repctl_dot text) ON COMMIT DROP",
 			    raw);
 			rows = -1;
 			if (db_exec(tc, q, err, errlen) == 0 &&
-			    db_exec(sc, "ROLLBACK TO SAVEPOINT repctl_table; SAVEPOINT repctl_table",
-				err, errlen) == 0 &&
-			    copy_batch(sc, tc, &t, pk, e->snode, rescan[i] ? NULL : prev[i], retry[i],
-				raw, 1, err, errlen) >= 0 &&
+			    db_exec(sc,
+				"ROLLBACK TO SAVEPOINT repctl_table; SAVEPOINT repctl_table", err,
+				errlen) == 0 &&
+			    copy_batch(sc, tc, &t, pk, e->snode, rescan[i] ? NULL : prev[i],
+				retry[i], raw, 1, err, errlen) >= 0 &&
 			    (staged = stage_from_raw(e, tc, &t, pk, raw, stage, err, errlen)) >= 0)
 				rows = staged;
 			free(q);
@@ -2603,14 +2608,9 @@ apply_pass:
 				db_rollback(tc);
 				target_open = 0;
 				nanosleep(&ts, NULL);
-				records_truncate(e, 0, 0);
-				memset(e->st, 0, sizeof(*e->st));
-				e->written = 0;
-				buf_reset(&e->applied);
-				buf_reset(&e->warn);
-				applied_free(e);
-				memset(paused, 0, (size_t)n);
-				if (db_exec(sc, "ROLLBACK TO SAVEPOINT repctl_table", err, errlen) < 0)
+				pass_reset(e, paused, n);
+				if (db_exec(sc, "ROLLBACK TO SAVEPOINT repctl_table", err, errlen) <
+				    0)
 					goto source_fail;
 				goto apply_pass;
 			}
@@ -2643,8 +2643,7 @@ apply_pass:
 	}
 	/* foreign keys and deferrable uniques, which replica mode does not check */
 	switch (integrity_check(e, tc, err, errlen)) {
-	case -1:
-		goto target_fail;
+	case -1: goto target_fail;
 	case 1:
 		if (++passes > 8) {
 			snprintf(err, errlen,
@@ -2658,17 +2657,9 @@ apply_pass:
 		    e->snode, e->tnode, e->nexcl);
 		db_rollback(tc);
 		target_open = 0;
-		/* everything of the pass is undone: start it again */
-		records_truncate(e, 0, 0);
-		memset(e->st, 0, sizeof(*e->st));
-		e->written = 0;
-		buf_reset(&e->applied);
-		buf_reset(&e->warn);
-		applied_free(e);
-		memset(paused, 0, (size_t)n);
+		pass_reset(e, paused, n);
 		goto apply_pass;
-	default:
-		break;
+	default: break;
 	}
 	for (i = 0; i < e->nconf; i++)
 		if (e->conf[i].msg && strstr(e->conf[i].rule, "parent deleted"))
