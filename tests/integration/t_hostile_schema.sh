@@ -471,6 +471,9 @@ one_seed() {
 		pass "seed $SEED: converged start"
 	else
 		fail "seed $SEED: converged start" "$(tail -n 20 "$SEED_DIR/start.log")"
+		FAILED_SEEDS+=("$SEED")
+		note "seed $SEED: no converged start, nothing more to check"
+		return 0
 	fi
 
 	# ---- writers on every node, syncs running meanwhile ----
