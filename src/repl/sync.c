@@ -2698,6 +2698,9 @@ target_fail : {
 	if (tc && PQstatus(tc) != CONNECTION_OK) {
 		e->down = e->tnode;
 		pool_drop(pool, e->tnode);
+	} else if (sc && PQstatus(sc) != CONNECTION_OK) {
+		/* the source died while the target was being written (mid-COPY) */
+		e->down = e->snode;
 	}
 out:
 	if (sc && PQstatus(sc) == CONNECTION_OK)

@@ -185,6 +185,8 @@ unlock a
 run_ends_within 15 "source killed mid-COPY"
 ok test "$RUN_RC" -ne 0
 like "$RUN_ERR" "node 'a'" "the error names the dead source a"
+is "$(pg_sql meta postgres "SELECT failures > 0 FROM repctl.node_state WHERE node = 'a'")" t \
+	"the circuit breaker counts the dead source"
 catch_up "after the source was killed"
 
 # ---- target hung mid-apply ----------------------------------------------------------------
