@@ -28,7 +28,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR
 . "$HERE/lib/repl.sh"
 
-N=20000
+N=${REPL_SCALE_N:-20000} # the number of conflicting rows (100000 for the figure)
 BOUND=${REPL_SCALE_BOUND:-120}
 
 repl_setup a b
