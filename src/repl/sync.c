@@ -770,6 +770,55 @@ key_json_args(PGconn *c, PGresult *pk, const char *alias)
 	return buf_steal(&b);
 }
 
+/*
+ * The incoming row of a decision table as JSON, without repctl's own
+ * columns (for the conflict log and the quarantine).
+ */
+#define D_ROW_JSON                                                                              \
+	"(to_jsonb(repctl_d) - 'repctl_vv' - 'repctl_changed_at' - 'repctl_deleted' - "         \
+	"'repctl_origin' - 'repctl_t_vv' - 'repctl_t_changed' - 'repctl_t_deleted' - "          \
+	"'repctl_t_origin' - 'repctl_t_exists' - 'repctl_cmp' - 'repctl_rid' - 'repctl_dot' - " \
+	"'repctl_t_dot' - 'repctl_resolved')"
+
+/* Remember a row the target refused (copies every string; row may be NULL). */
+static void
+quar_add(struct edge_ctx *e, const struct table_ctx *t, const char *pk, const char *row,
+    const char *reason, const char *con)
+{
+	struct quar_rec *q;
+
+	e->quar = xrealloc(e->quar, sizeof(*e->quar) * (size_t)(e->nquar + 1));
+	q = &e->quar[e->nquar++];
+	q->schema = xstrdup(t->schema);
+	q->table = xstrdup(t->table);
+	q->pk = xstrdup(pk);
+	q->row = row ? xstrdup(row) : NULL;
+	q->reason = xstrdup(reason);
+	q->constraint = xstrdup(con);
+}
+
+/*
+ * Remember a decided conflict; takes table, rule and msg (allocated by the
+ * caller), copies the others (local_row, remote_row may be NULL).
+ */
+static void
+conf_add(struct edge_ctx *e, char *table, const char *pk, const char *local_row,
+    const char *remote_row, const char *winner, char *rule, char *msg)
+{
+	struct conflict_rec *c;
+
+	e->conf = xrealloc(e->conf, sizeof(*e->conf) * (size_t)(e->nconf + 1));
+	c = &e->conf[e->nconf++];
+	c->table = table;
+	c->pk = xstrdup(pk);
+	c->local_row = local_row ? xstrdup(local_row) : NULL;
+	c->remote_row = remote_row ? xstrdup(remote_row) : NULL;
+	c->winner = xstrdup(winner);
+	c->rule = rule;
+	c->msg = msg;
+	e->st->conflicts++;
+}
+
 /* Free the conflict and quarantine records from index nconf / nquar on. */
 static void
 records_truncate(struct edge_ctx *e, int nconf, int nquar)
@@ -859,10 +908,7 @@ resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult 
 
 	buf_printf(&q,
 	    "SELECT repctl_d.repctl_rid, jsonb_build_object(%s)::text, "
-	    "CASE WHEN repctl_d.repctl_deleted THEN NULL ELSE (to_jsonb(repctl_d) - 'repctl_vv' - "
-	    "'repctl_changed_at' - 'repctl_deleted' - 'repctl_origin' - 'repctl_t_vv' - "
-	    "'repctl_t_changed' - 'repctl_t_deleted' - 'repctl_t_origin' - 'repctl_t_exists' - "
-	    "'repctl_cmp' - 'repctl_rid' - 'repctl_dot' - 'repctl_t_dot' - 'repctl_resolved')::text END, "
+	    "CASE WHEN repctl_d.repctl_deleted THEN NULL ELSE " D_ROW_JSON "::text END, "
 	    "CASE WHEN repctl_d.repctl_t_exists THEN to_jsonb(repctl_t)::text END, "
 	    "repctl_d.repctl_deleted, NOT repctl_d.repctl_t_exists, "
 	    "extract(epoch FROM repctl_d.repctl_changed_at)::float8, "
@@ -923,23 +969,16 @@ resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult 
 		winner = dec_.res == RES_REMOTE ? remote.node
 		    : dec_.res == RES_LOCAL     ? local.node
 						: "none";
-		e->conf = xrealloc(e->conf, sizeof(*e->conf) * (size_t)(e->nconf + 1));
-		e->conf[e->nconf].table = xasprintf("%s.%s", t->schema, t->table);
-		e->conf[e->nconf].pk = xstrdup(PQgetvalue(r, i, 1));
-		e->conf[e->nconf].remote_row =
-		    PQgetisnull(r, i, 2) ? NULL : xstrdup(PQgetvalue(r, i, 2));
-		e->conf[e->nconf].local_row =
-		    local.deleted || PQgetisnull(r, i, 3) ? NULL : xstrdup(PQgetvalue(r, i, 3));
-		e->conf[e->nconf].winner = xstrdup(winner);
-		e->conf[e->nconf].rule = xasprintf("%s %s%s", conflict_type_names[dec_.type],
-		    dec_.rule, dec_.clamped ? " (future value clamped)" : "");
-		e->conf[e->nconf].msg = xasprintf(
-		    "conflict on %s key %s: %s version from '%s' vs '%s': winner %s (%s%s)",
-		    t->qtable, PQgetvalue(r, i, 1), conflict_type_names[dec_.type], remote.node,
-		    local.node, winner, dec_.rule,
-		    dec_.clamped ? ", a future value was clamped" : "");
-		e->nconf++;
-		e->st->conflicts++;
+		conf_add(e, xasprintf("%s.%s", t->schema, t->table), PQgetvalue(r, i, 1),
+		    local.deleted || PQgetisnull(r, i, 3) ? NULL : PQgetvalue(r, i, 3),
+		    PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2), winner,
+		    xasprintf("%s %s%s", conflict_type_names[dec_.type], dec_.rule,
+			dec_.clamped ? " (future value clamped)" : ""),
+		    xasprintf(
+			"conflict on %s key %s: %s version from '%s' vs '%s': winner %s (%s%s)",
+			t->qtable, PQgetvalue(r, i, 1), conflict_type_names[dec_.type], remote.node,
+			local.node, winner, dec_.rule,
+			dec_.clamped ? ", a future value was clamped" : ""));
 	}
 	PQclear(r);
 	if (ndec > 0) {
@@ -1069,14 +1108,10 @@ quarantine_rows(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *p
 {
 	char *kj = key_json_args(tc, pk, "repctl_d");
 	char *filter = xasprintf(" AND jsonb_build_object(%s) = $1::jsonb", kj);
-	char *list = xasprintf(
-	    "SELECT jsonb_build_object(%s)::text, (to_jsonb(repctl_d) - "
-	    "'repctl_vv' - 'repctl_changed_at' - 'repctl_deleted' - "
-	    "'repctl_origin' - 'repctl_t_vv' - 'repctl_t_changed' - "
-	    "'repctl_t_deleted' - 'repctl_t_origin' - 'repctl_t_exists' - "
-	    "'repctl_cmp' - 'repctl_rid' - 'repctl_dot' - 'repctl_t_dot' - 'repctl_resolved')::text FROM %s repctl_d WHERE repctl_cmp = 1 "
-	    "AND NOT repctl_deleted",
-	    kj, d);
+	char *list =
+	    xasprintf("SELECT jsonb_build_object(%s)::text, " D_ROW_JSON "::text FROM %s repctl_d "
+		      "WHERE repctl_cmp = 1 AND NOT repctl_deleted",
+		kj, d);
 	char *mark = xasprintf(
 	    "UPDATE %s repctl_d SET repctl_cmp = 5 WHERE jsonb_build_object(%s) = $1::jsonb", d,
 	    kj);
@@ -1111,14 +1146,7 @@ quarantine_rows(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *p
 		if (db_exec(tc, "ROLLBACK TO SAVEPOINT repctl_row", err, errlen) < 0 ||
 		    db_execp(tc, mark, 1, p, err, errlen) < 0)
 			goto out;
-		e->quar = xrealloc(e->quar, sizeof(*e->quar) * (size_t)(e->nquar + 1));
-		e->quar[e->nquar].schema = xstrdup(t->schema);
-		e->quar[e->nquar].table = xstrdup(t->table);
-		e->quar[e->nquar].pk = xstrdup(p[0]);
-		e->quar[e->nquar].row = xstrdup(PQgetvalue(rows, i, 1));
-		e->quar[e->nquar].reason = xstrdup(rerr);
-		e->quar[e->nquar].constraint = xstrdup(con);
-		e->nquar++;
+		quar_add(e, t, p[0], PQgetvalue(rows, i, 1), rerr, con);
 	}
 	rc = 0;
 out:
@@ -1156,11 +1184,8 @@ exclude_rows(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, 
 	q = xasprintf(
 	    "UPDATE %s repctl_d SET repctl_cmp = 5 WHERE repctl_cmp = 1 AND "
 	    "jsonb_build_object(%s) IN (SELECT pg_catalog.jsonb_array_elements($1::jsonb)) "
-	    "RETURNING jsonb_build_object(%s)::text, CASE WHEN repctl_deleted THEN NULL ELSE "
-	    "(to_jsonb(repctl_d) - 'repctl_vv' - 'repctl_changed_at' - 'repctl_deleted' - "
-	    "'repctl_origin' - 'repctl_t_vv' - 'repctl_t_changed' - 'repctl_t_deleted' - "
-	    "'repctl_t_origin' - 'repctl_t_exists' - 'repctl_cmp' - 'repctl_rid' - 'repctl_dot' - "
-	    "'repctl_t_dot' - 'repctl_resolved')::text END",
+	    "RETURNING jsonb_build_object(%s)::text, CASE WHEN repctl_deleted THEN NULL ELSE " D_ROW_JSON
+	    "::text END",
 	    d, kj, kj);
 	p[0] = arr.data;
 	r = db_query(tc, q, 1, p, err, errlen);
@@ -1174,14 +1199,10 @@ exclude_rows(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, 
 			if (e->excl[i].idx == t->idx &&
 			    strcmp(e->excl[i].pk, PQgetvalue(r, k, 0)) == 0)
 				break;
-		e->quar = xrealloc(e->quar, sizeof(*e->quar) * (size_t)(e->nquar + 1));
-		e->quar[e->nquar].schema = xstrdup(t->schema);
-		e->quar[e->nquar].table = xstrdup(t->table);
-		e->quar[e->nquar].pk = xstrdup(PQgetvalue(r, k, 0));
-		e->quar[e->nquar].row = PQgetisnull(r, k, 1) ? NULL : xstrdup(PQgetvalue(r, k, 1));
-		e->quar[e->nquar].reason = xstrdup(i < e->nexcl ? e->excl[i].reason : "integrity");
-		e->quar[e->nquar].constraint = xstrdup(i < e->nexcl ? e->excl[i].constraint : "");
-		e->nquar++;
+		quar_add(e, t, PQgetvalue(r, k, 0),
+		    PQgetisnull(r, k, 1) ? NULL : PQgetvalue(r, k, 1),
+		    i < e->nexcl ? e->excl[i].reason : "integrity",
+		    i < e->nexcl ? e->excl[i].constraint : "");
 	}
 	PQclear(r);
 	return 0;
@@ -1682,14 +1703,7 @@ stage_from_raw(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk
 			n = -1;
 			goto out;
 		}
-		e->quar = xrealloc(e->quar, sizeof(*e->quar) * (size_t)(e->nquar + 1));
-		e->quar[e->nquar].schema = xstrdup(t->schema);
-		e->quar[e->nquar].table = xstrdup(t->table);
-		e->quar[e->nquar].pk = xstrdup(PQgetvalue(rows, i, 1));
-		e->quar[e->nquar].row = xstrdup(PQgetvalue(rows, i, 2));
-		e->quar[e->nquar].reason = xstrdup(rerr);
-		e->quar[e->nquar].constraint = xstrdup(con);
-		e->nquar++;
+		quar_add(e, t, PQgetvalue(rows, i, 1), PQgetvalue(rows, i, 2), rerr, con);
 		log_warnx("%s -> %s: %s key %s quarantined: %s", e->snode, e->tnode, t->qtable,
 		    PQgetvalue(rows, i, 1), rerr);
 	}
@@ -2028,25 +2042,20 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 					goto fail_one;
 				}
 				for (k = 0; k < PQntuples(lc); k++) {
-					e->conf = xrealloc(
-					    e->conf, sizeof(*e->conf) * (size_t)(e->nconf + 1));
-					e->conf[e->nconf].table = xstrdup(PQgetvalue(lc, k, 0));
-					e->conf[e->nconf].pk = xstrdup(PQgetvalue(lc, k, 1));
-					e->conf[e->nconf].local_row = NULL;
-					e->conf[e->nconf].remote_row = NULL;
-					e->conf[e->nconf].winner = xstrdup(e->snode);
-					e->conf[e->nconf].rule = xasprintf(
-					    "parent deleted: foreign key %s ON DELETE %s", con,
-					    act[0] == 'c'       ? "CASCADE"
-						: act[0] == 'n' ? "SET NULL"
-								: "SET DEFAULT");
-					e->conf[e->nconf].msg = xasprintf(
-					    "%s key %s: a parent in %s is deleted: foreign key %s: %s",
-					    PQgetvalue(lc, k, 0), PQgetvalue(lc, k, 1), parent, con,
-					    PQgetvalue(lc, k, 2)[0] == 't' ? "deleted too"
-									   : "reference cleared");
-					e->nconf++;
-					e->st->conflicts++;
+					conf_add(e, xstrdup(PQgetvalue(lc, k, 0)),
+					    PQgetvalue(lc, k, 1), NULL, NULL, e->snode,
+					    xasprintf("parent deleted: foreign key %s ON DELETE %s",
+						con,
+						act[0] == 'c'       ? "CASCADE"
+						    : act[0] == 'n' ? "SET NULL"
+								    : "SET DEFAULT"),
+					    xasprintf(
+						"%s key %s: a parent in %s is deleted: foreign key %s: %s",
+						PQgetvalue(lc, k, 0), PQgetvalue(lc, k, 1), parent,
+						con,
+						PQgetvalue(lc, k, 2)[0] == 't'
+						    ? "deleted too"
+						    : "reference cleared"));
 				}
 				PQclear(lc);
 			}
