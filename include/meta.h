@@ -21,6 +21,15 @@ struct node {
 };
 
 /* Highest schema version this binary knows (number of meta_NNN.sql files). */
+/*
+ * Advisory locks on the metadata database (the two-int4 form: pg_locks
+ * shows the first key as classid, the second as objid, objsubid 2).  They
+ * work across hosts and containers, where pid files do not.
+ */
+#define LOCK_COORDINATOR "1919968116" /* (key, 0): the coordinator, for its life */
+#define LOCK_SYNC_RUN "1919968117"    /* (key, hashtext(sync)): one run of a sync */
+#define LOCK_WORKER "1919968118"      /* (key, hashtext(sync)): its worker, for its life */
+
 int meta_schema_version(void);
 
 /* Connect to the metadata database named by the configuration. */

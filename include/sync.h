@@ -38,7 +38,19 @@ struct run_stats {
 	long inserts, updates, deletes, conflicts;
 	int edges_ok, edges_failed;
 	int paused; /* tables paused (schema drift, capture missing): a bad run */
+	int busy;   /* not run: another process holds the sync's run lock */
 };
+
+/*
+ * The run lock of a sync (LOCK_SYNC_RUN on the metadata database, session
+ * level, reentrant): no two runs of one sync ever overlap, whoever starts
+ * them.  sync_run takes it without waiting (st->busy when another process
+ * holds it); a command that should wait takes it first with wait=1, which
+ * says on stderr whom it waits for.  1 locked, 0 busy (err names the
+ * holder), -1 error.  sync_unlock releases one level.
+ */
+int sync_lock(PGconn *meta, const char *sync, int wait, char *err, size_t errlen);
+void sync_unlock(PGconn *meta, const char *sync);
 
 /* Connections to nodes, kept across runs; reconnects a broken one. */
 struct node_pool;

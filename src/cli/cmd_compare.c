@@ -1142,7 +1142,13 @@ run_syncs(struct cli_ctx *ctx, struct node_pool *pool, PGresult *syncs, int max)
 				failed = 1;
 				continue;
 			}
-			rc = sync_run(pool, ctx->meta, &s, ctx->cfg, &st, err, sizeof(err));
+			memset(&st, 0, sizeof(st));
+			if (sync_lock(ctx->meta, s.name, 1, err, sizeof(err)) < 0) {
+				rc = -1;
+			} else {
+				rc = sync_run(pool, ctx->meta, &s, ctx->cfg, &st, err, sizeof(err));
+				sync_unlock(ctx->meta, s.name);
+			}
 			printf("run %s: %s, I/U/D %ld/%ld/%ld, %ld conflict(s)\n", s.name,
 			    rc == 0 ? "good" : "bad", st.inserts, st.updates, st.deletes,
 			    st.conflicts);

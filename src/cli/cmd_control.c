@@ -1,8 +1,9 @@
 /*
  * cmd_control.c - start, stop, reload, kick, pause, resume: talking to the
- * coordinator (signals through the pid file; kicks and pauses through the
- * metadata database with NOTIFY repctl_control, so they also work when the
- * coordinator runs in another container).
+ * coordinator through the metadata database (its lock says who runs, NOTIFY
+ * repctl_control carries stop, reload, kicks and pauses), so they work from
+ * any host, container or user; signals through the pid file only when the
+ * metadata database cannot be reached.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -25,67 +26,83 @@ CMD_HANDLER(cmd_start)
 	return coordinator_start(ctx->cfg, ctx->config_path, args_has(args, "foreground"));
 }
 
-/* 0 when gone within timeout seconds. */
-static int
-wait_gone(long pid, int timeout)
+/* The metadata database for a control command, or NULL (the pid file is the fallback). */
+static PGconn *
+control_meta(struct cli_ctx *ctx)
 {
-	int i;
+	char err[ERRLEN];
 
-	for (i = 0; i < timeout * 10; i++) {
-		if (kill((pid_t)pid, 0) != 0)
-			return 0;
-		usleep(100000);
-	}
-	return -1;
+	if (ctx->meta == NULL)
+		ctx->meta = meta_connect(ctx->cfg, err, sizeof(err));
+	return ctx->meta;
 }
 
 CMD_HANDLER(cmd_stop)
 {
-	long pid = coordinator_pid(ctx->cfg);
+	char err[ERRLEN];
+	struct coord_info ci, now;
+	PGconn *meta = control_meta(ctx);
+	int r = coordinator_tell(ctx->cfg, meta, "stop", &ci, err, sizeof(err)), i;
 
 	(void)args;
-	if (pid == 0) {
+	if (r == 0) {
 		printf("the coordinator is not running\n");
 		return 0;
 	}
-	if (kill((pid_t)pid, SIGTERM) != 0) {
-		cmd_error("cannot signal the coordinator (pid %ld): %m", pid);
+	if (r < 0) {
+		cmd_error("%s", err);
 		return 1;
 	}
-	if (wait_gone(pid, 60) < 0) {
-		cmd_error("the coordinator (pid %ld) did not stop within 60s; see its log %s", pid,
-		    ctx->cfg->log_file);
+	/* gone when it released its lock (and its pid file) */
+	for (i = 0; i < 600; i++) {
+		usleep(100000);
+		if (coordinator_find(ctx->cfg, meta, &now, err, sizeof(err)) < 0)
+			meta = NULL;
+		if (!now.running)
+			break;
+	}
+	if (now.running) {
+		cmd_error("the coordinator (%s) did not stop within 60s; see its log", ci.where);
 		return 1;
 	}
-	printf("coordinator stopped (pid %ld)\n", pid);
+	printf("coordinator stopped (%s)\n", ci.where);
 	return 0;
 }
 
-static long
+/* The running coordinator; an error (and 0) when there is none. */
+static int
 running_or_error(struct cli_ctx *ctx)
 {
-	long pid = coordinator_pid(ctx->cfg);
+	char err[ERRLEN];
+	struct coord_info ci;
 
-	if (pid == 0)
-		cmd_error("the coordinator is not running (no live pid in %s)\nhint: start it with "
-			  "'repctl start'",
+	if (coordinator_find(ctx->cfg, control_meta(ctx), &ci, err, sizeof(err)) < 0) {
+		cmd_error("%s", err);
+		return 0;
+	}
+	if (!ci.running)
+		cmd_error("the coordinator is not running (no coordinator holds the metadata "
+			  "database's lock, no live pid in %s)\nhint: start it with 'repctl start'",
 		    ctx->cfg->pid_file);
-	return pid;
+	return ci.running;
 }
 
 CMD_HANDLER(cmd_reload)
 {
-	long pid = running_or_error(ctx);
+	char err[ERRLEN];
+	struct coord_info ci;
+	int r = coordinator_tell(ctx->cfg, control_meta(ctx), "reload", &ci, err, sizeof(err));
 
 	(void)args;
-	if (pid == 0)
-		return 1;
-	if (kill((pid_t)pid, SIGHUP) != 0) {
-		cmd_error("cannot signal the coordinator (pid %ld): %m", pid);
-		return 1;
-	}
-	printf("coordinator (pid %ld) reloading its syncs\n", pid);
-	return 0;
+	if (r == 0)
+		cmd_error("the coordinator is not running (no coordinator holds the metadata "
+			  "database's lock, no live pid in %s)\nhint: start it with 'repctl start'",
+		    ctx->cfg->pid_file);
+	else if (r < 0)
+		cmd_error("%s", err);
+	else
+		printf("coordinator (%s) reloading its syncs\n", ci.where);
+	return r == 1 ? 0 : 1;
 }
 
 static int

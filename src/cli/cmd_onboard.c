@@ -1673,7 +1673,13 @@ run_fill(struct onb *o, struct onb_herd *h)
 		log_set_level(
 		    LOG_LVL_WARN); /* the progress line replaces the per-table log lines */
 	t0 = mono_now();
-	rc = sync_run(pool, o->meta, &s, o->cfg, &st, err, sizeof(err));
+	memset(&st, 0, sizeof(st));
+	if (sync_lock(o->meta, s.name, 1, err, sizeof(err)) < 0) {
+		rc = -1;
+	} else {
+		rc = sync_run(pool, o->meta, &s, o->cfg, &st, err, sizeof(err));
+		sync_unlock(o->meta, s.name);
+	}
 	el = mono_now() - t0;
 	watch_end(watcher);
 	log_set_level(lvl);
@@ -1980,46 +1986,44 @@ out:
 
 /* ---- 10. the coordinator ---- */
 
-/* SIGHUP to a running coordinator: 1 signalled, 0 not running, -1 failed. */
+/* Reload the running coordinator (wherever it runs): 1 done, 0 not running, -1 failed. */
 static int
-reload_coordinator(const struct config *cfg, long *pidp)
+reload_coordinator(const struct config *cfg, PGconn *meta, struct coord_info *ci)
 {
-	long pid = coordinator_pid(cfg);
+	char err[ERRLEN];
+	int r = coordinator_tell(cfg, meta, "reload", ci, err, sizeof(err));
 
-	*pidp = pid;
-	if (pid == 0)
-		return 0;
-	if (kill((pid_t)pid, SIGHUP) != 0) {
-		cmd_error("cannot signal the coordinator (pid %ld): %s\nhint: run 'repctl reload'",
-		    pid, strerror(errno));
-		return -1;
-	}
-	return 1;
+	if (r < 0)
+		cmd_error("cannot reload the coordinator: %s\nhint: run 'repctl reload'", err);
+	return r;
 }
 
 static int
 step_reload(struct onb *o)
 {
-	long pid = coordinator_pid(o->cfg);
+	char err[ERRLEN];
+	struct coord_info ci;
 	int r;
 
 	o->step = 10;
 	if (o->dry) {
-		if (pid)
-			step_print(o, "coordinator",
-			    "to do: reload the running coordinator (pid %ld)", pid);
+		if (coordinator_find(o->cfg, o->meta, &ci, err, sizeof(err)) == 0 && ci.running)
+			step_print(o, "coordinator", "to do: reload the running coordinator (%s)",
+			    ci.where);
 		else
-			step_print(o, "coordinator", "not running here: 'repctl start' afterwards");
+			step_print(o, "coordinator", "not running: 'repctl start' afterwards");
 		return 0;
 	}
-	r = reload_coordinator(o->cfg, &pid);
+	r = reload_coordinator(o->cfg, o->meta, &ci);
 	if (r < 0)
 		return -1;
 	if (r == 1)
 		step_print(
-		    o, "coordinator", "reloaded (pid %ld): it runs the client's syncs now", pid);
+		    o, "coordinator", "reloaded (%s): it runs the client's syncs now", ci.where);
 	else
-		step_print(o, "coordinator", "not running (no live pid in %s)", o->cfg->pid_file);
+		step_print(o, "coordinator",
+		    "not running (no coordinator holds the metadata "
+		    "database's lock)");
 	return 0;
 }
 
@@ -2272,6 +2276,8 @@ onb_setup(struct onb *o, struct args *args)
 
 CMD_HANDLER(cmd_onboard)
 {
+	char err[ERRLEN];
+	struct coord_info ci;
 	struct onb o;
 	int rc = 1, s;
 
@@ -2303,7 +2309,7 @@ CMD_HANDLER(cmd_onboard)
 	       "%lld row(s) copied)\n",
 	    o.name, o.primary, o.folder ? " with folder " : "", o.folder ? o.folder : "", o.created,
 	    o.registered, o.copied);
-	if (coordinator_pid(o.cfg) == 0)
+	if (coordinator_find(o.cfg, o.meta, &ci, err, sizeof(err)) < 0 || !ci.running)
 		printf("next step: 'repctl start' (the coordinator is not running), then 'repctl "
 		       "status'\n");
 	else
@@ -2326,7 +2332,7 @@ CMD_HANDLER(cmd_offboard)
 	struct buf removed = BUF_INIT, left = BUF_INIT, folders = BUF_INIT;
 	PGresult *r = NULL;
 	struct args a;
-	long pid;
+	struct coord_info ci;
 	int found, i, rc = 1, rr;
 
 	memset(&a, 0, sizeof(a));
@@ -2405,9 +2411,9 @@ CMD_HANDLER(cmd_offboard)
 	    folders.len ? folders.data : "none");
 	fflush(stdout);
 	/* the workers of the removed syncs stop before the capture goes */
-	rr = reload_coordinator(ctx->cfg, &pid);
+	rr = reload_coordinator(ctx->cfg, ctx->meta, &ci);
 	if (rr == 1)
-		printf("  coordinator (pid %ld) reloaded\n", pid);
+		printf("  coordinator (%s) reloaded\n", ci.where);
 	fflush(stdout);
 	fa_word(&a, name);
 	rc = cmd_remove_database(ctx, &a);

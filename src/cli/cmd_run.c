@@ -31,9 +31,16 @@ CMD_HANDLER(cmd_run)
 			cmd_error("no sync '%s'\nhint: 'repctl list syncs' shows them", name);
 		return 1;
 	}
+	/* a run of the coordinator's worker in progress: wait for it, never overlap */
+	if (sync_lock(ctx->meta, name, 1, err, sizeof(err)) < 0) {
+		cmd_error("sync '%s': %s", name, err);
+		sync_def_free(&s);
+		return 1;
+	}
 	pool = pool_new(ctx->cfg, ctx->meta);
 	rc = sync_run(pool, ctx->meta, &s, ctx->cfg, &st, err, sizeof(err));
 	pool_free(pool);
+	sync_unlock(ctx->meta, name);
 	if (rc < 0)
 		cmd_error("sync '%s' failed: %s", name, err);
 	printf("sync '%s': %s, I/U/D %ld/%ld/%ld, %ld conflict(s), %d edge(s) ok, %d failed\n",

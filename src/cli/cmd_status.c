@@ -44,12 +44,22 @@
 	"s AS (SELECT s.*, p.pending, p.pending_error, "                                            \
 	"  (SELECT min(updated_at) FROM repctl.position x WHERE x.sync = s.name) AS pos_at, "       \
 	"  EXISTS (SELECT 1 FROM repctl.sync_node n JOIN repctl.node_state ns USING (node) "        \
-	"    WHERE n.sync = s.name AND ns.circuit_open_until > now()) AS circuit_open "             \
+	"    WHERE n.sync = s.name AND ns.circuit_open_until > now()) AS circuit_open, "            \
+	"  EXISTS (SELECT 1 FROM pg_catalog.pg_locks k WHERE k.locktype = 'advisory' "              \
+	"    AND k.classid = " LOCK_WORKER " AND k.objid = pg_catalog.hashtext(s.name)::oid "       \
+	"    AND k.objsubid = 2 AND k.granted) AS has_worker, "                                     \
+	"  EXISTS (SELECT 1 FROM pg_catalog.pg_locks k WHERE k.locktype = 'advisory' "              \
+	"    AND k.classid = " LOCK_SYNC_RUN " AND k.objid = pg_catalog.hashtext(s.name)::oid "     \
+	"    AND k.objsubid = 2 AND k.granted) AS in_run, "                                         \
+	"  coalesce((SELECT max(r.started_at) FROM repctl.run r WHERE r.sync = s.name), "           \
+	"    s.created_at) < now() - make_interval(secs => "                                        \
+	"    2 * coalesce(s.interval_s, $4::int) + 10) AS late "                                    \
 	"  FROM repctl.sync s LEFT JOIN p ON p.sync = s.name "                                      \
 	"  WHERE $1::text IS NULL OR s.name = $1) "                                                 \
 	"SELECT s.name, "                                                                           \
-	"CASE WHEN s.status <> 'active' THEN s.status WHEN $2::bool THEN 'running' "                \
-	"  ELSE 'stopped' END AS state, "                                                           \
+	"CASE WHEN s.status <> 'active' THEN s.status WHEN NOT $2::bool THEN 'stopped' "            \
+	"  WHEN NOT s.has_worker THEN 'no worker' WHEN s.in_run THEN 'running' "                    \
+	"  WHEN s.late THEN 'stalled' ELSE 'running' END AS state, "                                \
 	"to_char(g.ended_at, 'YYYY-MM-DD HH24:MI:SS') AS last_good, "                               \
 	"round(extract(epoch FROM g.ended_at - g.started_at)::numeric, 3) AS time, "                \
 	"CASE WHEN g.id IS NOT NULL THEN g.inserts || '/' || g.updates || '/' || g.deletes END "    \
@@ -65,6 +75,8 @@
 	"CASE WHEN s.circuit_open THEN 'open' ELSE 'closed' END AS circuit, "                       \
 	"CASE WHEN s.status = 'inactive' THEN 'gray' "                                              \
 	"  WHEN s.circuit_open OR l.ok = false OR (s.pending_error IS NOT NULL AND $2::bool) "      \
+	"  OR (s.status = 'active' AND $2::bool AND (NOT s.has_worker "                             \
+	"    OR (s.late AND NOT s.in_run))) "                                                       \
 	"  THEN 'red' "                                                                             \
 	"  WHEN s.status = 'paused' OR l.ok IS NULL OR NOT $2::bool OR l.warning IS NOT NULL "      \
 	"  OR EXISTS (SELECT 1 FROM repctl.quarantine q WHERE q.sync = s.name "                     \
@@ -162,6 +174,11 @@ pending_json(struct cli_ctx *ctx, const char *only)
 #define HEALTH_SQL                                                                                 \
 	"SELECT 'sync' AS kind, t.name, t.health, CASE t.health "                                  \
 	"  WHEN 'red' THEN CASE "                                                                  \
+	"    WHEN t.state = 'no worker' THEN 'no worker: the coordinator runs but this "           \
+	"sync has no live worker process' "                                                        \
+	"    WHEN t.state = 'stalled' THEN 'stalled: no run started in the last ' || "             \
+	"      (2 * coalesce((SELECT interval_s FROM repctl.sync WHERE name = t.name), $4::int) "  \
+	"      + 10) || ' s (2 x interval + 10 s)' "                                               \
 	"    WHEN t.circuit = 'open' THEN 'circuit breaker open for ' || coalesce(("               \
 	"      SELECT string_agg(n.node || coalesce(' (' || ns.last_error || ')', ''), ', ' "      \
 	"        ORDER BY n.node) FROM repctl.sync_node n JOIN repctl.node_state ns USING (node) " \
@@ -233,9 +250,9 @@ count_words(struct buf *b, int n, const char *what)
 static int
 status_health(struct cli_ctx *ctx, const char *only)
 {
-	char err[ERRLEN], pidtxt[24];
-	const char *params[3];
-	long pid = coordinator_pid(ctx->cfg);
+	char err[ERRLEN], ivl[16];
+	const char *params[4];
+	struct coord_info ci;
 	PGresult *r;
 	int i, nsync = 0, nfolder = 0, ngray = 0, nworst = 0;
 	enum health worst = H_GREEN;
@@ -251,20 +268,25 @@ status_health(struct cli_ctx *ctx, const char *only)
 			return e < 0 ? health_line(H_UNKNOWN, "%s", err)
 				     : health_line(H_UNKNOWN, "no sync '%s'", only);
 	}
-	if (!pid)
-		return health_line(
-		    H_RED, "coordinator not running (no live process in %s)", ctx->cfg->pid_file);
+	if (coordinator_find(ctx->cfg, ctx->meta, &ci, err, sizeof(err)) < 0)
+		return health_line(H_UNKNOWN, "%s", err);
+	if (!ci.running)
+		return health_line(H_RED,
+		    "coordinator not running (no coordinator holds the metadata database's lock, no "
+		    "live process in %s)",
+		    ctx->cfg->pid_file);
 	/*
 	 * No node is contacted: what the coordinator last observed (the runs,
 	 * the circuit breakers in repctl.node_state) is the answer, so it comes
 	 * in milliseconds whatever the state of the fleet.  A source that cannot
 	 * be reached fails its runs, which makes the sync red with the error.
 	 */
-	snprintf(pidtxt, sizeof(pidtxt), "%ld", pid);
+	snprintf(ivl, sizeof(ivl), "%d", ctx->cfg->sync_interval);
 	params[0] = only;
 	params[1] = "true";
 	params[2] = "{}";
-	r = db_query(ctx->meta, HEALTH_SQL, 3, params, err, sizeof(err));
+	params[3] = ivl;
+	r = db_query(ctx->meta, HEALTH_SQL, 4, params, err, sizeof(err));
 	if (r == NULL)
 		return health_line(H_UNKNOWN, "%s", err);
 	for (i = 0; i < PQntuples(r); i++) {
@@ -295,9 +317,9 @@ status_health(struct cli_ctx *ctx, const char *only)
 	}
 	if (worst == H_GREEN && nsync + nfolder == 0) {
 		rc = health_line(H_YELLOW,
-		    "coordinator running (pid %s) but nothing to replicate: no active sync or "
+		    "coordinator running (%s) but nothing to replicate: no active sync or "
 		    "folder%s",
-		    pidtxt, ngray ? " (all inactive)" : "");
+		    ci.where, ngray ? " (all inactive)" : "");
 	} else if (worst == H_GREEN) {
 		if (nsync)
 			count_words(&b, nsync, "sync");
@@ -306,7 +328,7 @@ status_health(struct cli_ctx *ctx, const char *only)
 		buf_printf(&b, " healthy");
 		if (ngray)
 			buf_printf(&b, ", %d inactive", ngray);
-		rc = health_line(H_GREEN, "%s (coordinator pid %s)", b.data, pidtxt);
+		rc = health_line(H_GREEN, "%s (coordinator %s)", b.data, ci.where);
 	} else {
 		if (nworst > 1)
 			buf_printf(&b, " (and %d more %s)", nworst - 1, health_word[worst]);
@@ -319,12 +341,12 @@ status_health(struct cli_ctx *ctx, const char *only)
 
 CMD_HANDLER(cmd_status)
 {
-	char err[ERRLEN], warn[32], pidtxt[24];
+	char err[ERRLEN], warn[32], pidtxt[24], ivl[16];
 	const char *only = args->nwords ? args->words[0] : NULL;
 	int health = args_has(args, "health");
-	long pid;
+	struct coord_info ci;
 	char *pend;
-	const char *params[3];
+	const char *params[4];
 	const char *np[1] = { warn };
 	int e, rc = 1;
 	PGresult *r = NULL, *nodes = NULL;
@@ -356,7 +378,10 @@ CMD_HANDLER(cmd_status)
 	}
 	if (health)
 		return status_health(ctx, only);
-	pid = coordinator_pid(ctx->cfg);
+	if (coordinator_find(ctx->cfg, ctx->meta, &ci, err, sizeof(err)) < 0) {
+		cmd_error("%s", err);
+		return 1;
+	}
 
 	if (only) {
 		e = meta_exists(
@@ -372,31 +397,33 @@ CMD_HANDLER(cmd_status)
 	}
 	pend = pending_json(ctx, only);
 	params[0] = only;
-	params[1] = pid ? "true" : "false";
+	params[1] = ci.running ? "true" : "false";
 	params[2] = pend;
+	snprintf(ivl, sizeof(ivl), "%d", ctx->cfg->sync_interval);
+	params[3] = ivl;
 	snprintf(warn, sizeof(warn), "%d", ctx->cfg->clock_skew_warn_ms);
-	snprintf(pidtxt, sizeof(pidtxt), "%ld", pid);
+	snprintf(pidtxt, sizeof(pidtxt), "%ld", ci.pid);
 	if (ctx->json) {
-		const char *jp[5] = { only, params[1], pend, pidtxt, warn };
+		const char *jp[7] = { only, params[1], pend, ivl, warn, pidtxt, ci.where };
 
 		r = db_query(ctx->meta,
 		    "SELECT jsonb_build_object('coordinator', jsonb_build_object('running', "
-		    "$2::bool, 'pid', nullif($4::bigint, 0)), "
+		    "$2::bool, 'pid', nullif($6::bigint, 0), 'where', nullif($7, '')),"
 		    "'syncs', (SELECT coalesce(jsonb_agg(t), '[]') FROM (" STATUS_SQL ") t), "
 		    "'nodes', (SELECT coalesce(jsonb_agg(n), '[]') FROM (" NODES_SQL_J ") n), "
 		    "'folders', (SELECT coalesce(jsonb_agg(f), '[]') FROM (" FOLDERS_SQL ") f))",
-		    5, jp, err, sizeof(err));
+		    7, jp, err, sizeof(err));
 		if (r == NULL)
 			goto fail;
 		printf("%s\n", PQgetvalue(r, 0, 0));
 		rc = 0;
 		goto out;
 	}
-	printf("coordinator: %s", pid ? "running" : "not running");
-	if (pid)
-		printf(" (pid %ld)", pid);
+	printf("coordinator: %s", ci.running ? "running" : "not running");
+	if (ci.running)
+		printf(" (%s)", ci.where);
 	printf("\n");
-	r = db_query(ctx->meta, STATUS_SQL, 3, params, err, sizeof(err));
+	r = db_query(ctx->meta, STATUS_SQL, 4, params, err, sizeof(err));
 	if (r == NULL)
 		goto fail;
 	if (only) {

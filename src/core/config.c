@@ -68,8 +68,9 @@ const struct config_key config_keys[] = {
 	{ "retry.max", CFG_INT, OFF(retry_max), "60", 1, 86400, 1, "backoff ceiling, seconds" },
 	{ "circuit.failures", CFG_INT, OFF(circuit_failures), "5", 1, 1000, 1,
 	    "consecutive failures that open a node's circuit breaker" },
-	{ "circuit.reset", CFG_INT, OFF(circuit_reset), "300", 1, 86400, 1,
-	    "seconds an open circuit waits before a trial connection" },
+	{ "circuit.reset", CFG_INT, OFF(circuit_reset), "15", 1, 86400, 1,
+	    "longest wait, seconds, between two probes of a failed node (an open circuit "
+	    "closes on the first probe that connects)" },
 	{ "clock.skew_warn_ms", CFG_INT, OFF(clock_skew_warn_ms), "500", 1, 3600000, 1,
 	    "warn in status when a node's clock is off by more than this" },
 	{ "clock.future_limit", CFG_INT, OFF(future_limit), "300", 0, 31536000, 1,

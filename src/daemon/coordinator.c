@@ -1,21 +1,43 @@
 /*
  * coordinator.c - `repctl start`: the supervising parent.
  *
- * It writes the pid file, checks the metadata database, starts one worker
- * process per sync (worker.c) and watches them: a worker that dies is
- * restarted (after a pause, so a crash loop cannot spin), SIGHUP (`repctl
- * reload`) restarts the workers so they see added, removed or changed
- * syncs and tables, SIGTERM (`repctl stop`) stops the workers and then
- * itself, SIGUSR1 reopens the log file (logrotate).  Without --foreground
- * the process detaches, and the invoking `repctl start` returns only once
- * the daemon reported, through a pipe, that it is up or why it is not.
+ * It locks the pid file, takes the coordinator lock on the metadata
+ * database, starts one worker process per sync and per folder (worker.c)
+ * plus the prober (prober.c), and watches them: a worker that exits or dies,
+ * whatever the reason, is started again after retry.min seconds, unless its
+ * sync or folder is gone.  `repctl reload` (SIGHUP, or NOTIFY repctl_control
+ * 'reload') restarts the workers so they see added, removed or changed syncs
+ * and tables; `repctl stop` (SIGTERM, or NOTIFY 'stop') stops the workers
+ * and then itself; SIGUSR1 reopens the log file (logrotate).  Without
+ * --foreground the process detaches, and the invoking `repctl start`
+ * returns only once the daemon reported, through a pipe, that it is up or
+ * why it is not.
+ *
+ * Who runs: two locks, each held for the coordinator's whole life.
+ *  - The pid file is flock()ed.  A pid file nobody holds is stale, whatever
+ *    pid it names (a dead process, or a live unrelated one after pid
+ *    reuse).  Workers inherit the lock: a pid file held while the
+ *    coordinator it names is dead means leftover workers, which `start`
+ *    waits for and then stops (they are listed, with their start times, in
+ *    <pid_file>.info, so an unrelated process is never signalled).
+ *  - An advisory lock on the metadata database (LOCK_COORDINATOR) makes
+ *    the coordinator unique per metadata database across hosts and
+ *    containers, where pid files and signals do not reach.  Its connection
+ *    carries the application_name "repctl coordinator pid N on HOST" and
+ *    LISTENs on repctl_control, so control commands find and reach it from
+ *    anywhere (coordinator_find, coordinator_tell).
+ * Every child dies with the coordinator (PR_SET_PDEATHSIG and a check of
+ * its parent, worker_child_init), and each run of a sync holds its own lock
+ * (LOCK_SYNC_RUN, sync.c), so no two runs of one sync ever overlap.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -42,60 +64,441 @@ on_signal(int sig)
 		got_usr1 = 1;
 }
 
+/* ---- processes: start times and pid namespaces ---- */
+
+/* Start time of a process (clock ticks since boot, /proc/PID/stat field 22); 0: none. */
+static unsigned long long
+proc_start(long pid)
+{
+	char path[64], buf[2048], *p;
+	unsigned long long v = 0;
+	ssize_t n;
+	int fd, field;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+	if (p == NULL)
+		return 0;
+	/* field 3 (state) follows ") "; field 22 is 19 fields further */
+	p += 2;
+	for (field = 3; field < 22 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	if (p)
+		v = strtoull(p, NULL, 10);
+	return v;
+}
+
+static unsigned long long
+pidns(void)
+{
+	struct stat sb;
+
+	return stat("/proc/self/ns/pid", &sb) == 0 ? (unsigned long long)sb.st_ino : 0;
+}
+
+/* ---- the pid file and its companion <pid_file>.info ---- */
+
+struct pidinfo {
+	long pid;                 /* the coordinator */
+	unsigned long long start; /* its start time */
+	unsigned long long ns;    /* its pid namespace */
+	int nw;
+	long wpid[512]; /* its children */
+	unsigned long long wstart[512];
+};
+
+static void
+pidinfo_read(const struct config *cfg, struct pidinfo *pi)
+{
+	char *path = xasprintf("%s.info", cfg->pid_file);
+	FILE *fp = fopen(path, "r");
+	char kind[16];
+	long pid;
+	unsigned long long start, ns;
+
+	memset(pi, 0, sizeof(*pi));
+	free(path);
+	if (fp == NULL)
+		return;
+	while (fscanf(fp, "%15s %ld %llu %llu", kind, &pid, &start, &ns) == 4) {
+		if (strcmp(kind, "coordinator") == 0) {
+			pi->pid = pid;
+			pi->start = start;
+			pi->ns = ns;
+		} else if (strcmp(kind, "child") == 0 && pi->nw < 512) {
+			pi->wpid[pi->nw] = pid;
+			pi->wstart[pi->nw++] = start;
+		}
+	}
+	fclose(fp);
+}
+
+/* A process recorded in the info file is still that process. */
+static int
+same_process(long pid, unsigned long long start)
+{
+	return pid > 0 && kill((pid_t)pid, 0) == 0 && (start == 0 || proc_start(pid) == start);
+}
+
 long
 coordinator_pid(const struct config *cfg)
 {
-	FILE *fp = fopen(cfg->pid_file, "r");
+	int fd = open(cfg->pid_file, O_RDONLY | O_CLOEXEC);
+	struct pidinfo pi;
 	long pid = 0;
 
-	if (fp == NULL)
+	if (fd < 0)
 		return 0;
-	if (fscanf(fp, "%ld", &pid) != 1 || pid <= 0 || kill((pid_t)pid, 0) != 0)
-		pid = 0;
-	fclose(fp);
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		close(fd); /* nobody holds it: stale, whatever it says */
+		return 0;
+	}
+	close(fd);
+	pidinfo_read(cfg, &pi);
+	if (pi.ns == pidns() && same_process(pi.pid, pi.start))
+		pid = pi.pid;
 	return pid;
 }
 
 struct worker {
-	char *sync; /* the sync's or the folder's name */
-	int folder; /* 1: a folder worker */
+	char *name; /* the sync's or the folder's name; NULL for the prober */
+	int kind;   /* W_SYNC, W_FOLDER, W_PROBER */
 	pid_t pid;
-	time_t restart_at; /* when to start it again after an exit */
+	time_t restart_at; /* when to start it again after an exit; 0: not planned */
 };
+
+enum { W_SYNC, W_FOLDER, W_PROBER };
+
+static const char *const kind_word[] = { "sync", "folder", "prober" };
 
 struct coord {
 	struct config *cfg;
 	struct worker *w;
 	int nw;
+	int pidfd;       /* the locked pid file */
+	PGconn *cm;      /* control connection: holds the coordinator lock, LISTENs */
+	time_t cm_retry; /* when to reconnect it */
+	char appname[400];
 };
+
+/* Rewrite <pid_file>.info: this coordinator and its live children. */
+static void
+pidinfo_write(struct coord *c)
+{
+	char *path = xasprintf("%s.info", c->cfg->pid_file);
+	char *tmp = xasprintf("%s.tmp", path);
+	FILE *fp = fopen(tmp, "w");
+	int i;
+
+	if (fp != NULL) {
+		fprintf(fp, "coordinator %ld %llu %llu\n", (long)getpid(), proc_start(getpid()),
+		    pidns());
+		for (i = 0; i < c->nw; i++)
+			if (c->w[i].pid > 0)
+				fprintf(fp, "child %ld %llu 0\n", (long)c->w[i].pid,
+				    proc_start(c->w[i].pid));
+		if (fclose(fp) != 0 || rename(tmp, path) != 0)
+			log_warn("cannot write \"%s\"", path);
+	} else {
+		log_warn("cannot write \"%s\"", tmp);
+	}
+	free(tmp);
+	free(path);
+}
+
+/* The pid file now names this process. */
+static int
+pidfile_write(int fd, const char *path, char *err, size_t errlen)
+{
+	char line[32];
+	int n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, line, (size_t)n, 0) != n) {
+		snprintf(
+		    err, errlen, "cannot write the pid file \"%s\": %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Lock the pid file for a new coordinator: the descriptor, or -1 with err.
+ * A coordinator that is alive here refuses; one in another pid namespace
+ * (another container sharing the state directory) refuses; leftovers of a
+ * dead coordinator (children that missed their parent's death) are given
+ * 10 s to exit on their own and then stopped.
+ */
+static int
+pidfile_acquire(const struct config *cfg, char *err, size_t errlen)
+{
+	int fd = open(cfg->pid_file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	struct pidinfo pi;
+	int i, t, sent = 0;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open the pid file \"%s\": %s", cfg->pid_file,
+		    strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return fd;
+	pidinfo_read(cfg, &pi);
+	if (pi.ns != 0 && pi.ns != pidns()) {
+		snprintf(err, errlen,
+		    "the pid file \"%s\" is held by a coordinator in another container or pid "
+		    "namespace (pid %ld there)\nhint: 'repctl stop' stops it through the metadata "
+		    "database, from here too",
+		    cfg->pid_file, pi.pid);
+		close(fd);
+		return -1;
+	}
+	if (same_process(pi.pid, pi.start)) {
+		snprintf(err, errlen,
+		    "the coordinator is already running (pid %ld, pid file %s)\nhint: 'repctl stop' "
+		    "stops it, 'repctl reload' rereads the syncs",
+		    pi.pid, cfg->pid_file);
+		close(fd);
+		return -1;
+	}
+	/* the coordinator is gone but its lock is held: leftover children, or one starting */
+	fprintf(stderr,
+	    "repctl: the coordinator of this state directory (pid %ld) is gone, but processes it "
+	    "started still hold \"%s\": waiting for them to exit\n",
+	    pi.pid, cfg->pid_file);
+	for (t = 0; t < 200; t++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return fd;
+		if (t == 100) { /* 10 s: stop those we can prove are its children */
+			for (i = 0; i < pi.nw; i++)
+				if (same_process(pi.wpid[i], pi.wstart[i])) {
+					fprintf(stderr,
+					    "repctl: stopping leftover worker pid %ld\n",
+					    pi.wpid[i]);
+					kill((pid_t)pi.wpid[i], SIGTERM);
+					sent++;
+				}
+		}
+		if (t == 170 && sent)
+			for (i = 0; i < pi.nw; i++)
+				if (same_process(pi.wpid[i], pi.wstart[i]))
+					kill((pid_t)pi.wpid[i], SIGKILL);
+		usleep(100000);
+	}
+	snprintf(err, errlen,
+	    "the pid file \"%s\" is still locked by a process that is not a known coordinator "
+	    "or worker (a coordinator starting or stopping right now?)\nhint: 'fuser -v %s' "
+	    "shows the process; try again",
+	    cfg->pid_file, cfg->pid_file);
+	close(fd);
+	return -1;
+}
+
+/* ---- the coordinator lock on the metadata database ---- */
+
+#define HOLDER_SQL                                                                             \
+	"SELECT l.pid, coalesce(nullif(a.application_name, ''), 'a session'), "                \
+	"coalesce(host(a.client_addr), 'the local socket'), "                                  \
+	"coalesce(to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ'), '?') "                 \
+	"FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid " \
+	"WHERE l.locktype = 'advisory' AND l.classid = " LOCK_COORDINATOR " AND l.objid = 0 "  \
+	"AND l.objsubid = 2 AND l.granted AND l.database = (SELECT oid FROM "                  \
+	"pg_catalog.pg_database WHERE datname = pg_catalog.current_database())"
+
+/* 1 and a description when some session holds the coordinator lock, 0 none, -1 error. */
+static int
+lock_holder(PGconn *meta, char *where, size_t wlen, char *err, size_t errlen)
+{
+	PGresult *r = db_query(meta, HOLDER_SQL, 0, NULL, err, errlen);
+	int n;
+
+	if (r == NULL)
+		return -1;
+	n = PQntuples(r) > 0;
+	if (n) {
+		const char *app = PQgetvalue(r, 0, 1);
+
+		if (strncmp(app, "repctl coordinator ", 19) == 0)
+			app += 19; /* "pid N on HOST" */
+		snprintf(where, wlen, "%s, since %s, from %s", app, PQgetvalue(r, 0, 3),
+		    PQgetvalue(r, 0, 2));
+	}
+	PQclear(r);
+	return n;
+}
+
+int
+coordinator_find(
+    const struct config *cfg, PGconn *meta, struct coord_info *ci, char *err, size_t errlen)
+{
+	int h = 0;
+
+	memset(ci, 0, sizeof(*ci));
+	ci->pid = coordinator_pid(cfg);
+	if (meta != NULL) {
+		h = lock_holder(meta, ci->where, sizeof(ci->where), err, errlen);
+		if (h < 0)
+			return -1;
+	}
+	ci->running = h || ci->pid;
+	if (!h && ci->pid)
+		snprintf(
+		    ci->where, sizeof(ci->where), "pid %ld (pid file %s)", ci->pid, cfg->pid_file);
+	return 0;
+}
+
+int
+coordinator_tell(const struct config *cfg, PGconn *meta, const char *what, struct coord_info *ci,
+    char *err, size_t errlen)
+{
+	const char *p[1] = { what };
+	int via_meta;
+
+	if (coordinator_find(cfg, meta, ci, err, errlen) < 0)
+		meta = NULL; /* fall back on the pid file */
+	if (!ci->running)
+		return 0;
+	via_meta = meta != NULL && strncmp(ci->where, "pid ", 4) != 0;
+	if (via_meta) {
+		if (db_execp(meta, "SELECT pg_catalog.pg_notify('repctl_control', $1)", 1, p, err,
+			errlen) < 0)
+			return -1;
+		return 1;
+	}
+	if (ci->pid == 0) {
+		snprintf(err, errlen, "cannot reach the coordinator: %s", ci->where);
+		return -1;
+	}
+	if (kill((pid_t)ci->pid, strcmp(what, "stop") == 0 ? SIGTERM : SIGHUP) != 0) {
+		snprintf(err, errlen, "cannot signal the coordinator (pid %ld): %s", ci->pid,
+		    strerror(errno));
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * (Re)open the control connection and take the coordinator lock.  0; -1
+ * when the database cannot be reached (retried later); -2 when another
+ * coordinator holds the lock (err says which).
+ */
+static int
+control_open(struct coord *c, char *err, size_t errlen)
+{
+	const char *p[1] = { c->appname };
+	char where[512];
+	char *got;
+
+	db_close(c->cm);
+	c->cm = meta_connect(c->cfg, err, errlen);
+	if (c->cm == NULL)
+		return -1;
+	if (db_execp(c->cm, "SELECT pg_catalog.set_config('application_name', $1, false)", 1, p,
+		err, errlen) < 0)
+		goto fail;
+	got = db_value(c->cm, "SELECT pg_catalog.pg_try_advisory_lock(" LOCK_COORDINATOR ", 0)", 0,
+	    NULL, err, errlen);
+	if (got == NULL)
+		goto fail;
+	if (got[0] != 't') {
+		free(got);
+		if (lock_holder(c->cm, where, sizeof(where), err, errlen) <= 0)
+			snprintf(where, sizeof(where), "a session that just ended");
+		snprintf(err, errlen,
+		    "another coordinator already runs the syncs of this metadata database: %s\n"
+		    "hint: 'repctl stop' (from any host or container using this metadata "
+		    "database) stops it",
+		    where);
+		db_close(c->cm);
+		c->cm = NULL;
+		return -2;
+	}
+	free(got);
+	if (db_exec(c->cm, "LISTEN repctl_control", err, errlen) < 0)
+		goto fail;
+	return 0;
+fail:
+	db_close(c->cm);
+	c->cm = NULL;
+	return -1;
+}
+
+/* Control notifications: "reload" and "stop". */
+static void
+control_read(struct coord *c)
+{
+	PGnotify *nt;
+
+	if (c->cm == NULL)
+		return;
+	if (PQconsumeInput(c->cm) == 0) {
+		log_warnx("lost the metadata database connection (the coordinator lock with it); "
+			  "reconnecting");
+		db_close(c->cm);
+		c->cm = NULL;
+		c->cm_retry = time(NULL) + c->cfg->retry_min;
+		return;
+	}
+	while ((nt = PQnotifies(c->cm)) != NULL) {
+		if (strcmp(nt->extra, "reload") == 0)
+			got_hup = 1;
+		else if (strcmp(nt->extra, "stop") == 0)
+			got_term = 1;
+		PQfreemem(nt);
+	}
+}
+
+/* ---- the children ---- */
 
 static pid_t
 spawn(struct coord *c, struct worker *w)
 {
+	long parent = (long)getpid();
 	pid_t pid = fork();
 
 	if (pid < 0) {
-		log_warn("cannot start the worker of sync %s", w->sync);
+		log_warn(
+		    "cannot start the %s worker %s", kind_word[w->kind], w->name ? w->name : "");
 		return -1;
 	}
 	if (pid == 0) {
+		int rc;
+
 		signal(SIGCHLD, SIG_DFL);
-		_exit(
-		    w->folder ? folder_worker_main(c->cfg, w->sync) : worker_main(c->cfg, w->sync));
+		worker_child_init(parent);
+		/* the parent's control connection is its own: never touch it here */
+		if (c->cm)
+			close(PQsocket(c->cm));
+		rc = w->kind == W_FOLDER ? folder_worker_main(c->cfg, w->name)
+		    : w->kind == W_SYNC  ? worker_main(c->cfg, w->name)
+					 : prober_main(c->cfg);
+		_exit(rc);
 	}
 	w->pid = pid;
-	log_info(
-	    "%s %s: worker started (pid %ld)", w->folder ? "folder" : "sync", w->sync, (long)pid);
+	if (w->kind == W_PROBER)
+		log_info("prober started (pid %ld)", (long)pid);
+	else
+		log_info("%s %s: worker started (pid %ld)", kind_word[w->kind], w->name, (long)pid);
 	return pid;
 }
 
-/* (Re)read the active syncs and start a worker for each. */
+/* (Re)read the active syncs and folders and start a worker for each, and the prober. */
 static int
 start_workers(struct coord *c, char *err, size_t errlen)
 {
 	PGconn *meta = meta_connect(c->cfg, err, errlen);
 	PGresult *r;
-	int i;
+	int i, n;
 
 	if (meta == NULL)
 		return -1;
@@ -110,15 +513,19 @@ start_workers(struct coord *c, char *err, size_t errlen)
 	db_close(meta);
 	if (r == NULL)
 		return -1;
-	c->w = xcalloc((size_t)PQntuples(r) + 1, sizeof(*c->w));
-	c->nw = PQntuples(r);
-	for (i = 0; i < c->nw; i++) {
-		c->w[i].sync = xstrdup(PQgetvalue(r, i, 0));
-		c->w[i].folder = PQgetvalue(r, i, 1)[0] == 't';
+	n = PQntuples(r);
+	c->w = xcalloc((size_t)n + 1, sizeof(*c->w));
+	c->nw = n + 1;
+	for (i = 0; i < n; i++) {
+		c->w[i].name = xstrdup(PQgetvalue(r, i, 0));
+		c->w[i].kind = PQgetvalue(r, i, 1)[0] == 't' ? W_FOLDER : W_SYNC;
 		spawn(c, &c->w[i]);
 	}
+	c->w[n].kind = W_PROBER;
+	spawn(c, &c->w[n]);
 	PQclear(r);
-	log_info("coordinator running with %d worker(s)", c->nw);
+	pidinfo_write(c);
+	log_info("coordinator running with %d worker(s)", n);
 	return 0;
 }
 
@@ -146,50 +553,80 @@ stop_workers(struct coord *c)
 	}
 	for (i = 0; i < c->nw; i++) {
 		if (c->w[i].pid > 0) {
-			log_warnx("sync %s: worker did not stop in 30s, killing it", c->w[i].sync);
+			log_warnx("%s %s: worker did not stop in 30s, killing it",
+			    kind_word[c->w[i].kind], c->w[i].name ? c->w[i].name : "");
 			kill(c->w[i].pid, SIGKILL);
 			waitpid(c->w[i].pid, NULL, 0);
 		}
-		free(c->w[i].sync);
+		free(c->w[i].name);
 	}
 	free(c->w);
 	c->w = NULL;
 	c->nw = 0;
 }
 
-static int
-write_pid_file(const char *path, char *err, size_t errlen)
+/* Collect exited children; plan a restart of each unless its sync or folder is gone. */
+static void
+reap(struct coord *c)
 {
-	char *tmp = xasprintf("%s.tmp", path);
-	FILE *fp = fopen(tmp, "w");
-	int rc = -1;
+	pid_t pid;
+	int status, i, changed = 0;
 
-	if (fp == NULL) {
-		snprintf(err, errlen, "cannot write pid file \"%s\": %s", tmp, strerror(errno));
-		goto out;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (i = 0; i < c->nw; i++) {
+			struct worker *w = &c->w[i];
+			const char *what = kind_word[w->kind];
+
+			if (w->pid != pid)
+				continue;
+			w->pid = 0;
+			changed = 1;
+			if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_GONE) {
+				log_info("%s %s: worker exited (removed or made inactive)", what,
+				    w->name);
+				w->restart_at = 0;
+			} else {
+				char how[64];
+
+				if (WIFSIGNALED(status))
+					snprintf(how, sizeof(how), "killed by signal %d",
+					    WTERMSIG(status));
+				else
+					snprintf(how, sizeof(how), "exited with status %d",
+					    WEXITSTATUS(status));
+				log_warnx("%s %s: worker %s, restarting in %ds", what,
+				    w->name ? w->name : "", how, c->cfg->retry_min);
+				w->restart_at = time(NULL) + c->cfg->retry_min;
+			}
+		}
 	}
-	fprintf(fp, "%ld\n", (long)getpid());
-	if (fclose(fp) != 0 || rename(tmp, path) != 0) {
-		snprintf(err, errlen, "cannot write pid file \"%s\": %s", path, strerror(errno));
-		goto out;
-	}
-	rc = 0;
-out:
-	free(tmp);
-	return rc;
+	for (i = 0; i < c->nw; i++)
+		if (c->w[i].pid == 0 && c->w[i].restart_at && time(NULL) >= c->w[i].restart_at) {
+			c->w[i].restart_at = 0;
+			spawn(c, &c->w[i]);
+			changed = 1;
+		}
+	if (changed)
+		pidinfo_write(c);
 }
 
 /* The supervising loop; ready_fd gets "OK" or the error (-1: none). */
 static int
-coordinator_main(struct config *cfg, int ready_fd)
+coordinator_main(struct config *cfg, int pidfd, int ready_fd)
 {
-	char err[ERRLEN];
+	char err[ERRLEN], host[256];
 	struct coord c;
 	struct sigaction sa;
-	int i;
+	int rc = 0;
 
 	memset(&c, 0, sizeof(c));
 	c.cfg = cfg;
+	c.pidfd = pidfd;
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "?");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(
+	    c.appname, sizeof(c.appname), "repctl coordinator pid %ld on %s", (long)getpid(), host);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
@@ -198,7 +635,8 @@ coordinator_main(struct config *cfg, int ready_fd)
 	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (write_pid_file(cfg->pid_file, err, sizeof(err)) < 0 ||
+	if (pidfile_write(pidfd, cfg->pid_file, err, sizeof(err)) < 0 ||
+	    (pidinfo_write(&c), control_open(&c, err, sizeof(err))) < 0 ||
 	    start_workers(&c, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		if (ready_fd >= 0) {
@@ -206,8 +644,8 @@ coordinator_main(struct config *cfg, int ready_fd)
 				(void)0;
 			close(ready_fd);
 		}
-		unlink(cfg->pid_file);
 		stop_workers(&c);
+		db_close(c.cm);
 		return 1;
 	}
 	if (ready_fd >= 0) {
@@ -215,46 +653,44 @@ coordinator_main(struct config *cfg, int ready_fd)
 			(void)0;
 		close(ready_fd);
 	}
+	log_info("coordinator lock taken on the metadata database as \"%s\"", c.appname);
 	while (!got_term) {
-		pid_t pid;
-		int status;
+		struct pollfd pfd;
 
-		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-			for (i = 0; i < c.nw; i++) {
-				if (c.w[i].pid != pid)
-					continue;
-				c.w[i].pid = 0;
-				if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-					log_info("%s %s: worker exited",
-					    c.w[i].folder ? "folder" : "sync", c.w[i].sync);
-					c.w[i].restart_at = 0;
-				} else {
-					log_warnx("%s %s: worker died (%s %d), restarting in %ds",
-					    c.w[i].folder ? "folder" : "sync", c.w[i].sync,
-					    WIFSIGNALED(status) ? "signal" : "status",
-					    WIFSIGNALED(status) ? WTERMSIG(status)
-								: WEXITSTATUS(status),
-					    cfg->retry_min);
-					c.w[i].restart_at = time(NULL) + cfg->retry_min;
-				}
+		reap(&c);
+		if (c.cm == NULL && time(NULL) >= c.cm_retry) {
+			int o = control_open(&c, err, sizeof(err));
+
+			if (o == -2) {
+				log_error("%s; stopping", err);
+				rc = 1;
+				break;
+			}
+			if (o < 0) {
+				log_warnx("%s", err);
+				c.cm_retry = time(NULL) + cfg->retry_min;
+			} else {
+				log_info("metadata database connection back, coordinator lock "
+					 "taken again");
 			}
 		}
-		for (i = 0; i < c.nw; i++)
-			if (c.w[i].pid == 0 && c.w[i].restart_at &&
-			    time(NULL) >= c.w[i].restart_at) {
-				c.w[i].restart_at = 0;
-				spawn(&c, &c.w[i]);
-			}
+		pfd.fd = c.cm ? PQsocket(c.cm) : -1;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, 200) > 0)
+			control_read(&c);
+		else if (c.cm && PQstatus(c.cm) != CONNECTION_OK)
+			control_read(&c);
 		if (got_usr1) {
 			got_usr1 = 0;
 			if (log_reopen() < 0)
 				log_warn("cannot reopen the log file");
 		}
-		if (got_hup) {
+		if (got_hup && !got_term) {
 			struct config *ncfg;
 
 			got_hup = 0;
-			log_info("got SIGHUP, reloading syncs");
+			log_info("reload requested, rereading the syncs");
 			ncfg = config_load(cfg->path, getenv, err, sizeof(err));
 			if (ncfg == NULL)
 				log_warnx(
@@ -271,47 +707,62 @@ coordinator_main(struct config *cfg, int ready_fd)
 				config_free(ncfg);
 			}
 			if (start_workers(&c, err, sizeof(err)) < 0)
-				log_warnx("reload: %s; retrying on the next SIGHUP", err);
+				log_warnx("reload: %s; retrying on the next reload", err);
 		}
-		usleep(200000);
 	}
-	log_info("got SIGTERM, stopping");
+	log_info("stop requested, stopping");
 	stop_workers(&c);
+	db_close(c.cm);
+	{
+		char *info = xasprintf("%s.info", cfg->pid_file);
+
+		unlink(info);
+		free(info);
+	}
 	unlink(cfg->pid_file);
+	close(pidfd);
 	log_info("coordinator stopped");
-	return 0;
+	return rc;
 }
 
 int
 coordinator_start(struct config *cfg, const char *config_path, int foreground)
 {
 	char err[ERRLEN];
-	long pid = coordinator_pid(cfg);
-	int pfd[2];
+	int pfd[2], pidfd;
 	pid_t child;
 	char buf[ERRLEN];
 	ssize_t n;
 
 	(void)config_path;
-	if (pid) {
-		fprintf(stderr,
-		    "repctl: error: the coordinator is already running (pid %ld, pid file "
-		    "%s)\nhint: 'repctl stop' stops it, 'repctl reload' rereads the syncs\n",
-		    pid, cfg->pid_file);
-		return 1;
-	}
 	if (mkdir_p(cfg->state_dir, 0700) < 0) {
 		fprintf(stderr, "repctl: error: cannot create the state directory \"%s\": %s\n",
 		    cfg->state_dir, strerror(errno));
 		return 1;
 	}
+	pidfd = pidfile_acquire(cfg, err, sizeof(err));
+	if (pidfd < 0) {
+		fprintf(stderr, "repctl: error: %s\n", err);
+		return 1;
+	}
 	{
 		/* fail early, in the foreground, on what we can check here */
 		PGconn *meta = meta_connect(cfg, err, sizeof(err));
+		char where[512];
+		int h = -1;
 
-		if (meta == NULL || meta_check_installed(meta, cfg, err, sizeof(err)) < 0) {
-			fprintf(stderr, "repctl: error: %s\n", err);
+		if (meta == NULL || meta_check_installed(meta, cfg, err, sizeof(err)) < 0 ||
+		    (h = lock_holder(meta, where, sizeof(where), err, sizeof(err))) != 0) {
+			if (h == 1)
+				fprintf(stderr,
+				    "repctl: error: another coordinator already runs the syncs of "
+				    "this metadata database: %s\nhint: 'repctl stop' (from any host "
+				    "or container using this metadata database) stops it\n",
+				    where);
+			else
+				fprintf(stderr, "repctl: error: %s\n", err);
 			db_close(meta);
+			close(pidfd);
 			return 1;
 		}
 		db_close(meta);
@@ -321,7 +772,7 @@ coordinator_start(struct config *cfg, const char *config_path, int foreground)
 		if (cfg->log_syslog &&
 		    log_init(NULL, (enum log_level)log_level_parse(cfg->log_level), 1) < 0)
 			return 1;
-		return coordinator_main(cfg, -1);
+		return coordinator_main(cfg, pidfd, -1);
 	}
 	if (pipe(pfd) < 0) {
 		perror("repctl: pipe");
@@ -353,9 +804,10 @@ coordinator_start(struct config *cfg, const char *config_path, int foreground)
 			if (fd > 2)
 				close(fd);
 		}
-		_exit(coordinator_main(cfg, pfd[1]));
+		_exit(coordinator_main(cfg, pidfd, pfd[1]));
 	}
 	close(pfd[1]);
+	close(pidfd); /* the lock stays with the daemon's copy */
 	n = read(pfd[0], buf, sizeof(buf) - 1);
 	close(pfd[0]);
 	if (n == 2 && memcmp(buf, "OK", 2) == 0) {

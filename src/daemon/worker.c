@@ -20,11 +20,13 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/select.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "config.h"
 #include "daemon.h"
 #include "db.h"
@@ -35,6 +37,34 @@
 #include "xmalloc.h"
 
 static volatile sig_atomic_t worker_stop;
+static long worker_parent; /* the coordinator that started this process; 0: none */
+
+void
+worker_child_init(long parent)
+{
+	worker_parent = parent;
+	/* SIGTERM when the coordinator dies, however it dies (SIGKILL, OOM killer) */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+		log_warn("prctl(PR_SET_PDEATHSIG)");
+}
+
+/* 1 when the coordinator is gone (the death signal can be missed: it died before prctl). */
+int
+worker_orphaned(void)
+{
+	return worker_parent != 0 && (long)getppid() != worker_parent;
+}
+
+/* Stop: asked to, or the coordinator is gone. */
+static int
+worker_done(void)
+{
+	if (!worker_stop && worker_orphaned()) {
+		log_warnx("the coordinator (pid %ld) is gone: worker exits", worker_parent);
+		worker_stop = 1;
+	}
+	return worker_stop != 0;
+}
 
 static void
 on_term(int sig)
@@ -75,26 +105,54 @@ worker_setup(const char *kind, const char *name)
  * cannot: the caller loops and tries again.
  */
 static PGconn *
-control_connect(const struct config *cfg)
+control_connect(const struct config *cfg, const char *kind, const char *name)
 {
 	char err[ERRLEN];
 	PGconn *meta = meta_connect(cfg, err, sizeof(err));
+	char *app = xasprintf("repctl worker %s:%s", kind, name);
+	const char *p[2] = { app, name };
 
-	if (meta == NULL || db_exec(meta, "LISTEN repctl_control", err, sizeof(err)) < 0) {
+	if (meta == NULL ||
+	    db_execp(meta, "SELECT pg_catalog.set_config('application_name', $1, false)", 1, p, err,
+		sizeof(err)) < 0 ||
+	    db_exec(meta, "LISTEN repctl_control", err, sizeof(err)) < 0) {
 		log_warnx("%s", err);
 		db_close(meta);
+		free(app);
 		sleep((unsigned)cfg->retry_min);
 		return NULL;
 	}
+	if (strcmp(kind, "sync") == 0) {
+		/* presence: status tells a sync whose worker is missing by this lock */
+		char *got = db_value(meta,
+		    "SELECT pg_catalog.pg_try_advisory_lock(" LOCK_WORKER
+		    ", pg_catalog.hashtext($1))",
+		    1, p + 1, err, sizeof(err));
+
+		if (got == NULL)
+			log_warnx("%s", err);
+		else if (got[0] != 't')
+			log_warnx("another worker of sync %s is alive (another coordinator's?); "
+				  "the run lock keeps their runs apart",
+			    name);
+		free(got);
+	}
+	free(app);
 	return meta;
 }
 
-/* Read metadata notifications: 1 when one is for this sync. */
+/*
+ * Read metadata notifications: 1 when one is for this sync (a kick, a
+ * pause or resume) or for one of its nodes ("node:NAME": the prober found
+ * it reachable again; nodes holds the sync's nodes, each followed by a
+ * NUL, ending with an empty one).
+ */
 static int
-control_notified(PGconn *meta, const char *sync)
+control_notified(PGconn *meta, const char *sync, const char *nodes)
 {
 	PGnotify *nt;
 	int hit = 0;
+	const char *n;
 
 	if (PQconsumeInput(meta) == 0)
 		return -1;
@@ -104,6 +162,10 @@ control_notified(PGconn *meta, const char *sync)
 		if ((strncmp(pl, "kick:", 5) == 0 || strncmp(pl, "sync:", 5) == 0) &&
 		    strcmp(pl + 5, sync) == 0)
 			hit = 1;
+		if (strncmp(pl, "node:", 5) == 0 && nodes)
+			for (n = nodes; *n; n += strlen(n) + 1)
+				if (strcmp(pl + 5, n) == 0)
+					hit = 2;
 		PQfreemem(nt);
 	}
 	return hit;
@@ -116,19 +178,20 @@ worker_main(struct config *cfg, const char *sync)
 	PGconn *meta = NULL;
 	struct node_pool *pool = NULL;
 	double next = 0, backoff = 0;
-	int due = 1;
+	int due = 1, rc_exit = 0;
+	struct buf nodes = BUF_INIT;
 
 	worker_setup("sync", sync);
 
-	while (!worker_stop) {
+	while (!worker_done()) {
 		struct sync_def s;
-		int interval, found;
+		int interval, found, k;
 
 		if (meta == NULL || PQstatus(meta) != CONNECTION_OK) {
 			db_close(meta);
 			pool_free(pool);
 			pool = NULL;
-			meta = control_connect(cfg);
+			meta = control_connect(cfg, "sync", sync);
 			if (meta == NULL)
 				continue;
 			pool = pool_new(cfg, meta);
@@ -137,6 +200,7 @@ worker_main(struct config *cfg, const char *sync)
 		if (found != 0) {
 			if (found > 0) {
 				log_info("sync removed: worker exits");
+				rc_exit = WORKER_EXIT_GONE;
 				break;
 			}
 			log_warnx("%s", err);
@@ -144,6 +208,10 @@ worker_main(struct config *cfg, const char *sync)
 			meta = NULL;
 			continue;
 		}
+		buf_reset(&nodes);
+		for (k = 0; k < s.nm; k++)
+			buf_add(&nodes, s.m[k].node, strlen(s.m[k].node) + 1);
+		buf_putc(&nodes, '\0');
 		interval = s.interval > 0 ? s.interval : cfg->sync_interval;
 		if (strcmp(s.status, "active") == 0 && (due || now_s() >= next)) {
 			struct run_stats st;
@@ -155,7 +223,11 @@ worker_main(struct config *cfg, const char *sync)
 				sync_def_free(&s);
 				break;
 			}
-			if (rc == 0) {
+			if (rc < 0 && st.busy) {
+				/* another process runs it right now (`repctl run`): try again soon */
+				log_debug("%s", err);
+				next = now_s() + 1;
+			} else if (rc == 0) {
 				backoff = 0;
 				if (st.inserts + st.updates + st.deletes + st.conflicts > 0)
 					log_info(
@@ -216,18 +288,21 @@ worker_main(struct config *cfg, const char *sync)
 				log_warn("select");
 			if (pool_notified(pool) && backoff == 0)
 				due = 1;
-			i = control_notified(meta, sync);
+			i = control_notified(meta, sync, nodes.data);
 			if (i < 0) {
 				db_close(meta);
 				meta = NULL;
 			} else if (i > 0) {
 				due = 1;
+				if (i == 2) /* a node of ours is back: no more waiting */
+					backoff = 0;
 			}
 		}
 	}
+	buf_free(&nodes);
 	pool_free(pool);
 	db_close(meta);
-	return 0;
+	return rc_exit;
 }
 
 /* Watch dir and every directory below it (but .repctl) for changes. */
@@ -285,18 +360,18 @@ folder_worker_main(struct config *cfg, const char *folder)
 	char err[ERRLEN];
 	PGconn *meta = NULL;
 	double next = 0, backoff = 0, settle = 0;
-	int due = 1, ifd = -1;
+	int due = 1, ifd = -1, rc_exit = 0;
 	char *watched = NULL;
 	const char *p[1] = { folder };
 
 	worker_setup("folder", folder);
-	while (!worker_stop) {
+	while (!worker_done()) {
 		struct folder_def f;
 		int found;
 
 		if (meta == NULL || PQstatus(meta) != CONNECTION_OK) {
 			db_close(meta);
-			meta = control_connect(cfg);
+			meta = control_connect(cfg, "folder", folder);
 			if (meta == NULL)
 				continue;
 		}
@@ -304,6 +379,7 @@ folder_worker_main(struct config *cfg, const char *folder)
 		if (found != 0) {
 			if (found > 0) {
 				log_info("folder removed: worker exits");
+				rc_exit = WORKER_EXIT_GONE;
 				break;
 			}
 			log_warnx("%s", err);
@@ -426,9 +502,164 @@ folder_worker_main(struct config *cfg, const char *folder)
 	if (ifd >= 0)
 		close(ifd);
 	free(watched);
-	if (ifd >= 0)
-		close(ifd);
-	free(watched);
+	db_close(meta);
+	return rc_exit;
+}
+
+/* ---- the prober: half-open probes of the circuit breaker ---- */
+
+struct probe {
+	char *node;
+	double next; /* when to probe it */
+	int tries;   /* failed probes so far */
+	int seen;
+};
+
+/* One cheap connect to node: 1 reachable, 0 not (err), -1 not in the metadata. */
+static int
+probe_node(const struct config *cfg, PGconn *meta, const char *name, char *err, size_t errlen)
+{
+	struct config pc = *cfg; /* shallow: only connect_timeout differs */
+	struct node n;
+	PGconn *c;
+	int found = meta_node_get(meta, name, &n, err, errlen);
+
+	if (found != 0) {
+		node_clear(&n);
+		return -1;
+	}
+	if (pc.connect_timeout <= 0 || pc.connect_timeout > 5)
+		pc.connect_timeout = 5;
+	c = node_connect(&pc, &n, err, errlen);
+	node_clear(&n);
+	if (c == NULL)
+		return 0;
+	db_close(c);
+	return 1;
+}
+
+/*
+ * The prober: every node that failed (repctl.node_state.failures > 0, its
+ * circuit open or not) is probed with one connect, first a second after it
+ * failed, then after 2, 4, 8... seconds up to circuit.reset, each wait
+ * jittered by +-25% so that a fleet coming back does not probe in step.
+ * When a probe connects, the node's failures are cleared (its circuit
+ * closes) and "node:NAME" is sent on repctl_control: every worker whose sync
+ * includes the node runs at once, its backoff forgotten.  A laptop back on
+ * the VPN is therefore caught up within seconds, not after retry.max or
+ * circuit.reset.
+ */
+int
+prober_main(struct config *cfg)
+{
+	char err[ERRLEN];
+	PGconn *meta = NULL;
+	struct probe *pr = NULL;
+	int npr = 0, i, j;
+
+	worker_setup("prober", "nodes");
+	srand((unsigned)getpid() ^ (unsigned)time(NULL));
+	while (!worker_done()) {
+		PGresult *r;
+
+		if (meta == NULL || PQstatus(meta) != CONNECTION_OK) {
+			db_close(meta);
+			meta = control_connect(cfg, "prober", "nodes");
+			if (meta == NULL)
+				continue;
+		}
+		r = db_query(meta,
+		    "SELECT ns.node FROM repctl.node_state ns JOIN repctl.node n ON n.name = ns.node "
+		    "WHERE ns.failures > 0 ORDER BY 1",
+		    0, NULL, err, sizeof(err));
+		if (r == NULL) {
+			log_warnx("%s", err);
+			db_close(meta);
+			meta = NULL;
+			continue;
+		}
+		for (i = 0; i < npr; i++)
+			pr[i].seen = 0;
+		for (j = 0; j < PQntuples(r) && !worker_done(); j++) {
+			const char *name = PQgetvalue(r, j, 0);
+			struct probe *p = NULL;
+			int ok;
+
+			for (i = 0; i < npr && p == NULL; i++)
+				if (strcmp(pr[i].node, name) == 0)
+					p = &pr[i];
+			if (p == NULL) {
+				pr = xrealloc(pr, sizeof(*pr) * (size_t)(npr + 1));
+				p = &pr[npr++];
+				p->node = xstrdup(name);
+				p->next = now_s() + 1;
+				p->tries = 0;
+			}
+			p->seen = 1;
+			if (now_s() < p->next)
+				continue;
+			ok = probe_node(cfg, meta, name, err, sizeof(err));
+			if (ok > 0) {
+				const char *pp[1] = { name };
+				char *payload = xasprintf("node:%s", name);
+				const char *np[1] = { payload };
+
+				if (db_execp(meta,
+					"UPDATE repctl.node_state SET failures = 0, "
+					"circuit_open_until = NULL, last_error = NULL, "
+					"last_contact = now(), updated_at = now() "
+					"WHERE node = $1 AND failures > 0",
+					1, pp, err, sizeof(err)) < 0 ||
+				    db_execp(meta,
+					"SELECT pg_catalog.pg_notify('repctl_control', $1)", 1, np,
+					err, sizeof(err)) < 0)
+					log_warnx("%s", err);
+				else
+					log_info("node %s is reachable again: circuit closed, its "
+						 "syncs woken",
+					    name);
+				free(payload);
+				p->seen = 0; /* forgotten below */
+			} else {
+				double wait = 1.0;
+
+				for (i = 0; i < p->tries && wait < cfg->circuit_reset; i++)
+					wait *= 2;
+				if (wait > cfg->circuit_reset)
+					wait = cfg->circuit_reset;
+				wait *= 0.75 + 0.5 * ((double)rand() / RAND_MAX);
+				p->tries++;
+				p->next = now_s() + wait;
+				log_debug("probe of node %s failed (next in %.1fs): %s", name, wait,
+				    ok < 0 ? "not in the metadata" : err);
+			}
+		}
+		PQclear(r);
+		for (i = 0; i < npr;) {
+			if (pr[i].seen) {
+				i++;
+				continue;
+			}
+			free(pr[i].node);
+			pr[i] = pr[--npr];
+		}
+		/* drain our LISTEN queue; wake every second */
+		if (PQconsumeInput(meta) == 0) {
+			db_close(meta);
+			meta = NULL;
+			continue;
+		}
+		{
+			PGnotify *nt;
+
+			while ((nt = PQnotifies(meta)) != NULL)
+				PQfreemem(nt);
+		}
+		sleep(1);
+	}
+	for (i = 0; i < npr; i++)
+		free(pr[i].node);
+	free(pr);
 	db_close(meta);
 	return 0;
 }

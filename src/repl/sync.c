@@ -2767,9 +2767,94 @@ node_result(PGconn *meta, const struct config *cfg, const char *node, const char
 		log_warnx("cannot record the state of node '%s': %s", node, err);
 }
 
+#define RUN_LOCK_KEY LOCK_SYNC_RUN ", pg_catalog.hashtext($1)"
+
+int
+sync_lock(PGconn *meta, const char *sync, int wait, char *err, size_t errlen)
+{
+	const char *p[1] = { sync };
+	char *got = db_value(
+	    meta, "SELECT pg_catalog.pg_try_advisory_lock(" RUN_LOCK_KEY ")", 1, p, err, errlen);
+	int locked = got && got[0] == 't';
+	char holder[512];
+	PGresult *r;
+
+	if (got == NULL)
+		return -1;
+	free(got);
+	if (locked)
+		return 1;
+	r = db_query(meta,
+	    "SELECT coalesce(nullif(a.application_name, ''), 'a session') || ' (server pid ' || "
+	    "l.pid || coalesce(', from ' || host(a.client_addr), '') || ')' "
+	    "FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+	    "WHERE l.locktype = 'advisory' AND l.classid = " LOCK_SYNC_RUN " AND l.objid = "
+	    "pg_catalog.hashtext($1)::oid AND l.objsubid = 2 AND l.granted",
+	    1, p, err, errlen);
+	snprintf(holder, sizeof(holder), "%s",
+	    r && PQntuples(r) ? PQgetvalue(r, 0, 0) : "a process that just finished");
+	PQclear(r);
+	if (!wait) {
+		snprintf(err, errlen, "sync %s is being run by %s", sync, holder);
+		return 0;
+	}
+	fprintf(stderr, "repctl: sync %s is being run by %s: waiting for that run to end\n", sync,
+	    holder);
+	if (db_execp(meta, "SELECT pg_catalog.pg_advisory_lock(" RUN_LOCK_KEY ")", 1, p, err,
+		errlen) < 0)
+		return -1;
+	return 1;
+}
+
+void
+sync_unlock(PGconn *meta, const char *sync)
+{
+	char err[ERRLEN];
+	const char *p[1] = { sync };
+
+	if (PQstatus(meta) == CONNECTION_OK &&
+	    db_execp(meta, "SELECT pg_catalog.pg_advisory_unlock(" RUN_LOCK_KEY ")", 1, p, err,
+		sizeof(err)) < 0)
+		log_warnx("cannot release the run lock of sync %s: %s", sync, err);
+}
+
+static int sync_run_locked(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
+    const struct config *cfg, struct run_stats *st, char *err, size_t errlen);
+
+/*
+ * One run under the sync's run lock.  Holding it, any run row of the sync
+ * still open belongs to a process that died (or was stopped) in the middle:
+ * it is closed as interrupted, before this run's row is written, so the
+ * history never shows two runs of one sync at once.
+ */
 int
 sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s, const struct config *cfg,
     struct run_stats *st, char *err, size_t errlen)
+{
+	const char *p[1] = { s->name };
+	int l = sync_lock(meta, s->name, 0, err, errlen), rc;
+
+	memset(st, 0, sizeof(*st));
+	if (l <= 0) {
+		st->busy = l == 0;
+		return -1;
+	}
+	if (db_execp(meta,
+		"UPDATE repctl.run SET ended_at = clock_timestamp(), ok = false, error = "
+		"'interrupted: the process running it ended (killed or stopped) before it finished' "
+		"WHERE sync = $1 AND ended_at IS NULL",
+		1, p, err, errlen) < 0) {
+		sync_unlock(meta, s->name);
+		return -1;
+	}
+	rc = sync_run_locked(pool, meta, s, cfg, st, err, errlen);
+	sync_unlock(meta, s->name);
+	return rc;
+}
+
+static int
+sync_run_locked(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
+    const struct config *cfg, struct run_stats *st, char *err, size_t errlen)
 {
 	char rid[32], first_err[ERRLEN];
 	struct buf warn = BUF_INIT;

@@ -112,7 +112,7 @@ health_is 2 'coordinator not running' "syncs added, coordinator stopped: red"
 repl_start
 ok wait_until 30 health_rc 0
 health
-health_is 0 '^green: 2 syncs healthy \(coordinator pid [0-9]+\)$' "both syncs ran: green"
+health_is 0 '^green: 2 syncs healthy \(coordinator pid [0-9]+ on .*\)$' "both syncs ran: green"
 health ab
 health_is 0 '^green: 1 sync healthy' "status ab --health: that sync only"
 health nosuch

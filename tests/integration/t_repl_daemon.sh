@@ -54,7 +54,7 @@ pidfile=$REPCTL_STATE_DIR/repctl.pid
 ok test -s "$pidfile"
 cpid=$(<"$pidfile")
 ok pid_running "$cpid"
-all_workers() { [[ $(pgrep -P "$cpid" | wc -l) -eq 4 ]]; }
+all_workers() { [[ $(pgrep -P "$cpid" | wc -l) -eq 5 ]]; } # 4 syncs + the prober
 ok wait_until 10 all_workers
 note "coordinator pid $cpid, workers: $(pgrep -P "$cpid" | tr '\n' ' ')"
 
@@ -84,7 +84,7 @@ note "update c -> a -> b in $(since_ms "$t0") ms"
 # ---- status ----------------------------------------------------------------------------------
 run_repctl status
 is "$RC" 0 "repctl status"
-like "$OUT" "^coordinator: running \(pid $cpid\)" "status: coordinator running with its pid"
+like "$OUT" "^coordinator: running \(pid $cpid on " "status: coordinator running with its pid"
 for e in ab ba ac ca; do
 	like "$OUT" "^$e +running +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8}" "status: $e running with a last good time"
 done
