@@ -22,6 +22,7 @@ struct config {
 	char *pid_file;         /* "" = <state_dir>/repctl.pid */
 	char *secrets_file;     /* "" = <state_dir>/secrets (pgpass format, 0600) */
 	int sync_interval;      /* seconds between fallback runs of a sync */
+	int workers;            /* runner processes: sync runs at once */
 	int connect_timeout;    /* seconds, libpq connect_timeout */
 	int retry_min;          /* first backoff after a failure, seconds */
 	int retry_max;          /* backoff ceiling, seconds */

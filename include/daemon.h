@@ -55,11 +55,15 @@ int coordinator_tell(const struct config *cfg, PGconn *meta, const char *what,
  */
 void worker_child_init(long parent);
 int worker_orphaned(void);
-/* The prober: half-open probes of the nodes that failed (circuit breaker). */
-int prober_main(struct config *cfg);
 
-/* One sync's worker loop; returns when asked to stop.  Exit status. */
-int worker_main(struct config *cfg, const char *sync);
+/*
+ * A runner: runs the syncs the scheduler names on in_fd, one per line, and
+ * answers each on out_fd with "SYNC<TAB>CODE<TAB>CHANGES<TAB>MESSAGE".
+ */
+enum run_code { RUN_GOOD, RUN_PAUSED, RUN_FAILED, RUN_BUSY, RUN_GONE, RUN_IDLE, RUN_ERROR };
+int runner_main(struct config *cfg, int id, int in_fd, int out_fd);
+/* The watcher: "N<TAB>NODE" (changes committed), "L<TAB>NODE" (lost), "B<TAB>NODE" (back). */
+int watcher_main(struct config *cfg, int out_fd);
 /* One folder's worker loop (file sync on an interval and on kicks). */
 int folder_worker_main(struct config *cfg, const char *folder);
 

@@ -56,6 +56,12 @@ void sync_unlock(PGconn *meta, const char *sync);
 struct node_pool;
 struct node_pool *pool_new(const struct config *cfg, PGconn *meta);
 void pool_free(struct node_pool *p);
+/*
+ * listen 0: connections do not LISTEN (the coordinator's runners, for
+ * which the watcher listens); max > 0: keep at most max connections open,
+ * closing the one used least recently.
+ */
+void pool_set_limits(struct node_pool *p, int listen, int max);
 /* The connection to node, (re)connecting when needed; NULL with err. */
 PGconn *pool_get(struct node_pool *p, const char *node, char *err, size_t errlen);
 /*

@@ -63,6 +63,8 @@ const struct config_key config_keys[] = {
 	{ "tcp.user_timeout", CFG_INT, OFF(tcp_user_timeout), "30", 0, 86400, 1,
 	    "seconds sent data may stay unacknowledged before the connection is dropped (0: the "
 	    "system's)" },
+	{ "workers", CFG_INT, OFF(workers), "4", 1, 64, 1,
+	    "sync runs the coordinator makes at once (runner processes shared by all syncs)" },
 	{ "retry.min", CFG_INT, OFF(retry_min), "1", 1, 3600, 1,
 	    "first backoff after a failed run, seconds (doubles each failure)" },
 	{ "retry.max", CFG_INT, OFF(retry_max), "60", 1, 86400, 1, "backoff ceiling, seconds" },

@@ -49,6 +49,7 @@
 #include "log.h"
 #include "meta.h"
 #include "secrets.h"
+#include "sync.h"
 #include "xmalloc.h"
 
 static volatile sig_atomic_t got_term, got_hup, got_usr1;
@@ -171,21 +172,45 @@ coordinator_pid(const struct config *cfg)
 	return pid;
 }
 
+/* A child process: a runner, the watcher or a folder's worker. */
 struct worker {
-	char *name; /* the sync's or the folder's name; NULL for the prober */
-	int kind;   /* W_SYNC, W_FOLDER, W_PROBER */
+	int kind;   /* W_RUNNER, W_WATCHER, W_FOLDER */
+	char *name; /* the folder's name; NULL for the others */
+	int id;     /* runners: 1, 2, ... */
 	pid_t pid;
 	time_t restart_at; /* when to start it again after an exit; 0: not planned */
+	int to_fd;         /* runners: their input (we write sync names) */
+	int from_fd;       /* runners and the watcher: their reports */
+	char buf[4096];    /* a partial report line */
+	size_t have;
+	int job; /* runners: the sync (index) being run, -1: idle */
 };
 
-enum { W_SYNC, W_FOLDER, W_PROBER };
+enum { W_RUNNER, W_WATCHER, W_FOLDER };
 
-static const char *const kind_word[] = { "sync", "folder", "prober" };
+static const char *const kind_word[] = { "runner", "watcher", "folder" };
+
+/* A sync as the scheduler sees it. */
+struct ssync {
+	char *name;
+	char **src; /* its source nodes: a change there wakes it */
+	int nsrc;
+	char **mem; /* all its nodes: one coming back wakes it */
+	int nmem;
+	int interval;   /* seconds between fallback runs */
+	double next;    /* when it is due without a wake-up (interval, backoff) */
+	double due_at;  /* woken at (0: not woken); the earliest runs first */
+	double backoff; /* seconds; 0 after a good run */
+	int runner;     /* the worker index running it, -1: none */
+	int gone;       /* removed: not scheduled any more */
+};
 
 struct coord {
 	struct config *cfg;
 	struct worker *w;
 	int nw;
+	struct ssync *s;
+	int ns;
 	int pidfd;       /* the locked pid file */
 	PGconn *cm;      /* control connection: holds the coordinator lock, LISTENs */
 	time_t cm_retry; /* when to reconnect it */
@@ -433,7 +458,10 @@ fail:
 	return -1;
 }
 
-/* Control notifications: "reload" and "stop". */
+static void sched_wake(struct coord *c, const char *sync, const char *node, int how);
+static void presence_take(struct coord *c);
+
+/* Control notifications: "reload", "stop", "kick:SYNC", "sync:SYNC" (paused, resumed). */
 static void
 control_read(struct coord *c)
 {
@@ -450,25 +478,326 @@ control_read(struct coord *c)
 		return;
 	}
 	while ((nt = PQnotifies(c->cm)) != NULL) {
-		if (strcmp(nt->extra, "reload") == 0)
+		const char *pl = nt->extra;
+
+		if (strcmp(pl, "reload") == 0)
 			got_hup = 1;
-		else if (strcmp(nt->extra, "stop") == 0)
+		else if (strcmp(pl, "stop") == 0)
 			got_term = 1;
+		else if (strncmp(pl, "kick:", 5) == 0 || strncmp(pl, "sync:", 5) == 0)
+			sched_wake(c, pl + 5, NULL, 2);
 		PQfreemem(nt);
+	}
+}
+
+/* ---- the scheduler ---- */
+
+static double
+mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+has_node(char **v, int n, const char *node)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i], node) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Wake syncs: sync (by name) or every sync of node (how 0: node committed
+ * changes, wakes the syncs it is a source of unless they are backing off
+ * after a failure; how 1: node is reachable again, wakes all its syncs and
+ * forgets their backoff; how 2: a kick or a pause/resume of sync; how 3:
+ * the watcher lost node, wakes all its syncs unless backing off, so that
+ * status shows at once what its loss does to them).
+ */
+static void
+sched_wake(struct coord *c, const char *sync, const char *node, int how)
+{
+	int i;
+
+	for (i = 0; i < c->ns; i++) {
+		struct ssync *x = &c->s[i];
+
+		if (x->gone)
+			continue;
+		if (sync && strcmp(x->name, sync) != 0)
+			continue;
+		if (node &&
+		    !(how == 0 ? has_node(x->src, x->nsrc, node) : has_node(x->mem, x->nmem, node)))
+			continue;
+		if ((how == 0 || how == 3) && x->backoff > 0)
+			continue;
+		if (how == 1)
+			x->backoff = 0;
+		if (x->due_at == 0)
+			x->due_at = mono();
+	}
+}
+
+static void
+sched_free(struct coord *c)
+{
+	int i, j;
+
+	for (i = 0; i < c->ns; i++) {
+		for (j = 0; j < c->s[i].nsrc; j++)
+			free(c->s[i].src[j]);
+		for (j = 0; j < c->s[i].nmem; j++)
+			free(c->s[i].mem[j]);
+		free(c->s[i].src);
+		free(c->s[i].mem);
+		free(c->s[i].name);
+	}
+	free(c->s);
+	c->s = NULL;
+	c->ns = 0;
+}
+
+/*
+ * Presence: the coordinator holds LOCK_WORKER per scheduled sync on its
+ * control connection, which `status` reads (a sync nobody schedules is
+ * red); taken again whenever the connection is.
+ */
+static void
+presence_take(struct coord *c)
+{
+	char err[ERRLEN];
+	int i;
+
+	for (i = 0; c->cm && i < c->ns; i++) {
+		const char *p[1] = { c->s[i].name };
+
+		if (!c->s[i].gone &&
+		    db_execp(c->cm,
+			"SELECT pg_catalog.pg_try_advisory_lock(" LOCK_WORKER
+			", pg_catalog.hashtext($1))",
+			1, p, err, sizeof(err)) < 0)
+			log_warnx("%s", err);
+	}
+}
+
+static void
+presence_drop(struct coord *c, const char *sync)
+{
+	char err[ERRLEN];
+	const char *p[1] = { sync };
+
+	if (c->cm &&
+	    db_execp(c->cm,
+		"SELECT pg_catalog.pg_advisory_unlock(" LOCK_WORKER ", pg_catalog.hashtext($1))", 1,
+		p, err, sizeof(err)) < 0)
+		log_warnx("%s", err);
+}
+
+/* Load the syncs to schedule (every sync not inactive) with their nodes. */
+static int
+sched_load(struct coord *c, PGconn *meta, char *err, size_t errlen)
+{
+	PGresult *r =
+	    db_query(meta, "SELECT name FROM repctl.sync WHERE status <> 'inactive' ORDER BY name",
+		0, NULL, err, errlen);
+	int i, j, n;
+
+	if (r == NULL)
+		return -1;
+	n = PQntuples(r);
+	c->s = xcalloc((size_t)n + 1, sizeof(*c->s));
+	for (i = 0; i < n; i++) {
+		struct sync_def d;
+		struct ssync *x = &c->s[c->ns];
+
+		if (sync_load(meta, PQgetvalue(r, i, 0), &d, err, errlen) != 0)
+			continue; /* removed meanwhile, or an error: the next reload sees it */
+		x->name = xstrdup(d.name);
+		x->src = xcalloc((size_t)d.nm + 1, sizeof(char *));
+		x->mem = xcalloc((size_t)d.nm + 1, sizeof(char *));
+		for (j = 0; j < d.nm; j++) {
+			x->mem[x->nmem++] = xstrdup(d.m[j].node);
+			if (d.m[j].source)
+				x->src[x->nsrc++] = xstrdup(d.m[j].node);
+		}
+		x->interval = d.interval > 0 ? d.interval : c->cfg->sync_interval;
+		x->due_at = mono(); /* every sync runs once at start */
+		x->runner = -1;
+		c->ns++;
+		sync_def_free(&d);
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* Hand due syncs to idle runners, the longest waiting first. */
+static void
+sched_dispatch(struct coord *c)
+{
+	double now = mono();
+	int i, j;
+
+	for (i = 0; i < c->nw; i++) {
+		struct worker *w = &c->w[i];
+		int best = -1;
+		double bt = 0;
+		char *line;
+		ssize_t len;
+
+		if (w->kind != W_RUNNER || w->pid <= 0 || w->job >= 0)
+			continue;
+		for (j = 0; j < c->ns; j++) {
+			struct ssync *x = &c->s[j];
+			double t;
+
+			if (x->gone || x->runner >= 0)
+				continue;
+			t = x->due_at > 0 ? x->due_at : x->next;
+			if (t > now)
+				continue;
+			if (best < 0 || t < bt) {
+				best = j;
+				bt = t;
+			}
+		}
+		if (best < 0)
+			return;
+		line = xasprintf("%s\n", c->s[best].name);
+		len = (ssize_t)strlen(line);
+		if (write(w->to_fd, line, (size_t)len) == len) {
+			c->s[best].runner = i;
+			c->s[best].due_at = 0;
+			w->job = best;
+		}
+		free(line);
+	}
+}
+
+/* A runner's answer for the sync it ran. */
+static void
+sched_done(struct coord *c, struct worker *w, char *line)
+{
+	char *f[4] = { line, NULL, NULL, NULL };
+	struct ssync *x;
+	double now = mono();
+	int k, code;
+
+	for (k = 1; k < 4; k++) {
+		f[k] = f[k - 1] ? strchr(f[k - 1], '\t') : NULL;
+		if (f[k])
+			*f[k]++ = '\0';
+	}
+	if (w->job < 0 || f[1] == NULL)
+		return;
+	x = &c->s[w->job];
+	w->job = -1;
+	x->runner = -1;
+	if (strcmp(x->name, f[0]) != 0) {
+		log_warnx("runner %d answered for sync %s while running %s", w->id, f[0], x->name);
+		return;
+	}
+	code = atoi(f[1]);
+	switch (code) {
+	case RUN_GOOD:
+	case RUN_PAUSED:
+		x->backoff = 0;
+		x->next = now + x->interval;
+		break;
+	case RUN_BUSY: /* someone else runs it (`repctl run`): again soon */
+		x->next = now + 1;
+		x->due_at = 0;
+		break;
+	case RUN_GONE:
+		log_info("sync %s removed: no longer scheduled", x->name);
+		x->gone = 1;
+		presence_drop(c, x->name);
+		break;
+	case RUN_IDLE: /* paused: a resume wakes it */
+		x->next = now + x->interval;
+		x->due_at = 0;
+		break;
+	default:
+		x->backoff = x->backoff == 0 ? c->cfg->retry_min : x->backoff * 2;
+		if (x->backoff > c->cfg->retry_max)
+			x->backoff = c->cfg->retry_max;
+		x->next = now + x->backoff;
+		x->due_at = 0; /* wake-ups during a failing run wait for the backoff */
+		if (code == RUN_ERROR)
+			log_warnx(
+			    "sync %s: %s; retry in %.0fs", x->name, f[3] ? f[3] : "", x->backoff);
+		else
+			log_info("sync %s: retry in %.0fs", x->name, x->backoff);
+		break;
+	}
+}
+
+/* Read a runner's or the watcher's reports. */
+static void
+child_read(struct coord *c, struct worker *w)
+{
+	ssize_t n;
+	char *nl;
+
+	for (;;) {
+		n = read(w->from_fd, w->buf + w->have, sizeof(w->buf) - 1 - w->have);
+		if (n <= 0)
+			break;
+		w->have += (size_t)n;
+		w->buf[w->have] = '\0';
+		while ((nl = strchr(w->buf, '\n')) != NULL) {
+			*nl = '\0';
+			if (w->kind == W_RUNNER)
+				sched_done(c, w, w->buf);
+			else if (w->buf[0] == 'N' && w->buf[1] == '\t')
+				sched_wake(c, NULL, w->buf + 2, 0);
+			else if (w->buf[0] == 'B' && w->buf[1] == '\t')
+				sched_wake(c, NULL, w->buf + 2, 1);
+			else if (w->buf[0] == 'L' && w->buf[1] == '\t')
+				sched_wake(c, NULL, w->buf + 2, 3);
+			w->have -= (size_t)(nl + 1 - w->buf);
+			memmove(w->buf, nl + 1, w->have + 1);
+		}
+		if (w->have >= sizeof(w->buf) - 1)
+			w->have = 0;
 	}
 }
 
 /* ---- the children ---- */
 
+static void
+close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
 static pid_t
 spawn(struct coord *c, struct worker *w)
 {
 	long parent = (long)getpid();
-	pid_t pid = fork();
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, i;
+	pid_t pid;
 
+	if ((w->kind == W_RUNNER && pipe(in) < 0) || (w->kind != W_FOLDER && pipe(out) < 0)) {
+		log_warn("cannot start the %s: pipe", kind_word[w->kind]);
+		close_fd(&in[0]);
+		close_fd(&in[1]);
+		return -1;
+	}
+	pid = fork();
 	if (pid < 0) {
-		log_warn(
-		    "cannot start the %s worker %s", kind_word[w->kind], w->name ? w->name : "");
+		log_warn("cannot start the %s %s", kind_word[w->kind], w->name ? w->name : "");
+		close_fd(&in[0]);
+		close_fd(&in[1]);
+		close_fd(&out[0]);
+		close_fd(&out[1]);
 		return -1;
 	}
 	if (pid == 0) {
@@ -476,56 +805,92 @@ spawn(struct coord *c, struct worker *w)
 
 		signal(SIGCHLD, SIG_DFL);
 		worker_child_init(parent);
-		/* the parent's control connection is its own: never touch it here */
+		/* the parent's control connection and the other children's pipes are not
+		 * ours: a child holding them would keep the lock or a pipe alive */
 		if (c->cm)
 			close(PQsocket(c->cm));
-		rc = w->kind == W_FOLDER ? folder_worker_main(c->cfg, w->name)
-		    : w->kind == W_SYNC  ? worker_main(c->cfg, w->name)
-					 : prober_main(c->cfg);
+		for (i = 0; i < c->nw; i++) {
+			if (&c->w[i] == w)
+				continue;
+			close_fd(&c->w[i].to_fd);
+			close_fd(&c->w[i].from_fd);
+		}
+		close_fd(&in[1]);
+		close_fd(&out[0]);
+		rc = w->kind == W_FOLDER  ? folder_worker_main(c->cfg, w->name)
+		    : w->kind == W_RUNNER ? runner_main(c->cfg, w->id, in[0], out[1])
+					  : watcher_main(c->cfg, out[1]);
 		_exit(rc);
 	}
+	close_fd(&in[0]);
+	close_fd(&out[1]);
+	w->to_fd = in[1];
+	w->from_fd = out[0];
+	if (w->from_fd >= 0)
+		fcntl(w->from_fd, F_SETFL, fcntl(w->from_fd, F_GETFL) | O_NONBLOCK);
+	w->have = 0;
+	w->job = -1;
 	w->pid = pid;
-	if (w->kind == W_PROBER)
-		log_info("prober started (pid %ld)", (long)pid);
+	if (w->kind == W_FOLDER)
+		log_info("folder %s: worker started (pid %ld)", w->name, (long)pid);
+	else if (w->kind == W_RUNNER)
+		log_debug("runner %d started (pid %ld)", w->id, (long)pid);
 	else
-		log_info("%s %s: worker started (pid %ld)", kind_word[w->kind], w->name, (long)pid);
+		log_info("watcher started (pid %ld)", (long)pid);
 	return pid;
 }
 
-/* (Re)read the active syncs and folders and start a worker for each, and the prober. */
+/*
+ * (Re)read the syncs and folders; start the runners (workers = N in the
+ * configuration, no more than there are syncs), the watcher and one worker
+ * per folder.
+ */
 static int
 start_workers(struct coord *c, char *err, size_t errlen)
 {
 	PGconn *meta = meta_connect(c->cfg, err, errlen);
 	PGresult *r;
-	int i, n;
+	int i, nf, nr;
 
 	if (meta == NULL)
 		return -1;
-	if (meta_check_installed(meta, c->cfg, err, errlen) < 0) {
+	if (meta_check_installed(meta, c->cfg, err, errlen) < 0 ||
+	    sched_load(c, meta, err, errlen) < 0) {
 		db_close(meta);
 		return -1;
 	}
-	r = db_query(meta,
-	    "SELECT name, false FROM repctl.sync WHERE status <> 'inactive' UNION ALL "
-	    "SELECT name, true FROM repctl.folder WHERE status <> 'inactive' ORDER BY 2, 1",
+	r = db_query(meta, "SELECT name FROM repctl.folder WHERE status <> 'inactive' ORDER BY 1",
 	    0, NULL, err, errlen);
 	db_close(meta);
-	if (r == NULL)
+	if (r == NULL) {
+		sched_free(c);
 		return -1;
-	n = PQntuples(r);
-	c->w = xcalloc((size_t)n + 1, sizeof(*c->w));
-	c->nw = n + 1;
-	for (i = 0; i < n; i++) {
-		c->w[i].name = xstrdup(PQgetvalue(r, i, 0));
-		c->w[i].kind = PQgetvalue(r, i, 1)[0] == 't' ? W_FOLDER : W_SYNC;
-		spawn(c, &c->w[i]);
 	}
-	c->w[n].kind = W_PROBER;
-	spawn(c, &c->w[n]);
+	nf = PQntuples(r);
+	nr = c->ns < c->cfg->workers ? c->ns : c->cfg->workers;
+	if (nr < 1)
+		nr = 1;
+	c->w = xcalloc((size_t)(nf + nr + 1), sizeof(*c->w));
+	c->nw = nf + nr + 1;
+	for (i = 0; i < c->nw; i++) {
+		c->w[i].to_fd = c->w[i].from_fd = -1;
+		c->w[i].job = -1;
+	}
+	for (i = 0; i < nr; i++) {
+		c->w[i].kind = W_RUNNER;
+		c->w[i].id = i + 1;
+	}
+	c->w[nr].kind = W_WATCHER;
+	for (i = 0; i < nf; i++) {
+		c->w[nr + 1 + i].kind = W_FOLDER;
+		c->w[nr + 1 + i].name = xstrdup(PQgetvalue(r, i, 0));
+	}
 	PQclear(r);
+	for (i = 0; i < c->nw; i++)
+		spawn(c, &c->w[i]);
+	presence_take(c);
 	pidinfo_write(c);
-	log_info("coordinator running with %d worker(s)", n);
+	log_info("coordinator running: %d sync(s) on %d runner(s), %d folder(s)", c->ns, nr, nf);
 	return 0;
 }
 
@@ -534,9 +899,11 @@ stop_workers(struct coord *c)
 {
 	int i, alive, tries;
 
-	for (i = 0; i < c->nw; i++)
+	for (i = 0; i < c->nw; i++) {
+		close_fd(&c->w[i].to_fd); /* a runner between runs ends at once */
 		if (c->w[i].pid > 0)
 			kill(c->w[i].pid, SIGTERM);
+	}
 	for (tries = 0; tries < 300; tries++) {
 		alive = 0;
 		for (i = 0; i < c->nw; i++) {
@@ -553,19 +920,24 @@ stop_workers(struct coord *c)
 	}
 	for (i = 0; i < c->nw; i++) {
 		if (c->w[i].pid > 0) {
-			log_warnx("%s %s: worker did not stop in 30s, killing it",
-			    kind_word[c->w[i].kind], c->w[i].name ? c->w[i].name : "");
+			log_warnx("%s %s: did not stop in 30s, killing it", kind_word[c->w[i].kind],
+			    c->w[i].name ? c->w[i].name : "");
 			kill(c->w[i].pid, SIGKILL);
 			waitpid(c->w[i].pid, NULL, 0);
 		}
+		close_fd(&c->w[i].from_fd);
 		free(c->w[i].name);
 	}
 	free(c->w);
 	c->w = NULL;
 	c->nw = 0;
+	for (i = 0; i < c->ns; i++)
+		if (!c->s[i].gone)
+			presence_drop(c, c->s[i].name);
+	sched_free(c);
 }
 
-/* Collect exited children; plan a restart of each unless its sync or folder is gone. */
+/* Collect exited children; plan a restart of each unless its folder is gone. */
 static void
 reap(struct coord *c)
 {
@@ -581,9 +953,19 @@ reap(struct coord *c)
 				continue;
 			w->pid = 0;
 			changed = 1;
+			if (w->from_fd >= 0)
+				child_read(c, w); /* its last words */
+			close_fd(&w->to_fd);
+			close_fd(&w->from_fd);
+			if (w->job >= 0) {
+				/* the run it was making is made again soon */
+				c->s[w->job].runner = -1;
+				c->s[w->job].next = mono() + c->cfg->retry_min;
+				w->job = -1;
+			}
 			if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_GONE) {
 				log_info("%s %s: worker exited (removed or made inactive)", what,
-				    w->name);
+				    w->name ? w->name : "");
 				w->restart_at = 0;
 			} else {
 				char how[64];
@@ -594,8 +976,12 @@ reap(struct coord *c)
 				else
 					snprintf(how, sizeof(how), "exited with status %d",
 					    WEXITSTATUS(status));
-				log_warnx("%s %s: worker %s, restarting in %ds", what,
-				    w->name ? w->name : "", how, c->cfg->retry_min);
+				if (w->kind == W_RUNNER)
+					log_warnx("runner %d %s, restarting in %ds", w->id, how,
+					    c->cfg->retry_min);
+				else
+					log_warnx("%s %s %s, restarting in %ds", what,
+					    w->name ? w->name : "", how, c->cfg->retry_min);
 				w->restart_at = time(NULL) + c->cfg->retry_min;
 			}
 		}
@@ -617,7 +1003,8 @@ coordinator_main(struct config *cfg, int pidfd, int ready_fd)
 	char err[ERRLEN], host[256];
 	struct coord c;
 	struct sigaction sa;
-	int rc = 0;
+	struct pollfd *pfd = NULL;
+	int rc = 0, i;
 
 	memset(&c, 0, sizeof(c));
 	c.cfg = cfg;
@@ -655,7 +1042,7 @@ coordinator_main(struct config *cfg, int pidfd, int ready_fd)
 	}
 	log_info("coordinator lock taken on the metadata database as \"%s\"", c.appname);
 	while (!got_term) {
-		struct pollfd pfd;
+		int np = 0;
 
 		reap(&c);
 		if (c.cm == NULL && time(NULL) >= c.cm_retry) {
@@ -672,15 +1059,28 @@ coordinator_main(struct config *cfg, int pidfd, int ready_fd)
 			} else {
 				log_info("metadata database connection back, coordinator lock "
 					 "taken again");
+				presence_take(&c);
 			}
 		}
-		pfd.fd = c.cm ? PQsocket(c.cm) : -1;
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		if (poll(&pfd, 1, 200) > 0)
+		sched_dispatch(&c);
+		pfd = xrealloc(pfd, sizeof(*pfd) * (size_t)(c.nw + 1));
+		pfd[np].fd = c.cm ? PQsocket(c.cm) : -1;
+		pfd[np].events = POLLIN;
+		pfd[np++].revents = 0;
+		for (i = 0; i < c.nw; i++) {
+			pfd[np].fd = c.w[i].from_fd;
+			pfd[np].events = POLLIN;
+			pfd[np++].revents = 0;
+		}
+		if (poll(pfd, (nfds_t)np, 200) > 0) {
+			if (pfd[0].revents)
+				control_read(&c);
+			for (i = 0; i < c.nw; i++)
+				if (pfd[i + 1].revents && c.w[i].from_fd >= 0)
+					child_read(&c, &c.w[i]);
+		} else if (c.cm && PQstatus(c.cm) != CONNECTION_OK) {
 			control_read(&c);
-		else if (c.cm && PQstatus(c.cm) != CONNECTION_OK)
-			control_read(&c);
+		}
 		if (got_usr1) {
 			got_usr1 = 0;
 			if (log_reopen() < 0)
@@ -699,6 +1099,7 @@ coordinator_main(struct config *cfg, int pidfd, int ready_fd)
 			if (ncfg) {
 				/* reloadable keys only; paths and meta stay */
 				cfg->sync_interval = ncfg->sync_interval;
+				cfg->workers = ncfg->workers;
 				cfg->retry_min = ncfg->retry_min;
 				cfg->retry_max = ncfg->retry_max;
 				cfg->circuit_failures = ncfg->circuit_failures;
@@ -712,6 +1113,7 @@ coordinator_main(struct config *cfg, int pidfd, int ready_fd)
 	}
 	log_info("stop requested, stopping");
 	stop_workers(&c);
+	free(pfd);
 	db_close(c.cm);
 	{
 		char *info = xasprintf("%s.info", cfg->pid_file);

@@ -14,6 +14,8 @@
  * `repctl stop` never waits for a server.
  */
 #include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,187 +124,171 @@ control_connect(const struct config *cfg, const char *kind, const char *name)
 		sleep((unsigned)cfg->retry_min);
 		return NULL;
 	}
-	if (strcmp(kind, "sync") == 0) {
-		/* presence: status tells a sync whose worker is missing by this lock */
-		char *got = db_value(meta,
-		    "SELECT pg_catalog.pg_try_advisory_lock(" LOCK_WORKER
-		    ", pg_catalog.hashtext($1))",
-		    1, p + 1, err, sizeof(err));
-
-		if (got == NULL)
-			log_warnx("%s", err);
-		else if (got[0] != 't')
-			log_warnx("another worker of sync %s is alive (another coordinator's?); "
-				  "the run lock keeps their runs apart",
-			    name);
-		free(got);
-	}
 	free(app);
 	return meta;
 }
 
-/*
- * Read metadata notifications: 1 when one is for this sync (a kick, a
- * pause or resume) or for one of its nodes ("node:NAME": the prober found
- * it reachable again; nodes holds the sync's nodes, each followed by a
- * NUL, ending with an empty one).
- */
-static int
-control_notified(PGconn *meta, const char *sync, const char *nodes)
+/* Write all of a line to the coordinator's pipe (a short line: one write). */
+static void pipe_say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+pipe_say(int fd, const char *fmt, ...)
 {
-	PGnotify *nt;
-	int hit = 0;
-	const char *n;
+	char line[1024];
+	va_list ap;
+	int n;
+	char *q;
 
-	if (PQconsumeInput(meta) == 0)
-		return -1;
-	while ((nt = PQnotifies(meta)) != NULL) {
-		const char *pl = nt->extra;
-
-		if ((strncmp(pl, "kick:", 5) == 0 || strncmp(pl, "sync:", 5) == 0) &&
-		    strcmp(pl + 5, sync) == 0)
-			hit = 1;
-		if (strncmp(pl, "node:", 5) == 0 && nodes)
-			for (n = nodes; *n; n += strlen(n) + 1)
-				if (strcmp(pl + 5, n) == 0)
-					hit = 2;
-		PQfreemem(nt);
-	}
-	return hit;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	for (q = line; q < line + n; q++)
+		if (*q == '\n')
+			*q = ' ';
+	line[n++] = '\n';
+	if (write(fd, line, (size_t)n) != n)
+		log_warn("cannot report to the coordinator");
 }
 
-int
-worker_main(struct config *cfg, const char *sync)
+/*
+ * One run of a sync for the coordinator; the answer line is
+ * "SYNC<TAB>CODE<TAB>CHANGES<TAB>MESSAGE" (RUN_* codes, daemon.h).
+ */
+static void
+runner_run(const struct config *cfg, PGconn **metap, struct node_pool **poolp, const char *sync,
+    int out_fd, const char *id)
 {
 	char err[ERRLEN];
-	PGconn *meta = NULL;
-	struct node_pool *pool = NULL;
-	double next = 0, backoff = 0;
-	int due = 1, rc_exit = 0;
-	struct buf nodes = BUF_INIT;
+	struct sync_def s;
+	struct run_stats st;
+	double t0;
+	int rc, found;
 
-	worker_setup("sync", sync);
-
-	while (!worker_done()) {
-		struct sync_def s;
-		int interval, found, k;
-
-		if (meta == NULL || PQstatus(meta) != CONNECTION_OK) {
-			db_close(meta);
-			pool_free(pool);
-			pool = NULL;
-			meta = control_connect(cfg, "sync", sync);
-			if (meta == NULL)
-				continue;
-			pool = pool_new(cfg, meta);
+	if (*metap == NULL || PQstatus(*metap) != CONNECTION_OK) {
+		pool_free(*poolp);
+		*poolp = NULL;
+		db_close(*metap);
+		*metap = meta_connect(cfg, err, sizeof(err));
+		if (*metap == NULL) {
+			pipe_say(out_fd, "%s\t%d\t0\t%s", sync, RUN_ERROR, err);
+			return;
 		}
-		found = sync_load(meta, sync, &s, err, sizeof(err));
-		if (found != 0) {
-			if (found > 0) {
-				log_info("sync removed: worker exits");
-				rc_exit = WORKER_EXIT_GONE;
-				break;
-			}
-			log_warnx("%s", err);
-			db_close(meta);
-			meta = NULL;
-			continue;
-		}
-		buf_reset(&nodes);
-		for (k = 0; k < s.nm; k++)
-			buf_add(&nodes, s.m[k].node, strlen(s.m[k].node) + 1);
-		buf_putc(&nodes, '\0');
-		interval = s.interval > 0 ? s.interval : cfg->sync_interval;
-		if (strcmp(s.status, "active") == 0 && (due || now_s() >= next)) {
-			struct run_stats st;
-			double t0 = now_s();
-			int rc = sync_run(pool, meta, &s, cfg, &st, err, sizeof(err));
-
-			if (worker_stop) {
-				/* interrupted: nothing was committed by the unfinished edges */
-				sync_def_free(&s);
-				break;
-			}
-			if (rc < 0 && st.busy) {
-				/* another process runs it right now (`repctl run`): try again soon */
-				log_debug("%s", err);
-				next = now_s() + 1;
-			} else if (rc == 0) {
-				backoff = 0;
-				if (st.inserts + st.updates + st.deletes + st.conflicts > 0)
-					log_info(
-					    "run good in %.3fs: I/U/D %ld/%ld/%ld, %ld conflict(s)",
-					    now_s() - t0, st.inserts, st.updates, st.deletes,
-					    st.conflicts);
-				next = now_s() + interval;
-			} else if (st.edges_failed == 0) {
-				/* only paused tables: the rest flows, keep the normal pace */
-				backoff = 0;
-				log_warnx("run with paused table(s): %s", err);
-				next = now_s() + interval;
-			} else {
-				backoff = backoff == 0 ? cfg->retry_min : backoff * 2;
-				if (backoff > cfg->retry_max)
-					backoff = cfg->retry_max;
-				log_warnx("run bad (%d edge(s) failed), retry in %.0fs: %s",
-				    st.edges_failed, backoff, err);
-				next = now_s() + backoff;
-			}
-			due = 0;
-		} else if (strcmp(s.status, "active") != 0) {
-			next = now_s() + interval;
-		}
-		sync_def_free(&s);
-
-		/* wait for a notification, a kick or the deadline */
 		{
-			fd_set rfds;
-			int fds[64], n, i, maxfd, sel;
-			double wait = next - now_s();
-			struct timeval tv;
+			char *app = xasprintf("repctl runner %s", id);
+			const char *p[1] = { app };
 
-			if (wait < 0)
-				wait = 0;
-			FD_ZERO(&rfds);
-			maxfd = PQsocket(meta);
-			FD_SET(maxfd, &rfds);
-			n = pool_fds(pool, fds, 64);
-			for (i = 0; i < n; i++) {
-				FD_SET(fds[i], &rfds);
-				if (fds[i] > maxfd)
-					maxfd = fds[i];
-			}
-			/* wake at least every second to notice a stop request */
-			if (wait > 1)
-				wait = 1;
-			/* notifications that arrived during the run sit in libpq's buffer
-			 * already: select() would not see them */
-			if (pool_notified(pool) && backoff == 0) {
-				due = 1;
-				wait = 0;
-			}
-			tv.tv_sec = (long)wait;
-			tv.tv_usec = (long)((wait - (double)tv.tv_sec) * 1e6);
-			sel = select(maxfd + 1, &rfds, NULL, NULL, &tv);
-			if (sel < 0 && errno != EINTR)
-				log_warn("select");
-			if (pool_notified(pool) && backoff == 0)
-				due = 1;
-			i = control_notified(meta, sync, nodes.data);
-			if (i < 0) {
-				db_close(meta);
-				meta = NULL;
-			} else if (i > 0) {
-				due = 1;
-				if (i == 2) /* a node of ours is back: no more waiting */
-					backoff = 0;
-			}
+			if (db_execp(*metap,
+				"SELECT pg_catalog.set_config('application_name', $1, false)", 1, p,
+				err, sizeof(err)) < 0)
+				log_warnx("%s", err);
+			free(app);
 		}
 	}
-	buf_free(&nodes);
+	if (*poolp == NULL) {
+		*poolp = pool_new(cfg, *metap);
+		pool_set_limits(*poolp, 0, 8); /* the watcher listens; a few nodes kept open */
+	}
+	found = sync_load(*metap, sync, &s, err, sizeof(err));
+	if (found != 0) {
+		if (found > 0)
+			pipe_say(out_fd, "%s\t%d\t0\tremoved", sync, RUN_GONE);
+		else
+			pipe_say(out_fd, "%s\t%d\t0\t%s", sync, RUN_ERROR, err);
+		if (found < 0) {
+			pool_free(*poolp);
+			*poolp = NULL;
+			db_close(*metap);
+			*metap = NULL;
+		}
+		return;
+	}
+	if (strcmp(s.status, "active") != 0) {
+		pipe_say(out_fd, "%s\t%d\t0\t%s", sync, RUN_IDLE, s.status);
+		sync_def_free(&s);
+		return;
+	}
+	log_set_context("sync %s", sync);
+	t0 = now_s();
+	rc = sync_run(*poolp, *metap, &s, cfg, &st, err, sizeof(err));
+	if (worker_stop) {
+		/* interrupted: nothing was committed by the unfinished edges */
+		sync_def_free(&s);
+		log_set_context("runner %s", id);
+		return;
+	}
+	if (rc < 0 && st.busy) {
+		log_debug("%s", err);
+		pipe_say(out_fd, "%s\t%d\t0\t%s", sync, RUN_BUSY, err);
+	} else if (rc == 0) {
+		long n = st.inserts + st.updates + st.deletes + st.conflicts;
+
+		if (n > 0)
+			log_info("run good in %.3fs: I/U/D %ld/%ld/%ld, %ld conflict(s)",
+			    now_s() - t0, st.inserts, st.updates, st.deletes, st.conflicts);
+		pipe_say(out_fd, "%s\t%d\t%ld\t", sync, RUN_GOOD, n);
+	} else if (st.edges_failed == 0) {
+		/* only paused tables: the rest flows, keep the normal pace */
+		log_warnx("run with paused table(s): %s", err);
+		pipe_say(out_fd, "%s\t%d\t0\t%s", sync, RUN_PAUSED, err);
+	} else {
+		log_warnx("run bad (%d edge(s) failed): %s", st.edges_failed, err);
+		pipe_say(out_fd, "%s\t%d\t0\t%s", sync, RUN_FAILED, err);
+	}
+	log_set_context("runner %s", id);
+	sync_def_free(&s);
+}
+
+/*
+ * A runner: the coordinator's scheduler sends it the name of a sync to run,
+ * one per line on in_fd; it runs it (sync_run, under the sync's run lock)
+ * and answers on out_fd.  It keeps its connections between runs: one to
+ * the metadata database and a few to nodes (the least recently used closed
+ * beyond eight), so a fleet of any size costs a bounded number of
+ * connections per runner.  End of input (the coordinator is gone), SIGTERM
+ * or an orphaned parent end it.
+ */
+int
+runner_main(struct config *cfg, int id, int in_fd, int out_fd)
+{
+	char buf[4096], ids[16];
+	size_t have = 0;
+	PGconn *meta = NULL;
+	struct node_pool *pool = NULL;
+
+	snprintf(ids, sizeof(ids), "%d", id);
+	worker_setup("runner", ids);
+	while (!worker_done()) {
+		struct pollfd pfd = { in_fd, POLLIN, 0 };
+		ssize_t n;
+		char *nl;
+
+		if (poll(&pfd, 1, 1000) <= 0)
+			continue;
+		n = read(in_fd, buf + have, sizeof(buf) - 1 - have);
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			break; /* the coordinator closed our input */
+		}
+		have += (size_t)n;
+		buf[have] = '\0';
+		while (!worker_stop && (nl = strchr(buf, '\n')) != NULL) {
+			*nl = '\0';
+			if (buf[0])
+				runner_run(cfg, &meta, &pool, buf, out_fd, ids);
+			have -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, have + 1);
+		}
+		if (have >= sizeof(buf) - 1)
+			have = 0; /* a line longer than any sync name: drop it */
+	}
 	pool_free(pool);
 	db_close(meta);
-	return rc_exit;
+	return 0;
 }
 
 /* Watch dir and every directory below it (but .repctl) for changes. */
@@ -506,160 +492,224 @@ folder_worker_main(struct config *cfg, const char *folder)
 	return rc_exit;
 }
 
-/* ---- the prober: half-open probes of the circuit breaker ---- */
+/* ---- the watcher: notifications and the circuit breaker's probes ---- */
 
-struct probe {
+struct watched {
 	char *node;
-	double next; /* when to probe it */
-	int tries;   /* failed probes so far */
+	PGconn *conn; /* LISTEN repctl */
+	double next;  /* when to (re)connect or probe */
+	int tries;    /* failed attempts in a row */
 	int seen;
 };
 
-/* One cheap connect to node: 1 reachable, 0 not (err), -1 not in the metadata. */
+/* Next attempt: 1, 2, 4... seconds up to circuit.reset, each jittered +-25%. */
+static void
+watch_backoff(const struct config *cfg, struct watched *w)
+{
+	double wait = 1.0;
+	int i;
+
+	for (i = 0; i < w->tries && wait < cfg->circuit_reset; i++)
+		wait *= 2;
+	if (wait > cfg->circuit_reset)
+		wait = cfg->circuit_reset;
+	wait *= 0.75 + 0.5 * ((double)rand() / RAND_MAX);
+	w->tries++;
+	w->next = now_s() + wait;
+}
+
+/* Connect and LISTEN: 0, or -1 with err. */
 static int
-probe_node(const struct config *cfg, PGconn *meta, const char *name, char *err, size_t errlen)
+watch_connect(const struct config *cfg, PGconn *meta, struct watched *w, char *err, size_t errlen)
 {
 	struct config pc = *cfg; /* shallow: only connect_timeout differs */
 	struct node n;
-	PGconn *c;
-	int found = meta_node_get(meta, name, &n, err, errlen);
+	int found = meta_node_get(meta, w->node, &n, err, errlen);
 
 	if (found != 0) {
 		node_clear(&n);
 		return -1;
 	}
 	if (pc.connect_timeout <= 0 || pc.connect_timeout > 5)
-		pc.connect_timeout = 5;
-	c = node_connect(&pc, &n, err, errlen);
+		pc.connect_timeout = 5; /* one probe never holds the others up long */
+	w->conn = node_connect(&pc, &n, err, errlen);
 	node_clear(&n);
-	if (c == NULL)
-		return 0;
-	db_close(c);
-	return 1;
+	if (w->conn == NULL)
+		return -1;
+	if (db_exec(w->conn, "LISTEN repctl", err, errlen) < 0) {
+		db_close(w->conn);
+		w->conn = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 /*
- * The prober: every node that failed (repctl.node_state.failures > 0, its
- * circuit open or not) is probed with one connect, first a second after it
- * failed, then after 2, 4, 8... seconds up to circuit.reset, each wait
- * jittered by +-25% so that a fleet coming back does not probe in step.
- * When a probe connects, the node's failures are cleared (its circuit
- * closes) and "node:NAME" is sent on repctl_control: every worker whose sync
- * includes the node runs at once, its backoff forgotten.  A laptop back on
- * the VPN is therefore caught up within seconds, not after retry.max or
- * circuit.reset.
+ * The watcher, one process for the whole fleet: it holds one connection per
+ * node that LISTENs for the capture's notifications and tells the
+ * scheduler "N<TAB>NODE" when a node committed changes, "L<TAB>NODE" when
+ * it lost a node's connection and "B<TAB>NODE" when a node is reachable
+ * again.  A node is "back" when its connection is
+ * made again after it was lost, or when a probe (a new connection) connects
+ * to a node whose circuit is open: its failures are cleared (its circuit
+ * closes) before the scheduler wakes every sync of the node, its backoff
+ * forgotten.  Connections and probes are retried 1, 2, 4...
+ * seconds apart up to circuit.reset, jittered, so a laptop back on the VPN
+ * is caught up within seconds and a fleet coming back does not connect in
+ * step.  Changes committed while a node was not listened to are found by
+ * the run its "back" starts.
  */
 int
-prober_main(struct config *cfg)
+watcher_main(struct config *cfg, int out_fd)
 {
 	char err[ERRLEN];
 	PGconn *meta = NULL;
-	struct probe *pr = NULL;
-	int npr = 0, i, j;
+	struct watched *w = NULL;
+	struct pollfd *pfd = NULL;
+	int nw = 0, i, j;
+	double reread = 0;
 
-	worker_setup("prober", "nodes");
+	worker_setup("watcher", "nodes");
 	srand((unsigned)getpid() ^ (unsigned)time(NULL));
 	while (!worker_done()) {
-		PGresult *r;
+		int np = 0;
 
 		if (meta == NULL || PQstatus(meta) != CONNECTION_OK) {
 			db_close(meta);
-			meta = control_connect(cfg, "prober", "nodes");
+			meta = control_connect(cfg, "watcher", "nodes");
 			if (meta == NULL)
 				continue;
+			reread = 0;
 		}
-		r = db_query(meta,
-		    "SELECT ns.node FROM repctl.node_state ns JOIN repctl.node n ON n.name = ns.node "
-		    "WHERE ns.failures > 0 ORDER BY 1",
-		    0, NULL, err, sizeof(err));
-		if (r == NULL) {
-			log_warnx("%s", err);
-			db_close(meta);
-			meta = NULL;
-			continue;
-		}
-		for (i = 0; i < npr; i++)
-			pr[i].seen = 0;
-		for (j = 0; j < PQntuples(r) && !worker_done(); j++) {
-			const char *name = PQgetvalue(r, j, 0);
-			struct probe *p = NULL;
-			int ok;
+		if (now_s() >= reread) {
+			/* the nodes, and which of them failed their runs */
+			PGresult *r = db_query(meta,
+			    "SELECT n.name, coalesce(ns.circuit_open_until > now(), false) "
+			    "FROM repctl.node n "
+			    "LEFT JOIN repctl.node_state ns ON ns.node = n.name ORDER BY 1",
+			    0, NULL, err, sizeof(err));
 
-			for (i = 0; i < npr && p == NULL; i++)
-				if (strcmp(pr[i].node, name) == 0)
-					p = &pr[i];
-			if (p == NULL) {
-				pr = xrealloc(pr, sizeof(*pr) * (size_t)(npr + 1));
-				p = &pr[npr++];
-				p->node = xstrdup(name);
-				p->next = now_s() + 1;
-				p->tries = 0;
-			}
-			p->seen = 1;
-			if (now_s() < p->next)
-				continue;
-			ok = probe_node(cfg, meta, name, err, sizeof(err));
-			if (ok > 0) {
-				const char *pp[1] = { name };
-				char *payload = xasprintf("node:%s", name);
-				const char *np[1] = { payload };
-
-				if (db_execp(meta,
-					"UPDATE repctl.node_state SET failures = 0, "
-					"circuit_open_until = NULL, last_error = NULL, "
-					"last_contact = now(), updated_at = now() "
-					"WHERE node = $1 AND failures > 0",
-					1, pp, err, sizeof(err)) < 0 ||
-				    db_execp(meta,
-					"SELECT pg_catalog.pg_notify('repctl_control', $1)", 1, np,
-					err, sizeof(err)) < 0)
-					log_warnx("%s", err);
-				else
-					log_info("node %s is reachable again: circuit closed, its "
-						 "syncs woken",
-					    name);
-				free(payload);
-				p->seen = 0; /* forgotten below */
-			} else {
-				double wait = 1.0;
-
-				for (i = 0; i < p->tries && wait < cfg->circuit_reset; i++)
-					wait *= 2;
-				if (wait > cfg->circuit_reset)
-					wait = cfg->circuit_reset;
-				wait *= 0.75 + 0.5 * ((double)rand() / RAND_MAX);
-				p->tries++;
-				p->next = now_s() + wait;
-				log_debug("probe of node %s failed (next in %.1fs): %s", name, wait,
-				    ok < 0 ? "not in the metadata" : err);
-			}
-		}
-		PQclear(r);
-		for (i = 0; i < npr;) {
-			if (pr[i].seen) {
-				i++;
+			if (r == NULL) {
+				log_warnx("%s", err);
+				db_close(meta);
+				meta = NULL;
 				continue;
 			}
-			free(pr[i].node);
-			pr[i] = pr[--npr];
+			for (i = 0; i < nw; i++)
+				w[i].seen = 0;
+			for (j = 0; j < PQntuples(r); j++) {
+				const char *name = PQgetvalue(r, j, 0);
+				struct watched *x = NULL;
+
+				for (i = 0; i < nw && x == NULL; i++)
+					if (strcmp(w[i].node, name) == 0)
+						x = &w[i];
+				if (x == NULL) {
+					w = xrealloc(w, sizeof(*w) * (size_t)(nw + 1));
+					x = &w[nw++];
+					memset(x, 0, sizeof(*x));
+					x->node = xstrdup(name);
+				}
+				x->seen = PQgetvalue(r, j, 1)[0] == 't' ? 2 : 1;
+			}
+			PQclear(r);
+			for (i = 0; i < nw;) {
+				if (w[i].seen) {
+					i++;
+					continue;
+				}
+				db_close(w[i].conn);
+				free(w[i].node);
+				w[i] = w[--nw];
+			}
+			reread = now_s() + 1;
 		}
-		/* drain our LISTEN queue; wake every second */
-		if (PQconsumeInput(meta) == 0) {
-			db_close(meta);
-			meta = NULL;
+		for (i = 0; i < nw && !worker_stop; i++) {
+			struct watched *x = &w[i];
+			int back = 0;
+
+			if (now_s() < x->next)
+				continue;
+			if (x->conn == NULL) {
+				if (watch_connect(cfg, meta, x, err, sizeof(err)) < 0) {
+					watch_backoff(cfg, x);
+					log_debug("node %s unreachable (next try in %.1fs): %s",
+					    x->node, x->next - now_s(), err);
+					continue;
+				}
+				back = 1;
+			} else if (x->seen == 2) {
+				/* its circuit is open although we hear it: probe with a new
+				 * connection (bounded by its connect timeout) */
+				struct watched probe = *x;
+
+				probe.conn = NULL;
+				if (watch_connect(cfg, meta, &probe, err, sizeof(err)) < 0) {
+					watch_backoff(cfg, x);
+					continue;
+				}
+				db_close(probe.conn);
+				back = 1;
+			}
+			if (back) {
+				const char *pp[1] = { x->node };
+				char *done = db_value(meta,
+				    "WITH u AS (UPDATE repctl.node_state SET failures = 0, "
+				    "circuit_open_until = NULL, last_error = NULL, last_contact = now(), "
+				    "updated_at = now() WHERE node = $1 AND failures > 0 RETURNING 1) "
+				    "SELECT count(*) FROM u",
+				    1, pp, err, sizeof(err));
+
+				if (done && atoi(done) > 0)
+					log_info(
+					    "node %s is reachable again: circuit closed, its syncs "
+					    "woken",
+					    x->node);
+				free(done);
+				x->tries = 0;
+				x->seen = 1;
+				x->next = now_s() + 1; /* probes at most every second */
+				pipe_say(out_fd, "B\t%s", x->node);
+			}
+		}
+		pfd = xrealloc(pfd, sizeof(*pfd) * (size_t)(nw + 1));
+		for (i = 0; i < nw; i++) {
+			pfd[i].fd = w[i].conn ? PQsocket(w[i].conn) : -1;
+			pfd[i].events = POLLIN;
+			pfd[i].revents = 0;
+		}
+		np = nw;
+		if (poll(pfd, (nfds_t)np, 500) <= 0)
 			continue;
-		}
-		{
+		for (i = 0; i < nw; i++) {
 			PGnotify *nt;
+			int hit = 0;
 
-			while ((nt = PQnotifies(meta)) != NULL)
+			if (w[i].conn == NULL || !(pfd[i].revents & (POLLIN | POLLERR | POLLHUP)))
+				continue;
+			if (PQconsumeInput(w[i].conn) == 0) {
+				log_info("lost the connection to node %s: reconnecting", w[i].node);
+				db_close(w[i].conn);
+				w[i].conn = NULL;
+				w[i].tries = 0;
+				watch_backoff(cfg, &w[i]);
+				pipe_say(out_fd, "L\t%s", w[i].node);
+				continue;
+			}
+			while ((nt = PQnotifies(w[i].conn)) != NULL) {
+				hit = 1;
 				PQfreemem(nt);
+			}
+			if (hit)
+				pipe_say(out_fd, "N\t%s", w[i].node);
 		}
-		sleep(1);
 	}
-	for (i = 0; i < npr; i++)
-		free(pr[i].node);
-	free(pr);
+	for (i = 0; i < nw; i++) {
+		db_close(w[i].conn);
+		free(w[i].node);
+	}
+	free(w);
+	free(pfd);
 	db_close(meta);
 	return 0;
 }

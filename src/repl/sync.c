@@ -49,6 +49,7 @@
 struct pool_entry {
 	char *node;
 	PGconn *conn;
+	unsigned long used; /* pool tick of the last pool_get */
 };
 
 struct node_pool {
@@ -56,6 +57,9 @@ struct node_pool {
 	PGconn *meta;
 	struct pool_entry *e;
 	int n;
+	int nolisten;       /* runners: the coordinator's watcher listens for them */
+	int max;            /* open connections kept at most (0: no limit) */
+	unsigned long tick; /* counts pool_get calls */
 };
 
 static double
@@ -113,6 +117,13 @@ pool_new(const struct config *cfg, PGconn *meta)
 }
 
 void
+pool_set_limits(struct node_pool *p, int listen, int max)
+{
+	p->nolisten = !listen;
+	p->max = max;
+}
+
+void
 pool_free(struct node_pool *p)
 {
 	int i;
@@ -138,6 +149,7 @@ pool_entry(struct node_pool *p, const char *node)
 	p->e = xrealloc(p->e, sizeof(*p->e) * (size_t)(p->n + 1));
 	p->e[p->n].node = xstrdup(node);
 	p->e[p->n].conn = NULL;
+	p->e[p->n].used = 0;
 	return &p->e[p->n++];
 }
 
@@ -196,10 +208,30 @@ pool_get(struct node_pool *p, const char *node, char *err, size_t errlen)
 	int found;
 
 	if (e->conn && PQstatus(e->conn) == CONNECTION_OK &&
-	    PQtransactionStatus(e->conn) == PQTRANS_IDLE)
+	    PQtransactionStatus(e->conn) == PQTRANS_IDLE) {
+		e->used = ++p->tick;
 		return e->conn;
+	}
 	db_close(e->conn);
 	e->conn = NULL;
+	e->used = ++p->tick;
+	if (p->max > 0) {
+		/* at the limit: close the connection used least recently (never the ones of
+		 * the edge at work, which were asked for last) */
+		int i, open = 0;
+		struct pool_entry *lru = NULL;
+
+		for (i = 0; i < p->n; i++)
+			if (p->e[i].conn) {
+				open++;
+				if (lru == NULL || p->e[i].used < lru->used)
+					lru = &p->e[i];
+			}
+		if (open >= p->max && lru) {
+			db_close(lru->conn);
+			lru->conn = NULL;
+		}
+	}
 	found = meta_node_get(p->meta, node, &n, err, errlen);
 	if (found != 0) {
 		if (found > 0)
@@ -209,7 +241,7 @@ pool_get(struct node_pool *p, const char *node, char *err, size_t errlen)
 	}
 	e->conn = node_connect(p->cfg, &n, err, errlen);
 	node_clear(&n);
-	if (e->conn && db_exec(e->conn, "LISTEN repctl", err, errlen) < 0) {
+	if (e->conn && !p->nolisten && db_exec(e->conn, "LISTEN repctl", err, errlen) < 0) {
 		db_close(e->conn);
 		e->conn = NULL;
 	}
