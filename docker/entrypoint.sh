@@ -15,15 +15,18 @@
 #   4. `repctl install` (creates or upgrades the schema; safe every time);
 #   5. `repctl keygen` (REPCTL_KEYGEN=0 skips it): the file sync key, made
 #      once; its public key line is printed to the log;
-#   6. removes a stale pid file (left by a container that was killed: its
-#      pid may well be this process's), then
+#   6. nothing for a pid file left by a killed container: `repctl start`
+#      trusts only the lock a live coordinator holds on it; then
 #   7. exec `repctl start --foreground`: the coordinator becomes this
 #      process, logs to stderr, stops cleanly on SIGTERM (`docker stop`),
 #      reloads on SIGHUP.
 #
 # With arguments, runs them instead: `repctl ...`, an absolute path, sh or
 # bash as given, anything else as repctl's arguments, so that
-# `docker compose run --rm repctl status` runs `repctl status`.
+# `docker compose run --rm repctl status` runs `repctl status` (control
+# commands reach the coordinator through the metadata database, so they work
+# from another container too; `docker compose exec repctl repctl ...` is the
+# usual way).
 #
 # Environment: REPCTL_META, REPCTL_STATE_DIR, REPCTL_NODE, REPCTL_CONFIG
 # (repctl's own), REPCTL_WAIT_SECONDS, REPCTL_META_PASSWORD_FILE,
@@ -62,7 +65,6 @@ cfg_get() {
 }
 meta=$(cfg_get meta)
 state_dir=$(cfg_get state_dir)
-pid_file=$(cfg_get pid_file)
 secrets_file=$(cfg_get secrets_file)
 say "metadata database: $meta; state directory: $state_dir${REPCTL_NODE:+; node: $REPCTL_NODE}"
 
@@ -154,19 +156,9 @@ if [ "${REPCTL_KEYGEN:-1}" != 0 ]; then
 	"$REPCTL_BIN" keygen || say "warning: 'repctl keygen' failed; file sync over SSH needs a key"
 fi
 
-# ---- 6. a stale pid file -------------------------------------------------------
-if [ -f "$pid_file" ]; then
-	old=$(head -n 1 "$pid_file" 2>/dev/null || true)
-	comm=''
-	case $old in
-	'' | *[!0-9]*) ;;
-	*) comm=$(cat "/proc/$old/comm" 2>/dev/null || true) ;;
-	esac
-	if [ "$old" = "$$" ] || [ "$comm" != repctl ]; then
-		say "removing the stale pid file $pid_file (pid ${old:-?} is not a running coordinator)"
-		rm -f "$pid_file"
-	fi
-fi
+# ---- 6. (no pid file clean-up: `repctl start` ignores a pid file nobody holds
+# locked, and refuses, naming it, when a coordinator of this metadata database
+# runs anywhere, in this container or another)
 
 # ---- 7. the coordinator --------------------------------------------------------
 say "starting the coordinator"

@@ -43,6 +43,8 @@ int ssh_trust_host(const struct ssh_target *t, const char *known_hosts, int time
 int ssh_keygen(const char *path, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* The public key line ("ssh-ed25519 AAAA... repctl@HOST") of the key at path; malloc'ed or NULL. */
 char *ssh_pubkey_line(const char *path, char *err, size_t errlen);
+/* Name the public key's comment after this node (repctl@NODE); NULL: the host name. */
+void ssh_key_owner(const char *node);
 
 struct ssh_conn;
 

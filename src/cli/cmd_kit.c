@@ -648,6 +648,7 @@ CMD_HANDLER(cmd_client_kit)
 	}
 
 	/* the coordinator's key, restricted to the agent */
+	ssh_key_owner(cfg->node);
 	made = ssh_keygen(cfg->ssh_identity, err, sizeof(err));
 	if (made < 0) {
 		cmd_error("client-kit %s: %s", name, err);

@@ -36,6 +36,7 @@ CMD_HANDLER(cmd_keygen)
 	int made, rc = 1;
 
 	(void)args;
+	ssh_key_owner(ctx->cfg->node);
 	made = ssh_keygen(path, err, sizeof(err));
 	if (made < 0) {
 		cmd_error("%s", err);

@@ -316,9 +316,10 @@ status_health(struct cli_ctx *ctx, const char *only)
 			nworst++;
 	}
 	if (worst == H_GREEN && nsync + nfolder == 0) {
-		rc = health_line(H_YELLOW,
-		    "coordinator running (%s) but nothing to replicate: no active sync or "
-		    "folder%s",
+		/* a fresh primary before its first sync: healthy, and says why it is idle */
+		rc = health_line(H_GREEN,
+		    "idle: coordinator running (%s), no active sync or folder yet%s; add one with "
+		    "'repctl add sync' or 'repctl onboard'",
 		    ci.where, ngray ? " (all inactive)" : "");
 	} else if (worst == H_GREEN) {
 		if (nsync)

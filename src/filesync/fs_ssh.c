@@ -647,7 +647,19 @@ load_private_key(const char *path, ssh_key *key, char *err, size_t errlen)
 	return 0;
 }
 
-/* "ssh-ed25519 AAAA... repctl@HOST" for a private key; NULL with err. */
+static char key_owner[256]; /* the node's name, for the public key's comment */
+
+void
+ssh_key_owner(const char *node)
+{
+	snprintf(key_owner, sizeof(key_owner), "%s", node ? node : "");
+}
+
+/*
+ * "ssh-ed25519 AAAA... repctl@NODE" for a private key (the host name when
+ * no node name is configured: a container's changes on every recreate);
+ * NULL with err.
+ */
 static char *
 pubkey_line_of(ssh_key priv, const char *path, char *err, size_t errlen)
 {
@@ -659,7 +671,9 @@ pubkey_line_of(ssh_key priv, const char *path, char *err, size_t errlen)
 		set_err(err, errlen, "cannot derive the public key of \"%s\"", path);
 		goto out;
 	}
-	if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
+	if (key_owner[0])
+		snprintf(host, sizeof(host), "%s", key_owner);
+	else if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
 	line = xasprintf("%s %s repctl@%s", ssh_key_type_to_char(ssh_key_type(pub)), b64, host);

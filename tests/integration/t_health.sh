@@ -9,7 +9,8 @@
 #    installed, and when the configuration file cannot be read; plain
 #    `status` still fails with exit 1 and its message on stderr then;
 #  - 2 "coordinator not running" once installed but not started;
-#  - 1 with the coordinator up but nothing to replicate (no sync, no folder);
+#  - 0 with the coordinator up but nothing to replicate yet (no sync, no
+#    folder): a fresh primary is healthy and idle, and says so;
 #  - 0 "green: 2 syncs healthy" once the coordinator has run both syncs;
 #  - 1 "yellow: sync ab: paused" after `pause ab`, 0 again after `resume`;
 #  - 2 "red: sync ab: ..." when node b is down and a run fails, naming b's
@@ -95,7 +96,7 @@ retry = { min = 1; max = 2; };
 circuit = { failures = 100; reset = 2; };'
 repl_start
 health
-health_is 1 'nothing to replicate' "coordinator up, no sync or folder"
+health_is 0 '^green: idle: coordinator running .*no active sync or folder yet' "coordinator up, no sync or folder: green, idle"
 run_repctl stop
 is "$RC" 0 "stop the coordinator (to add the syncs)"
 
