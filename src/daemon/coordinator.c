@@ -197,6 +197,8 @@ struct ssync {
 	int nsrc;
 	char **mem; /* all its nodes: one coming back wakes it */
 	int nmem;
+	char **tgt; /* the nodes that receive changes */
+	int ntgt;
 	int interval;   /* seconds between fallback runs */
 	double next;    /* when it is due without a wake-up (interval, backoff) */
 	double due_at;  /* woken at (0: not woken); the earliest runs first */
@@ -362,6 +364,48 @@ lock_holder(PGconn *meta, char *where, size_t wlen, char *err, size_t errlen)
 	return n;
 }
 
+/*
+ * A coordinator lock held by a coordinator of this host (same host name:
+ * same machine, or same container) whose process is gone: its server
+ * session has not noticed yet.  End that session (a role may end its own
+ * sessions) so that a start right after a kill is not refused.  1 when one
+ * was ended.
+ */
+static int
+lock_stale_end(PGconn *meta)
+{
+	char err[ERRLEN], host[256];
+	PGresult *r = db_query(meta, HOLDER_SQL, 0, NULL, err, sizeof(err));
+	long pid = 0;
+	int ended = 0;
+	char *tail = NULL;
+
+	if (r == NULL || PQntuples(r) == 0) {
+		PQclear(r);
+		return 0;
+	}
+	if (gethostname(host, sizeof(host)) < 0)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	if (sscanf(PQgetvalue(r, 0, 1), "repctl coordinator pid %ld on ", &pid) == 1 &&
+	    (tail = strstr(PQgetvalue(r, 0, 1), " on ")) != NULL && strcmp(tail + 4, host) == 0 &&
+	    pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+		const char *p[1] = { PQgetvalue(r, 0, 0) };
+		char *v = db_value(meta, "SELECT pg_catalog.pg_terminate_backend($1::int, 5000)", 1,
+		    p, err, sizeof(err));
+
+		ended = v && v[0] == 't';
+		if (ended)
+			fprintf(stderr,
+			    "repctl: the coordinator lock was still held for pid %ld on this host, "
+			    "which is gone: its session (server pid %s) ended\n",
+			    pid, p[0]);
+		free(v);
+	}
+	PQclear(r);
+	return ended;
+}
+
 int
 coordinator_find(
     const struct config *cfg, PGconn *meta, struct coord_info *ci, char *err, size_t errlen)
@@ -459,6 +503,7 @@ fail:
 }
 
 static void sched_wake(struct coord *c, const char *sync, const char *node, int how);
+static pid_t spawn(struct coord *c, struct worker *w);
 static void presence_take(struct coord *c);
 
 /* Control notifications: "reload", "stop", "kick:SYNC", "sync:SYNC" (paused, resumed). */
@@ -544,6 +589,49 @@ sched_wake(struct coord *c, const char *sync, const char *node, int how)
 	}
 }
 
+/*
+ * "NODE" (its own changes: wake every sync it is a source of) or
+ * "NODE<TAB>FROM<TAB>FROM2..." (only applies of changes that came from
+ * those nodes): a sync whose targets, NODE aside, are all among them would
+ * carry nothing but echoes back; it is not woken (its interval still runs
+ * it).  This is what keeps a hub's fan-out from waking every client's sync
+ * back to the hub.
+ */
+static void
+sched_changes(struct coord *c, char *line)
+{
+	char *from = strchr(line, '\t'), *f[64];
+	int nf = 0, i, j, k;
+
+	if (from == NULL) {
+		sched_wake(c, NULL, line, 0);
+		return;
+	}
+	*from++ = '\0';
+	while (from && nf < 64) {
+		f[nf++] = from;
+		from = strchr(from, '\t');
+		if (from)
+			*from++ = '\0';
+	}
+	for (i = 0; i < c->ns; i++) {
+		struct ssync *x = &c->s[i];
+		int echo = 1;
+
+		if (x->gone || !has_node(x->src, x->nsrc, line))
+			continue;
+		for (j = 0; j < x->ntgt && echo; j++) {
+			int in = strcmp(x->tgt[j], line) == 0;
+
+			for (k = 0; k < nf && !in; k++)
+				in = strcmp(x->tgt[j], f[k]) == 0;
+			echo = in;
+		}
+		if (!echo)
+			sched_wake(c, x->name, NULL, 0);
+	}
+}
+
 static void
 sched_free(struct coord *c)
 {
@@ -554,6 +642,9 @@ sched_free(struct coord *c)
 			free(c->s[i].src[j]);
 		for (j = 0; j < c->s[i].nmem; j++)
 			free(c->s[i].mem[j]);
+		for (j = 0; j < c->s[i].ntgt; j++)
+			free(c->s[i].tgt[j]);
+		free(c->s[i].tgt);
 		free(c->s[i].src);
 		free(c->s[i].mem);
 		free(c->s[i].name);
@@ -621,10 +712,13 @@ sched_load(struct coord *c, PGconn *meta, char *err, size_t errlen)
 		x->name = xstrdup(d.name);
 		x->src = xcalloc((size_t)d.nm + 1, sizeof(char *));
 		x->mem = xcalloc((size_t)d.nm + 1, sizeof(char *));
+		x->tgt = xcalloc((size_t)d.nm + 1, sizeof(char *));
 		for (j = 0; j < d.nm; j++) {
 			x->mem[x->nmem++] = xstrdup(d.m[j].node);
 			if (d.m[j].source)
 				x->src[x->nsrc++] = xstrdup(d.m[j].node);
+			if (d.m[j].target)
+				x->tgt[x->ntgt++] = xstrdup(d.m[j].node);
 		}
 		x->interval = d.interval > 0 ? d.interval : c->cfg->sync_interval;
 		x->due_at = mono(); /* every sync runs once at start */
@@ -677,6 +771,47 @@ sched_dispatch(struct coord *c)
 		}
 		free(line);
 	}
+}
+
+/*
+ * Every runner busy while a sync has waited more than 5 s (nodes that hang
+ * hold their runners until statement_timeout): one more runner, up to
+ * three times `workers`.
+ */
+static void
+sched_grow(struct coord *c)
+{
+	double now = mono();
+	int i, runners = 0, idle = 0, late = 0, id = 0;
+
+	for (i = 0; i < c->nw; i++)
+		if (c->w[i].kind == W_RUNNER) {
+			runners++;
+			if (c->w[i].id > id)
+				id = c->w[i].id;
+			if (c->w[i].pid > 0 && c->w[i].job < 0)
+				idle++;
+		}
+	if (idle || runners >= 3 * c->cfg->workers)
+		return;
+	for (i = 0; i < c->ns && !late; i++) {
+		const struct ssync *x = &c->s[i];
+		double t = x->due_at > 0 ? x->due_at : x->next;
+
+		late = !x->gone && x->runner < 0 && t <= now - 5;
+	}
+	if (!late)
+		return;
+	c->w = xrealloc(c->w, sizeof(*c->w) * (size_t)(c->nw + 1));
+	memset(&c->w[c->nw], 0, sizeof(c->w[c->nw]));
+	c->w[c->nw].kind = W_RUNNER;
+	c->w[c->nw].id = id + 1;
+	c->w[c->nw].to_fd = c->w[c->nw].from_fd = -1;
+	c->w[c->nw].job = -1;
+	log_warnx("every runner is busy and syncs are waiting: runner %d added (at most %d)",
+	    id + 1, 3 * c->cfg->workers);
+	spawn(c, &c->w[c->nw++]);
+	pidinfo_write(c);
 }
 
 /* A runner's answer for the sync it ran. */
@@ -755,7 +890,7 @@ child_read(struct coord *c, struct worker *w)
 			if (w->kind == W_RUNNER)
 				sched_done(c, w, w->buf);
 			else if (w->buf[0] == 'N' && w->buf[1] == '\t')
-				sched_wake(c, NULL, w->buf + 2, 0);
+				sched_changes(c, w->buf + 2);
 			else if (w->buf[0] == 'B' && w->buf[1] == '\t')
 				sched_wake(c, NULL, w->buf + 2, 1);
 			else if (w->buf[0] == 'L' && w->buf[1] == '\t')
@@ -1063,6 +1198,7 @@ coordinator_main(struct config *cfg, int pidfd, int ready_fd)
 			}
 		}
 		sched_dispatch(&c);
+		sched_grow(&c);
 		pfd = xrealloc(pfd, sizeof(*pfd) * (size_t)(c.nw + 1));
 		pfd[np].fd = c.cm ? PQsocket(c.cm) : -1;
 		pfd[np].events = POLLIN;
@@ -1153,6 +1289,9 @@ coordinator_start(struct config *cfg, const char *config_path, int foreground)
 		char where[512];
 		int h = -1;
 
+		if (meta != NULL && meta_check_installed(meta, cfg, err, sizeof(err)) == 0 &&
+		    lock_holder(meta, where, sizeof(where), err, sizeof(err)) == 1)
+			lock_stale_end(meta);
 		if (meta == NULL || meta_check_installed(meta, cfg, err, sizeof(err)) < 0 ||
 		    (h = lock_holder(meta, where, sizeof(where), err, sizeof(err))) != 0) {
 			if (h == 1)

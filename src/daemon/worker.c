@@ -190,7 +190,7 @@ runner_run(const struct config *cfg, PGconn **metap, struct node_pool **poolp, c
 	}
 	if (*poolp == NULL) {
 		*poolp = pool_new(cfg, *metap);
-		pool_set_limits(*poolp, 0, 8); /* the watcher listens; a few nodes kept open */
+		pool_set_limits(*poolp, 0, 128); /* the watcher listens; connections kept */
 	}
 	found = sync_load(*metap, sync, &s, err, sizeof(err));
 	if (found != 0) {
@@ -211,13 +211,11 @@ runner_run(const struct config *cfg, PGconn **metap, struct node_pool **poolp, c
 		sync_def_free(&s);
 		return;
 	}
-	log_set_context("sync %s", sync);
 	t0 = now_s();
 	rc = sync_run(*poolp, *metap, &s, cfg, &st, err, sizeof(err));
 	if (worker_stop) {
 		/* interrupted: nothing was committed by the unfinished edges */
 		sync_def_free(&s);
-		log_set_context("runner %s", id);
 		return;
 	}
 	if (rc < 0 && st.busy) {
@@ -227,18 +225,17 @@ runner_run(const struct config *cfg, PGconn **metap, struct node_pool **poolp, c
 		long n = st.inserts + st.updates + st.deletes + st.conflicts;
 
 		if (n > 0)
-			log_info("run good in %.3fs: I/U/D %ld/%ld/%ld, %ld conflict(s)",
-			    now_s() - t0, st.inserts, st.updates, st.deletes, st.conflicts);
+			log_info("sync %s: run good in %.3fs: I/U/D %ld/%ld/%ld, %ld conflict(s)",
+			    sync, now_s() - t0, st.inserts, st.updates, st.deletes, st.conflicts);
 		pipe_say(out_fd, "%s\t%d\t%ld\t", sync, RUN_GOOD, n);
 	} else if (st.edges_failed == 0) {
 		/* only paused tables: the rest flows, keep the normal pace */
-		log_warnx("run with paused table(s): %s", err);
+		log_warnx("sync %s: run with paused table(s): %s", sync, err);
 		pipe_say(out_fd, "%s\t%d\t0\t%s", sync, RUN_PAUSED, err);
 	} else {
-		log_warnx("run bad (%d edge(s) failed): %s", st.edges_failed, err);
+		log_warnx("sync %s: run bad (%d edge(s) failed): %s", sync, st.edges_failed, err);
 		pipe_say(out_fd, "%s\t%d\t0\t%s", sync, RUN_FAILED, err);
 	}
-	log_set_context("runner %s", id);
 	sync_def_free(&s);
 }
 
@@ -547,7 +544,9 @@ watch_connect(const struct config *cfg, PGconn *meta, struct watched *w, char *e
 /*
  * The watcher, one process for the whole fleet: it holds one connection per
  * node that LISTENs for the capture's notifications and tells the
- * scheduler "N<TAB>NODE" when a node committed changes, "L<TAB>NODE" when
+ * scheduler "N<TAB>NODE" when a node committed changes of its own,
+ * "N<TAB>NODE<TAB>FROM..." when the changes were only applies of changes
+ * that came from FROM (the runners' notifications say so), "L<TAB>NODE" when
  * it lost a node's connection and "B<TAB>NODE" when a node is reachable
  * again.  A node is "back" when its connection is
  * made again after it was lost, or when a probe (a new connection) connects
@@ -568,6 +567,7 @@ watcher_main(struct config *cfg, int out_fd)
 	struct pollfd *pfd = NULL;
 	int nw = 0, i, j;
 	double reread = 0;
+	struct buf from = BUF_INIT;
 
 	worker_setup("watcher", "nodes");
 	srand((unsigned)getpid() ^ (unsigned)time(NULL));
@@ -696,12 +696,23 @@ watcher_main(struct config *cfg, int out_fd)
 				pipe_say(out_fd, "L\t%s", w[i].node);
 				continue;
 			}
+			/* "from:NODE": an apply of changes that came from NODE; anything else
+			 * (the capture trigger's ''): the node's own changes */
+			buf_reset(&from);
 			while ((nt = PQnotifies(w[i].conn)) != NULL) {
-				hit = 1;
+				if (strncmp(nt->extra, "from:", 5) != 0)
+					hit = 2;
+				else if (hit < 2) {
+					hit = 1;
+					buf_puts(&from, "\t");
+					buf_puts(&from, nt->extra + 5);
+				}
 				PQfreemem(nt);
 			}
-			if (hit)
+			if (hit == 2)
 				pipe_say(out_fd, "N\t%s", w[i].node);
+			else if (hit == 1)
+				pipe_say(out_fd, "N\t%s%s", w[i].node, from.data);
 		}
 	}
 	for (i = 0; i < nw; i++) {
@@ -710,6 +721,7 @@ watcher_main(struct config *cfg, int out_fd)
 	}
 	free(w);
 	free(pfd);
+	buf_free(&from);
 	db_close(meta);
 	return 0;
 }

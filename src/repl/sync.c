@@ -2705,9 +2705,17 @@ apply_pass : {
 	for (i = 0; i < e->nconf; i++)
 		if (e->conf[i].msg && strstr(e->conf[i].rule, "parent deleted"))
 			log_info("%s", e->conf[i].msg);
-	if (e->written > 0 &&
-	    db_exec(tc, "SELECT pg_catalog.pg_notify('repctl', '')", err, errlen) < 0)
-		goto target_fail;
+	/* wake the target's own outgoing syncs, saying where these changes came from:
+	 * the coordinator does not wake a sync whose only target is that source (it
+	 * would carry nothing but echoes); the target's own changes made here (foreign
+	 * key actions) notify without a source through the capture trigger */
+	if (e->written > 0) {
+		const char *np[1] = { e->snode };
+
+		if (db_execp(tc, "SELECT pg_catalog.pg_notify('repctl', 'from:' || $1)", 1, np, err,
+			errlen) < 0)
+			goto target_fail;
+	}
 	if (db_commit(tc, err, errlen) < 0)
 		goto target_fail;
 	target_open = 0;
@@ -2794,7 +2802,12 @@ node_result(PGconn *meta, const struct config *cfg, const char *node, const char
 		"last_error = $2, "
 		"circuit_open_until = CASE WHEN $2::text IS NULL THEN NULL "
 		"  WHEN s.failures + 1 >= $3::int THEN now() + make_interval(secs => $4::int) "
-		"  ELSE s.circuit_open_until END, updated_at = now()",
+		"  ELSE s.circuit_open_until END, updated_at = now() "
+		/* a success on a healthy node is written at most every 10 s: a fleet's
+		 * runs would otherwise each commit (and flush) the same row */
+		"WHERE $2::text IS NOT NULL OR s.failures <> 0 OR s.last_error IS NOT NULL "
+		"OR s.circuit_open_until IS NOT NULL OR s.last_contact IS NULL "
+		"OR s.last_contact < now() - interval '10 seconds'",
 		4, p, err, sizeof(err)) < 0)
 		log_warnx("cannot record the state of node '%s': %s", node, err);
 }
