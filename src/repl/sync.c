@@ -2716,6 +2716,11 @@ apply_pass : {
 			errlen) < 0)
 			goto target_fail;
 	}
+	/* a conflict decided here is a new version of this node, which the source
+	 * must get too: wake every outgoing sync */
+	if (e->nconf > 0 &&
+	    db_exec(tc, "SELECT pg_catalog.pg_notify('repctl', '')", err, errlen) < 0)
+		goto target_fail;
 	if (db_commit(tc, err, errlen) < 0)
 		goto target_fail;
 	target_open = 0;
