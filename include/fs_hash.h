@@ -1,6 +1,6 @@
 /*
- * fs_hash.h - SHA-256 (FIPS 180-4), for block and whole-file hashes of the
- * file sync.  Pure; no allocation.
+ * fs_hash.h - SHA-256 (OpenSSL's libcrypto), for block and whole-file
+ * hashes of the file sync.  No allocation.
  */
 #ifndef REPCTL_FS_HASH_H
 #define REPCTL_FS_HASH_H
@@ -11,11 +11,13 @@
 #define SHA256_LEN 32
 #define SHA256_HEX_LEN 65 /* 64 hex digits and a NUL */
 
+#ifndef OPENSSL_SUPPRESS_DEPRECATED
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+#endif
+#include <openssl/sha.h>
+
 struct sha256 {
-	uint32_t h[8];
-	uint64_t len; /* bytes hashed so far */
-	uint8_t buf[64];
-	size_t nbuf;
+	SHA256_CTX ctx;
 };
 
 void sha256_init(struct sha256 *s);

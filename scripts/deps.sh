@@ -9,7 +9,7 @@ set -eu
 # docker-compose: only its parser is used, by tests/integration/t_docker.sh
 # (`docker-compose config` of docker/*.yml); no Docker engine is needed.
 PKGS="build-essential pkg-config
-libpq-dev libconfig-dev libssh-dev libzstd-dev libcmocka-dev
+libpq-dev libconfig-dev libssh-dev libzstd-dev libssl-dev libcmocka-dev
 postgresql-15 postgresql-client-15
 openssh-server openssh-client
 iproute2 procps ca-certificates

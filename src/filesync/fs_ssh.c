@@ -242,7 +242,7 @@ session_connect(
 {
 	ssh_session s = ssh_new(), ret = NULL;
 	bool process_config = false;
-	int strict = 1, port = t->port;
+	int strict = 1, port = t->port, nodelay = 1;
 	long secs = timeout > 0 ? timeout : DEFAULT_TIMEOUT;
 	char *label = target_label(t);
 
@@ -257,7 +257,10 @@ session_connect(
 	    ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, known_hosts) < 0 ||
 	    ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, known_hosts) < 0 ||
 	    ssh_options_set(s, SSH_OPTIONS_STRICTHOSTKEYCHECK, &strict) < 0 ||
-	    ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &secs) < 0) {
+	    ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &secs) < 0 ||
+	    /* no Nagle: the end of each file (a small message after its data) would
+	     * otherwise wait for the peer's delayed ACK, about 40 ms per file */
+	    ssh_options_set(s, SSH_OPTIONS_NODELAY, &nodelay) < 0) {
 		set_err(err, errlen, "cannot set up the SSH session for %s: %s", label,
 		    ssh_get_error(s));
 		goto out;

@@ -175,7 +175,8 @@ assert_defaults(const struct config *cfg, const char *state_dir)
 	assert_int_equal(cfg->retry_min, 1);
 	assert_int_equal(cfg->retry_max, 60);
 	assert_int_equal(cfg->circuit_failures, 5);
-	assert_int_equal(cfg->circuit_reset, 300);
+	assert_int_equal(cfg->circuit_reset, 15);
+	assert_int_equal(cfg->workers, 4);
 	assert_int_equal(cfg->clock_skew_warn_ms, 500);
 	assert_int_equal(cfg->future_limit, 300);
 	assert_int_equal(cfg->ssh_timeout, 15);
@@ -266,7 +267,7 @@ test_file_applied(void **state)
 	assert_string_equal(cfg->ssh_identity, "/k");
 	assert_int_equal(cfg->ssh_timeout, 20);
 	assert_int_equal(cfg->circuit_failures, 3);
-	assert_int_equal(cfg->circuit_reset, 300); /* untouched key of the group */
+	assert_int_equal(cfg->circuit_reset, 15); /* untouched key of the group */
 	assert_int_equal(cfg->retry_min, 2);
 	assert_int_equal(cfg->retry_max, 10);
 	assert_int_equal(cfg->future_limit, 0);
