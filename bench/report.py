@@ -11,6 +11,7 @@
                                        write every record plus the summary
                                        rows to OUT
   report.py markdown OUT.json          the tables of docs/BENCHMARKS.md
+                                       (the sections of the parts that ran)
 """
 import argparse
 import json
@@ -34,7 +35,8 @@ def cmd_add(a):
     rec = {}
     for kv in a.kv:
         k, _, v = kv.partition("=")
-        rec[k] = parse_value(v)
+        # a commit id may be all digits: keep it a string
+        rec[k] = v if k.endswith("_commit") else parse_value(v)
     with open(a.file, "a") as f:
         f.write(json.dumps(rec, sort_keys=True) + "\n")
 
@@ -136,6 +138,28 @@ def files_rows(recs):
     return rows
 
 
+def fleet_rows(recs):
+    """The fleet records (bench/fleet.py), one row per size n; a failed part's
+    setup record is merged into the row of its n."""
+    groups = {}
+    for r in recs:
+        if r.get("kind") == "fleet":
+            groups.setdefault(r.get("n"), []).append(r)
+    rows = []
+    for n, rs in groups.items():
+        row = dict(kind="fleet", tool="repctl", layout="star", workload="fleet", n=n, runs=len(rs))
+        for x in rs:
+            if x.get("workload") == "fleet":
+                row.update({k: v for k, v in x.items() if k not in ("ok", "error", "workload")})
+        row["measured"] = any(x.get("workload") == "fleet" for x in rs)
+        row["ok"] = all(x.get("ok", False) for x in rs)
+        errs = [x.get("error") for x in rs if x.get("error")]
+        if errs:
+            row["error"] = "; ".join(errs)
+        rows.append(row)
+    return rows
+
+
 def find(rows, **kv):
     for r in rows:
         if all(r.get(k) == v for k, v in kv.items()):
@@ -192,12 +216,22 @@ def annotate(rows):
                     tg.append(("rename <= 200 KB sent", kb(r.get("ssh_bytes")), 200))
                 if wl == "P1":
                     tg.append(("both rewrites detected", r.get("both_detected"), True, "=="))
+        if r["kind"] == "fleet" and r.get("measured"):
+            n = r["n"]
+            tg.append((f"connections on the hub <= N + 10 = {n + 10} (peak)", r.get("peak_hub_cluster_conns"),
+                       n + 10))
+            tg.append(("coordinator RSS <= 150 MB in total (peak)", r.get("peak_rss_mb"), 150))
+            tg.append(("idle CPU <= 1% of a core", r.get("idle_cpu_pct"), 1.0))
+            tg.append(("one-row change on every client: p95 <= 2 s", r.get("prop_p95_s"), 2.0))
+            # not caught up within the wait: missed, not n/a
+            tg.append(("client back from an outage caught up <= 30 s", r.get("catchup_s"), 30,
+                       "<=", False if r.get("catchup_s") is None and "catchup_rows" in r else None))
         r["targets"] = []
         for t in tg:
             label, val, lim = t[0], t[1], t[2]
             op = t[3] if len(t) > 3 else "<="
             if val is None:
-                met = None
+                met = t[4] if len(t) > 4 else None
             elif op == "<=":
                 met = val <= lim
             elif op == ">=":
@@ -218,7 +252,16 @@ def kb(b):
 
 def line(r):
     parts = [r["tool"], r["workload"]]
-    if r["kind"] == "db":
+    if r["kind"] == "fleet":
+        parts.append(f"n={r['n']}")
+        if r.get("measured"):
+            parts.append(f"hub_conns={fmt(r.get('hub_cluster_conns'))} (peak {fmt(r.get('peak_hub_cluster_conns'))})"
+                         f" meta_db_conns={fmt(r.get('meta_db_conns'))} (peak {fmt(r.get('peak_meta_db_conns'))})"
+                         f" procs={fmt(r.get('procs'))} rss_mb={fmt(r.get('rss_mb'))}"
+                         f" (peak {fmt(r.get('peak_rss_mb'))}) idle_cpu_pct={fmt(r.get('idle_cpu_pct'))}"
+                         f" prop_p50={fmt(r.get('prop_p50_s'))} p95={fmt(r.get('prop_p95_s'))}"
+                         f" max={fmt(r.get('prop_max_s'))} catchup={fmt(r.get('catchup_s'))}")
+    elif r["kind"] == "db":
         parts.append(f"layout={r['layout']}")
         if r.get("n") is not None:
             parts.append(f"n={r['n']}")
@@ -269,12 +312,13 @@ def line(r):
 
 
 def summarize(recs):
-    rows = annotate(db_rows(recs) + files_rows(recs))
+    rows = annotate(db_rows(recs) + files_rows(recs) + fleet_rows(recs))
     order = {w: i for i, w in enumerate(
-        ["setup", "W1", "W2", "W3", "W3M", "W4", "M", "F1", "F2", "F3", "F4", "F5", "F5i", "F6", "P1", "P2"])}
+        ["setup", "W1", "W2", "W3", "W3M", "W4", "M", "F1", "F2", "F3", "F4", "F5", "F5i", "F6", "P1", "P2",
+         "fleet"])}
     tools = {t: i for i, t in enumerate(["repctl", "bucardo", "rsync", "unison"])}
-    rows.sort(key=lambda r: (r["kind"], r.get("layout", ""), order.get(r["workload"], 99),
-                             r.get("n") or 0, tools.get(r["tool"], 9)))
+    rows.sort(key=lambda r: (r["kind"], r.get("layout", ""), r.get("n") or 0 if r["kind"] == "fleet" else 0,
+                             order.get(r["workload"], 99), r.get("n") or 0, tools.get(r["tool"], 9)))
     return rows
 
 
@@ -334,10 +378,14 @@ def cmd_markdown(a):
       f"(commit {meta.get('repctl_commit')}, {meta.get('repctl_dirty')} uncommitted source files). "
       f"Load average at start {meta.get('load_at_start')}, at end {meta.get('load_at_end')}. "
       f"Database part {meta.get('db_seconds', 'n/a')} s, file part {meta.get('files_seconds', 'n/a')} s, "
-      f"total {meta.get('total_seconds', 'n/a')} s.")
+      f"fleet part {meta.get('fleet_seconds', 'n/a')} s, total {meta.get('total_seconds', 'n/a')} s.")
     w("")
+    has_db = any(r["kind"] == "db" for r in rows)
+    has_files = any(r["kind"] == "files" for r in rows)
     for layout, title in (("multi", "one multi-source sync (A:source,B:source)"),
                           ("pair", "two one-way syncs (A→B, B→A), as the archive guide")):
+        if not has_db:
+            break
         w(f"**Databases, {title}.** Seconds: median over the repetitions (min–max).")
         w("")
         w("| workload | repctl | Bucardo | repctl / Bucardo | detail (repctl; Bucardo) |")
@@ -379,15 +427,16 @@ def cmd_markdown(a):
             w(f"| {label} | {cell(rp, key)} | {cell(bu, key)} | {fmt(ratio_v)} | "
               f"{detail(rp)}; {detail(bu)} |")
         w("")
-    w("**Files.** Seconds of one run (F2: median of the repetitions), bytes on the wire as SSH counted them.")
-    w("")
-    w("| workload | repctl | rsync | unison | repctl / rsync (time, bytes) | notes |")
-    w("|---|---|---|---|---|---|")
+    if has_files:
+        w("**Files.** Seconds of one run (F2: median of the repetitions), bytes on the wire as SSH counted them.")
+        w("")
+        w("| workload | repctl | rsync | unison | repctl / rsync (time, bytes) | notes |")
+        w("|---|---|---|---|---|---|")
     names = {"F1": "F1 initial sync", "F2": "F2 nothing changed", "F3": "F3 ~1% changed",
              "F4": "F4 two-way + one file edited on both", "F5": "F5 1 MiB overwritten in the big file",
              "F5i": "F5i 1 MiB inserted in the big file", "F6": "F6 big file renamed",
              "P1": "P1 two same-size rewrites within 1 s", "P2": "P2 side A emptied (disk unmounted)"}
-    for wl in names:
+    for wl in names if has_files else ():
         rr = {t: find(rows, kind="files", tool=t, workload=wl) for t in ("repctl", "rsync", "unison")}
         if not any(rr.values()):
             continue
@@ -417,7 +466,9 @@ def cmd_markdown(a):
         notes = "; ".join(x for x in (note(t, rr[t]) for t in rr) if x)
         w(f"| {names[wl]} | {fcell(rr['repctl'])} | {fcell(rr['rsync'])} | {fcell(rr['unison'])} | "
           f"{fmt(rp.get('ratio_vs_rsync'))}, {fmt(rp.get('bytes_vs_rsync'))} | {notes} |")
-    w("")
+    if has_files:
+        w("")
+    fleet_markdown(rows, w)
     w("**Targets** (repctl, ratios within this run).")
     w("")
     w("| target | layout | measured | limit | |")
@@ -429,6 +480,67 @@ def cmd_markdown(a):
             w(f"| {r['workload']}{' n=' + str(r['n']) if r.get('n') else ''}: {t['target']} | "
               f"{r.get('layout', 'files')} | {fmt(v)} | {fmt(t['limit'])} | {word} |")
     print("\n".join(out))
+
+
+def fleet_markdown(rows, w):
+    fl = sorted((r for r in rows if r["kind"] == "fleet"), key=lambda r: r["n"] or 0)
+    if not fl:
+        return
+    mc = next((r.get("max_connections") for r in fl if r.get("max_connections")), "n/a")
+    w(f"**Fleet: one hub and N clients, pairs through the hub** (2N syncs; clients spread over "
+      f"{next((r.get('client_clusters') for r in fl if r.get('client_clusters')), 'n/a')} clusters, "
+      f"max_connections = {mc} on every cluster). Connections and processes at steady state "
+      "(peak over the run in brackets); RSS: coordinator and all its children; idle CPU: "
+      "coordinator and children over an idle window, % of one core; propagation: one-row change on "
+      "one client until every other client has it; catch-up: a client unreachable while the others "
+      "write, seconds from its return until it holds every row.")
+    w("")
+    w("| N | hub cluster conns (≤ N+10) | metadata db conns | client cluster conns | processes | RSS MB (≤ 150) "
+      "| added per client | idle CPU % (≤ 1) | propagation p50 / p95 / max s (p95 ≤ 2) | catch-up s (≤ 30) | notes |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    prev = None
+    for r in fl:
+        if not r.get("measured"):
+            w(f"| {r['n']} | not measured | | | | | | | | | {(r.get('error') or '')[:300]} |")
+            continue
+        cc = r.get("client_cluster_conns") or {}
+        pk = r.get("peak_cluster_conns") or {}
+        ccs = " / ".join(f"{v} ({pk.get(k, 'n/a')})" for k, v in sorted(cc.items()))
+        # the cost of one more client: the slope from the previous size (steady
+        # state), or the average for the first size
+        keys = ("rss_mb", "hub_cluster_conns", "meta_db_conns")
+        base = prev if prev is not None else dict(n=0, rss_mb=0.0, hub_cluster_conns=0, meta_db_conns=0,
+                                                   client_cluster_conns={})
+        if all(r.get(k) is not None and base.get(k) is not None for k in keys) and r["n"] > base["n"]:
+            dn = r["n"] - base["n"]
+            cl = (sum(cc.values()) - sum((base.get("client_cluster_conns") or {}).values())) / dn
+            per = (f"{fmt((r['rss_mb'] - base['rss_mb']) / dn)} MB RSS, "
+                   f"{fmt((r['hub_cluster_conns'] - base['hub_cluster_conns']) / dn)} hub + "
+                   f"{fmt((r['meta_db_conns'] - base['meta_db_conns']) / dn)} metadata + "
+                   f"{fmt(cl)} client conns" + (f" (from N={base['n']})" if prev is not None else " (average)"))
+        else:
+            per = "n/a"
+        prev = r
+        cu = fmt(r.get("catchup_s"))
+        if r.get("catchup_s") is None and "catchup_rows" in r:
+            cu = (f"not caught up ({r.get('catchup_have_rows')} of {r.get('catchup_rows')} rows after "
+                  f"the wait)")
+        notes = []
+        if r.get("prop_timeouts"):
+            notes.append(f"{r['prop_timeouts']} of {r.get('prop_trials')} changes did not reach every client")
+        if r.get("log_too_many_clients"):
+            notes.append(f"{r['log_too_many_clients']} 'too many clients' errors in repctl.log")
+        if r.get("settle_s") is None:
+            notes.append(f"only {r.get('syncs_good')} of {2 * r['n']} syncs had a good run at start")
+        if r.get("error") and not notes:
+            notes.append(r["error"][:200])
+        w(f"| {r['n']} | {fmt(r.get('hub_cluster_conns'))} ({fmt(r.get('peak_hub_cluster_conns'))}) | "
+          f"{fmt(r.get('meta_db_conns'))} ({fmt(r.get('peak_meta_db_conns'))}) | {ccs} | "
+          f"{fmt(r.get('procs'))} ({fmt(r.get('peak_procs'))}) | {fmt(r.get('rss_mb'))} "
+          f"({fmt(r.get('peak_rss_mb'))}) | {per} | {fmt(r.get('idle_cpu_pct'))} | "
+          f"{fmt(r.get('prop_p50_s'))} / {fmt(r.get('prop_p95_s'))} / {fmt(r.get('prop_max_s'))} | "
+          f"{cu} | {'; '.join(notes)} |")
+    w("")
 
 
 def main():

@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
 # bench/run.sh - repctl against Bucardo (databases) and rsync and unison
-# (files), side by side in one run on this machine.  A benchmark, not a
-# test: it reports figures and always exits 0 once it has run, even when a
-# peer tool (or repctl) fails a workload; the failure is printed and kept in
-# the results.
+# (files), side by side in one run on this machine, and repctl's coordinator
+# on a fleet of N clients (bench/fleet.sh).  A benchmark, not a test: it
+# reports figures and always exits 0 once it has run, even when a peer tool
+# (or repctl) fails a workload; the failure is printed and kept in the
+# results.
 #
-#   bash bench/run.sh [--quick|--full] [--only db|files] [--tools LIST]
+#   bash bench/run.sh [--quick|--full] [--only PARTS] [--tools LIST]
 #
-#   --quick        small sizes (CI: keeps the benchmark from rotting, <= 3 min)
-#   --full         the sizes of docs/BENCHMARKS.md (default; ~15 min)
-#   --only PART    run only the database part (db) or the file part (files)
-#   --tools LIST   comma list among repctl,bucardo,rsync,unison (default: all)
+#   --quick        small sizes (CI: keeps the benchmark from rotting, <= 4 min)
+#   --full         the sizes of docs/BENCHMARKS.md (default; ~30 min)
+#   --only PARTS   comma list among db (databases), files, fleet (default: all)
+#   --tools LIST   comma list among repctl,bucardo,rsync,unison (default: all;
+#                  the fleet part is repctl's alone and runs when repctl is in)
+#
+#   FLEET_N="10 25"  the fleet sizes (default: quick 5, full 10 25 50 100)
 #
 # Results: one line per tool and workload on stdout, the raw measurements in
-# bench/results/<UTC timestamp>-<mode>.json (and, for a full run,
-# bench/results/latest-full.json).  Work files live in a temporary directory
+# bench/results/<UTC timestamp>-<mode>.json (and, for a full run of every
+# part, bench/results/latest-full.json; a full run of some parts writes
+# bench/results/latest-full-<parts>.json).  Work files live in a temporary directory
 # that is removed at the end (KEEP_TMP=1 keeps it).  Everything listens on
 # 127.0.0.1 only; every server and daemon started here is stopped by its PID.
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MODE=full
-PARTS=db,files
+PARTS=db,files,fleet
 TOOLS=repctl,bucardo,rsync,unison
 while (($# > 0)); do
 	case $1 in
@@ -55,6 +60,8 @@ done
 . "$BENCH/../tests/integration/lib/pg.sh"
 # shellcheck source-path=SCRIPTDIR/../tests/integration/lib
 . "$BENCH/../tests/integration/lib/sshd.sh"
+# shellcheck source-path=SCRIPTDIR
+. "$BENCH/fleet.sh"
 
 PY=/usr/bin/python3 # Debian's, which has python3-psycopg2 (bench/deps.sh)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -76,9 +83,12 @@ rec() { "$PY" "$BENCH/report.py" add "$JSONL" "$@"; }
 # recorded as {tool, workload=setup, ok=false, error=last lines} and the run
 # goes on.
 run_part() {
-	local name=$1 rc=0 tool=${1%%-*} layout=${1#*-} kind=db
+	local name=$1 rc=0 tool=${1%%-*} layout=${1#*-} kind=db extra=()
 	shift
 	[[ $name != files* ]] || kind=files
+	if [[ $name == fleet-* ]]; then # fleet-N
+		kind=fleet tool=repctl layout=star extra=(n="${name#fleet-}")
+	fi
 	say "part $name: start"
 	set +e
 	(
@@ -94,7 +104,7 @@ run_part() {
 		why=$(grep -v '^# ' "$LOGS/$name.log" | tail -n 8 | tr '\n' ' ' | cut -c1-600)
 		[[ -n $why ]] || why=$(tail -n 8 "$LOGS/$name.log" | tr '\n' ' ' | cut -c1-600)
 		say "part $name FAILED (exit $rc): $why"
-		rec kind="$kind" tool="$tool" layout="$layout" workload=setup ok=false \
+		rec kind="$kind" tool="$tool" layout="$layout" workload=setup ok=false "${extra[@]}" \
 			error="part $name failed (exit $rc): $why"
 	fi
 	say "part $name: done ($rc)"
@@ -380,11 +390,21 @@ if has_part files; then
 	run_part files-all fs_main
 	rec kind=meta part=files seconds=$(($(date +%s) - t))
 fi
+if has_part fleet && has_tool repctl; then
+	t=$(date +%s)
+	fleet_main
+	rec kind=meta part=fleet seconds=$(($(date +%s) - t))
+fi
 rec kind=meta part=total seconds=$(($(date +%s) - T_START)) load_at_end="$(cut -d' ' -f1-3 /proc/loadavg)"
 out=$BENCH/results/$STAMP-$MODE.json
 "$PY" "$BENCH/report.py" summary "$JSONL" --json "$out"
 if [[ $MODE == full ]]; then
-	cp "$out" "$BENCH/results/latest-full.json"
+	# a partial run must not replace the figures of the parts it did not run
+	if [[ $PARTS == db,files,fleet && $TOOLS == repctl,bucardo,rsync,unison ]]; then
+		cp "$out" "$BENCH/results/latest-full.json"
+	else
+		cp "$out" "$BENCH/results/latest-full-${PARTS//,/-}.json"
+	fi
 fi
 say "results: $out ($(($(date +%s) - T_START)) s in all)"
 exit 0
