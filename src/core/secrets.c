@@ -22,9 +22,15 @@
 int
 mkdir_p(const char *dir, int mode)
 {
-	char *p = xstrdup(dir), *s;
+	char *p, *s;
 	int rc = 0;
+	struct stat sb;
 
+	/* the common case (a file sync writing many files into one directory):
+	 * it exists, one stat instead of a failing mkdir per component */
+	if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))
+		return 0;
+	p = xstrdup(dir);
 	for (s = p + 1; *s; s++) {
 		if (*s != '/')
 			continue;
