@@ -25,6 +25,7 @@ long coordinator_pid(const struct config *cfg);
 /* Where the coordinator of this metadata database runs (coordinator_find). */
 struct coord_info {
 	int running;     /* it holds the metadata database's lock (or our pid file) */
+	int locked;      /* found through the lock: NOTIFY reaches it */
 	long pid;        /* its pid in this pid namespace (signals reach it), else 0 */
 	char where[512]; /* "pid N on HOST, since T", for messages */
 };

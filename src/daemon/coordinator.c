@@ -145,11 +145,33 @@ pidinfo_read(const struct config *cfg, struct pidinfo *pi)
 	fclose(fp);
 }
 
-/* A process recorded in the info file is still that process. */
+/* 1 when the process is a zombie (dead, not yet reaped by its parent). */
+static int
+proc_zombie(long pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/* A process recorded in the info file is still that process, and alive. */
 static int
 same_process(long pid, unsigned long long start)
 {
-	return pid > 0 && kill((pid_t)pid, 0) == 0 && (start == 0 || proc_start(pid) == start);
+	return pid > 0 && kill((pid_t)pid, 0) == 0 && !proc_zombie(pid) &&
+	    (start == 0 || proc_start(pid) == start);
 }
 
 long
@@ -419,6 +441,7 @@ coordinator_find(
 		if (h < 0)
 			return -1;
 	}
+	ci->locked = h;
 	ci->running = h || ci->pid;
 	if (!h && ci->pid)
 		snprintf(
@@ -431,14 +454,11 @@ coordinator_tell(const struct config *cfg, PGconn *meta, const char *what, struc
     char *err, size_t errlen)
 {
 	const char *p[1] = { what };
-	int via_meta;
-
 	if (coordinator_find(cfg, meta, ci, err, errlen) < 0)
 		meta = NULL; /* fall back on the pid file */
 	if (!ci->running)
 		return 0;
-	via_meta = meta != NULL && strncmp(ci->where, "pid ", 4) != 0;
-	if (via_meta) {
+	if (meta != NULL && ci->locked) {
 		if (db_execp(meta, "SELECT pg_catalog.pg_notify('repctl_control', $1)", 1, p, err,
 			errlen) < 0)
 			return -1;

@@ -2522,7 +2522,15 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 apply_pass : {
 	const char *op[1] = { e->snode };
 
-	if (db_exec(tc, "BEGIN; SET LOCAL session_replication_role = replica", err, errlen) < 0 ||
+	/*
+	 * synchronous_commit on, whatever the server's default: the edge's position
+	 * advances once this commit returns, so the commit must survive a crash of
+	 * the target (with it off, a crash right after loses the batch for good)
+	 */
+	if (db_exec(tc,
+		"BEGIN; SET LOCAL session_replication_role = replica; "
+		"SET LOCAL synchronous_commit = on",
+		err, errlen) < 0 ||
 	    db_execp(tc, "SELECT pg_catalog.set_config('repctl.origin', $1, true)", 1, op, err,
 		errlen) < 0)
 		goto target_fail;

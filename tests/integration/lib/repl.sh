@@ -48,6 +48,27 @@
 #                             sanitizer report on its stderr is a failed check
 #   repl_seed                 REPL_SEED from $REPL_SEED or a fixed default,
 #                             printed, and RANDOM seeded with it
+#   repl_writers_start NODE...  one bounded background writer per NODE (it
+#                             stops by itself after REPL_WRITER_MAX seconds,
+#                             default 150): each iteration is one transaction
+#                             on songs that inserts a new row in the writer's
+#                             own id range (K*1000000+i, K = 1, 2, ... in the
+#                             order writers are started), updates one of the
+#                             shared rows 1..5 (plays + 1, updated_at) and,
+#                             every 4th iteration, deletes its own row i-3;
+#                             a failed transaction is not retried (the next
+#                             iteration goes on), so writers survive a server
+#                             going away
+#   repl_writers_stop [NODE...]  stop those writers (default: all) and wait;
+#                             then REPL_WROTE[NODE] = the rows of NODE's range
+#                             its committed transactions left (inserted minus
+#                             deleted), REPL_WBASE[NODE] = the range's base
+#                             (rows base+1 .. base+999999), REPL_WTX[NODE] =
+#                             committed transactions, REPL_WFAIL[NODE] = failed
+#   repl_daemon_pids          pids of every live (non-zombie) process running
+#                             this test's repctl binary whose environment
+#                             mentions $TEST_TMP: coordinators, workers,
+#                             orphaned workers, CLI commands of this test
 
 if [[ -n ${_REPCTL_REPL_SH:-} ]]; then
 	return 0
@@ -373,4 +394,88 @@ repl_seed() {
 	REPL_SEED=${REPL_SEED:-20240611}
 	RANDOM=$REPL_SEED
 	note "random seed: $REPL_SEED (rerun with REPL_SEED=$REPL_SEED)"
+}
+
+# ---- background writers ---------------------------------------------------------------------
+declare -A REPL_WPID=() REPL_WROTE=() REPL_WBASE=() REPL_WTX=() REPL_WFAIL=()
+_REPL_WRITER_K=0
+
+# _repl_writer NODE BASE STOPFILE COUNTFILE MAXSECONDS (in the background)
+_repl_writer() {
+	local n=$1 base=$2 stopf=$3 countf=$4 max=$5 i=0 rows=0 tx=0 failed=0 sql end
+	local -A done_=()
+	end=$((SECONDS + max))
+	trap - ERR
+	set +e
+	while [[ ! -e $stopf ]] && ((SECONDS < end)); do
+		i=$((i + 1))
+		sql="BEGIN; INSERT INTO songs (id, title) VALUES ($((base + i)), 'w $n $i');
+		     UPDATE songs SET plays = plays + 1, updated_at = clock_timestamp() WHERE id = $((i % 5 + 1));"
+		if ((i % 4 == 0)); then
+			sql+=" DELETE FROM songs WHERE id = $((base + i - 3));"
+		fi
+		sql+=" COMMIT;"
+		if repl_sql "$n" "$sql" >/dev/null 2>&1; then
+			tx=$((tx + 1))
+			done_[$i]=1
+			rows=$((rows + 1))
+			if ((i % 4 == 0)) && [[ -n ${done_[$((i - 3))]:-} ]]; then
+				rows=$((rows - 1))
+			fi
+		else
+			failed=$((failed + 1))
+			sleep 0.2
+		fi
+		printf '%s %s %s\n' "$rows" "$tx" "$failed" >"$countf.tmp" && mv -f -- "$countf.tmp" "$countf"
+		sleep 0.05
+	done
+}
+
+repl_writers_start() {
+	local n
+	for n in "$@"; do
+		_REPL_WRITER_K=$((_REPL_WRITER_K + 1))
+		REPL_WBASE[$n]=$((_REPL_WRITER_K * 1000000))
+		rm -f -- "$TEST_TMP/writer.$n.stop"
+		printf '0 0 0\n' >"$TEST_TMP/writer.$n.count"
+		_repl_writer "$n" "${REPL_WBASE[$n]}" "$TEST_TMP/writer.$n.stop" \
+			"$TEST_TMP/writer.$n.count" "${REPL_WRITER_MAX:-150}" &
+		REPL_WPID[$n]=$!
+		cleanup_push "touch $TEST_TMP/writer.$n.stop; kill ${REPL_WPID[$n]} 2>/dev/null || true"
+		note "writer on $n (pid ${REPL_WPID[$n]}): ids ${REPL_WBASE[$n]}+"
+	done
+}
+
+# shellcheck disable=SC2120 # the nodes are optional
+repl_writers_stop() {
+	local n nodes=("$@") rows tx failed
+	((${#nodes[@]} > 0)) || nodes=("${!REPL_WPID[@]}")
+	for n in "${nodes[@]}"; do
+		touch "$TEST_TMP/writer.$n.stop"
+	done
+	for n in "${nodes[@]}"; do
+		[[ -n ${REPL_WPID[$n]:-} ]] || continue
+		wait "${REPL_WPID[$n]}" 2>/dev/null || true
+		read -r rows tx failed <"$TEST_TMP/writer.$n.count"
+		# shellcheck disable=SC2034 # for the caller
+		REPL_WROTE[$n]=$rows REPL_WTX[$n]=$tx REPL_WFAIL[$n]=$failed
+		note "writer on $n: $tx transaction(s) committed, $failed failed, $rows row(s) left in its range"
+		unset "REPL_WPID[$n]"
+	done
+}
+
+# ---- processes of this test's repctl ------------------------------------------------------
+repl_daemon_pids() {
+	local want d p
+	want=$(readlink -f -- "$REPCTL")
+	# one find, not a readlink per process: this runs in wait_until loops
+	while IFS= read -r d; do
+		p=${d#/proc/}
+		[[ $p =~ ^[0-9]+$ ]] || continue
+		grep -qzF -- "$TEST_TMP" "$d/environ" 2>/dev/null || continue
+		if pid_running "$p"; then
+			echo "$p"
+		fi
+	done < <(find /proc -mindepth 2 -maxdepth 2 -name exe -lname "$want*" -printf '%h\n' 2>/dev/null || true)
+	return 0
 }
