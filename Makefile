@@ -5,6 +5,10 @@
 #                        every unit and integration test under ASan+UBSan
 #   make check-unit      unit tests only (plain build)
 #   make check-asan      unit + integration tests under ASan+UBSan
+#   make check-docker    the Docker deployment end to end: both images, the
+#                        primary's and two clients' compose stacks (as root;
+#                        ../shared/tools/docker/setup.sh provides the engine)
+#   make check-fresh     `make demo` + `make check-unit` in a fresh Debian 12 container
 #   make soak            the randomized replication property test with many seeds
 #                        (SOAK_SEEDS=N, default 50; under ASan+UBSan)
 #   make demo            quick start: two local nodes replicating (see README)
@@ -44,6 +48,11 @@ SRCS    := $(sort $(wildcard src/*/*.c))
 OBJS    := $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/sql_embed.o
 MAINOBJ := $(BUILD)/main.o
 SQL     := $(sort $(wildcard sql/*.sql))
+# The client kit's compose file and agent entrypoint, compiled in like the SQL
+# (src/cli/cmd_kit.c: `repctl client-kit` is the same from a checkout, an
+# install or the image).
+KIT_EMBED := docker/client/docker-compose.yml docker/agent-entrypoint.sh
+OBJS    += $(BUILD)/kit_embed.o
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -75,6 +84,15 @@ $(BUILD)/sql_embed.c: $(SQL) scripts/sql_embed.sh
 $(BUILD)/sql_embed.o: $(BUILD)/sql_embed.c include/sql_embed.h
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+$(BUILD)/kit_embed.c: $(KIT_EMBED) scripts/sql_embed.sh
+	@mkdir -p $(BUILD)
+	sh scripts/sql_embed.sh $@.sql $(KIT_EMBED)
+	sed -e 's/sql_files\[\]/kit_files[]/' -e 's/from the sql directory/from docker\//' $@.sql >$@.tmp
+	rm -f $@.sql && mv -f $@.tmp $@
+
+$(BUILD)/kit_embed.o: $(BUILD)/kit_embed.c include/sql_embed.h
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
 $(BUILD)/tests/%: tests/unit/%.c $(OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OBJS) $(LDLIBS_ALL) -lcmocka
@@ -103,6 +121,19 @@ check-asan:
 check: deps
 	$(MAKE) all unit-bins
 	$(MAKE) check-asan
+
+# The Docker deployment end to end (tests/docker/check.sh): both images built
+# from the checkout, the primary's and the clients' compose stacks on this host,
+# the README's steps inside the containers; removes everything it created.
+check-docker:
+	bash tests/docker/check.sh
+
+# The README's two commands on a fresh Debian 12 container (tests/docker/fresh.sh):
+# `make demo` the first time, then `make check-unit`.
+check-fresh:
+	bash tests/docker/fresh.sh
+
+.PHONY: check-docker check-fresh
 
 # The randomized property test (tests/integration/t_repl_property.sh) with
 # many more seeds than `make check` gives it.

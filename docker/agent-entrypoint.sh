@@ -64,6 +64,21 @@ case $PORT in
 '' | *[!0-9]*) die "REPCTL_SSH_PORT must be a port number, not '$PORT'" ;;
 esac
 [ -d "$ROOT" ] || die "$ROOT is not a directory: mount the music folder there"
+# Docker creates a missing host directory of a bind mount owned by root: an
+# empty folder owned by root is given to the user; anything else the user
+# cannot write is refused, saying what to run.
+if [ "$(stat -c %u "$ROOT")" -eq 0 ] && [ "$(id -u "$AUSER")" -ne 0 ] &&
+	[ -z "$(ls -A "$ROOT" 2>/dev/null)" ]; then
+	chown "$AUSER:$(id -gn "$AUSER")" "$ROOT" ||
+		die "cannot give the empty folder $ROOT to $AUSER"
+	say "the empty folder $ROOT${REPCTL_MUSIC_HOST_DIR:+ (the host's $REPCTL_MUSIC_HOST_DIR)} belonged to root: now owned by $AUSER (uid $(id -u "$AUSER"))"
+fi
+if command -v setpriv >/dev/null 2>&1 &&
+	! setpriv --reuid="$(id -u "$AUSER")" --regid="$(id -g "$AUSER")" --clear-groups test -w "$ROOT"; then
+	die "the music folder $ROOT${REPCTL_MUSIC_HOST_DIR:+ (the host's $REPCTL_MUSIC_HOST_DIR)} is not writable by $AUSER (uid $(id -u "$AUSER")).
+On the host, as root: chown -R $(id -u "$AUSER"):$(id -g "$AUSER") ${REPCTL_MUSIC_HOST_DIR:-THE_MUSIC_DIR}
+(or rebuild with REPCTL_UID/REPCTL_GID = the folder's owner), then start again"
+fi
 [ -x "$BIN" ] || die "$BIN is not executable (REPCTL_BIN)"
 # Every character of these goes into the configuration and the command line.
 for v in "$ROOT" "$BIN" "$AUSER" "$LISTEN"; do
@@ -87,6 +102,22 @@ say "host key fingerprint: $fp (on the primary: repctl trust NODE --fingerprint=
 # ---- authorized keys ---------------------------------------------------------------
 mkdir -p "$RUNDIR"
 chmod 755 "$RUNDIR"
+# A bind mount of a missing file (authorized_keys beside the compose file) makes Docker create
+# an empty directory in its place, owned by root.
+if [ -d "$KEYS_FILE" ]; then
+	if [ -n "$(ls -A "$KEYS_FILE" 2>/dev/null)" ]; then
+		die "$KEYS_FILE is a directory, not a file of public keys.
+On the host: replace it (authorized_keys beside the compose file) by a file holding the line 'repctl keygen' printed on the primary"
+	fi
+	if [ -n "$KEYS" ]; then
+		say "note: $KEYS_FILE is an empty directory (Docker made it: the file authorized_keys beside the compose file was missing); using REPCTL_AUTHORIZED_KEYS. To use the file instead, on the host as root: rmdir authorized_keys, then write the key line into it"
+	else
+		die "no authorized key: $KEYS_FILE is an empty directory that Docker made because the file was missing.
+On the host, as root, beside the compose file: rmdir authorized_keys && echo 'ssh-ed25519 AAAA... repctl@PRIMARY' > authorized_keys
+(the line 'repctl keygen' printed on the primary), or set REPCTL_AUTHORIZED_KEYS; then start again"
+	fi
+	KEYS_FILE=/nonexistent
+fi
 command="$BIN agent --root=$ROOT"
 tmp=$RUNDIR/authorized_keys.tmp
 {

@@ -5,7 +5,10 @@
 # Without arguments:
 #   1. reads the effective configuration (`repctl config`: REPCTL_CONFIG,
 #      then REPCTL_META, REPCTL_STATE_DIR, REPCTL_NODE);
-#   2. creates the state directory (mode 0700) when missing, and with
+#   2. creates the state directory (mode 0700) when missing, refuses to start
+#      when the music folder (REPCTL_MUSIC_ROOT, default /music, if it exists)
+#      is not writable (Docker made it for root: the message says to chown
+#      it), and with
 #      REPCTL_META_PASSWORD_FILE (or REPCTL_META_PASSWORD) writes the
 #      metadata database's password into the secrets file, under the host,
 #      port, database and user of `meta`;
@@ -116,6 +119,16 @@ if [ -n "$password" ]; then
 	chmod 600 "$tmp"
 	mv -f "$tmp" "$secrets_file" || die "cannot replace $secrets_file"
 	say "metadata password stored in $secrets_file for $h:$p:$d:$u"
+fi
+
+# ---- 2b. the music folder ------------------------------------------------------
+# Docker creates a missing host directory of a bind mount owned by root; the
+# coordinator (uid REPCTL_UID) could then never write the music there.
+music=${REPCTL_MUSIC_ROOT:-/music}
+if [ -d "$music" ] && [ ! -w "$music" ]; then
+	die "the music folder $music${REPCTL_MUSIC_HOST_DIR:+ (the host's $REPCTL_MUSIC_HOST_DIR)} is not writable by uid $(id -u) (owner: uid $(stat -c %u "$music" 2>/dev/null || echo '?')).
+On the host, as root: chown -R $(id -u):$(id -g) ${REPCTL_MUSIC_HOST_DIR:-THE_MUSIC_DIR}
+(or rebuild with REPCTL_UID/REPCTL_GID = the folder's owner), then start again"
 fi
 
 # ---- 3. wait for the metadata database -----------------------------------------

@@ -11,13 +11,14 @@
  * primary's public key restricted to that command.  Then the primary runs
  * `repctl onboard` (README.txt in the kit has the command line).
  *
- * The kit is based on the project's docker/docker-compose.client.yml when
- * it is found (beside this binary in a checkout, or installed under
- * PREFIX/share/repctl): the same services, variables and agent (user
- * repctl, agent-entrypoint.sh, port 2222), with the agent image built from
- * the kit's own Dockerfile and repctl binary instead of the source tree,
- * and initdb/ added to the database service.  Without it, a self-contained
- * compose file does the same with stock images.
+ * The kit is the project's docker/client/docker-compose.yml, compiled into
+ * this binary with docker/agent-entrypoint.sh (the Makefile's kit_embed.c,
+ * made like the SQL's sql_embed.c), so that it is the same from a checkout,
+ * an installed binary or the image: the same services, variables and agent
+ * (user repctl, agent-entrypoint.sh, port 2222, published on the VPN address
+ * only), with the agent image built from the kit's own Dockerfile and repctl
+ * binary instead of the source tree, and initdb/ added to the database
+ * service.
  *
  * The coordinator's address in the pg_hba.conf line is how the client sees
  * it: from=ADDRESS, else asked from the client itself (inet_client_addr()
@@ -45,11 +46,29 @@
 #include "onboard.h"
 #include "parse.h"
 #include "secrets.h"
+#include "sql_embed.h"
 #include "xmalloc.h"
 
 /* What the agent in the kit serves (the music directory inside the container). */
 #define KIT_ROOT "/music"
-#define KIT_TEMPLATE "docker-compose.client.yml"
+#define KIT_TEMPLATE "docker/client/docker-compose.yml"
+
+/* docker/client/docker-compose.yml and docker/agent-entrypoint.sh, compiled in
+ * (kit_embed.c, made by the Makefile with scripts/sql_embed.sh). */
+extern const struct sql_file kit_files[];
+
+/* The built-in text of the kit file NAME ("docker-compose.yml", "agent-entrypoint.sh"). */
+static const char *
+kit_embedded(const char *name)
+{
+	const struct sql_file *f;
+
+	for (f = kit_files; f->name; f++)
+		if (strcmp(f->name, name) == 0)
+			return f->text;
+	fatal("client-kit: %s is not compiled in", name);
+	return NULL;
+}
 
 struct kit_file {
 	const char *name; /* relative to the kit directory */
@@ -160,41 +179,6 @@ sh_quote(const char *s)
 
 /* ---- the project's client compose file, as the kit's base ---- */
 
-/*
- * The directory holding the project's docker-compose.client.yml and
- * agent-entrypoint.sh: docker/ of the checkout this binary runs from
- * (./repctl, build/repctl, build-asan/repctl), or PREFIX/share/repctl.  NULL when not
- * found.  free().
- */
-static char *
-kit_template_dir(void)
-{
-	char self[4096], *dir, *cand;
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	const char *const rel[] = { "docker", "../docker", "../share/repctl" };
-	size_t i;
-
-	if (n <= 0)
-		return NULL;
-	self[n] = '\0';
-	dir = dirname(self);
-	for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
-		char *c1, *c2;
-		int found;
-
-		cand = xasprintf("%s/%s", dir, rel[i]);
-		c1 = xasprintf("%s/" KIT_TEMPLATE, cand);
-		c2 = xasprintf("%s/agent-entrypoint.sh", cand);
-		found = access(c1, R_OK) == 0 && access(c2, R_OK) == 0;
-		free(c1);
-		free(c2);
-		if (found)
-			return cand;
-		free(cand);
-	}
-	return NULL;
-}
-
 struct lines {
 	char **v;
 	int n;
@@ -277,7 +261,7 @@ compose_from_template(const char *text, const char *name, const char *primary, c
 	struct lines l;
 	struct buf b = BUF_INIT;
 	int i, at;
-	const char *need[4] = { "context: ..", "dockerfile: docker/Dockerfile",
+	const char *need[4] = { "context: ../..", "dockerfile: docker/Dockerfile",
 		"POSTGRES_PASSWORD_FILE:", "- pgdata:/var/lib/postgresql/data" };
 
 	lines_split(text, &l);
@@ -295,10 +279,15 @@ compose_from_template(const char *text, const char *name, const char *primary, c
 	at = lines_find(&l, need[2], 1);
 	lines_put(&l, at, 1, "REPCTL_DB_PASSWORD: ${REPCTL_DB_PASSWORD:-}");
 	lines_put(&l, at, 1, "REPCTL_DB_USER: ${REPCTL_DB_USER:-postgres}");
-	if (lines_find(&l, "POSTGRES_DB:", 1) < 0) {
+	{
+		/* the primary's database, made when the cluster is created */
 		char *db = xasprintf("POSTGRES_DB: \"%s\"", dbname);
+		int dbat = lines_find(&l, "POSTGRES_DB:", 1);
 
-		lines_put(&l, at, 1, db);
+		if (dbat < 0)
+			lines_put(&l, at, 1, db);
+		else
+			lines_put(&l, dbat, 0, db);
 		free(db);
 	}
 	buf_printf(&b,
@@ -403,66 +392,6 @@ kit_coordinator_addr(struct cli_ctx *ctx, const char *name, const char *from, co
 	return addr;
 }
 
-/* ---- the self-contained kit (no project compose file found) ---- */
-
-static void
-compose_self_contained(struct buf *b, const char *name, const char *primary, const char *dbname)
-{
-	buf_printf(b,
-	    "# repctl client kit for '%s', written by 'repctl client-kit %s' on %s.\n"
-	    "# On the client, in this directory:  docker compose up -d\n"
-	    "# Then the primary runs 'repctl onboard' (see README.txt).\n"
-	    "services:\n"
-	    "  # PostgreSQL 15; its first start runs initdb/10-repctl.sh, which creates\n"
-	    "  # the database and lets the primary's coordinator in.\n"
-	    "  db:\n"
-	    "    image: postgres:15\n"
-	    "    restart: unless-stopped\n"
-	    "    environment:\n"
-	    "      POSTGRES_DB: \"%s\"\n"
-	    "      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env}\n"
-	    "      REPCTL_DB_USER: ${REPCTL_DB_USER:-postgres}\n"
-	    "      REPCTL_DB_PASSWORD: ${REPCTL_DB_PASSWORD:-}\n"
-	    "    ports:\n"
-	    "      - \"${PG_PORT:-5432}:5432\"\n"
-	    "    volumes:\n"
-	    "      - pgdata:/var/lib/postgresql/data\n"
-	    "      - ./initdb:/docker-entrypoint-initdb.d:ro\n"
-	    "  # The SSH endpoint of the file sync: the coordinator logs in with its key,\n"
-	    "  # which authorized_keys restricts to 'repctl agent --root=" KIT_ROOT "'.\n"
-	    "  agent:\n"
-	    "    image: debian:12-slim\n"
-	    "    restart: unless-stopped\n"
-	    "    ports:\n"
-	    "      - \"${SSH_PORT:-2222}:22\"\n"
-	    "    volumes:\n"
-	    "      - ./repctl:/usr/local/bin/repctl:ro\n"
-	    "      - ./repctl.conf:/usr/local/etc/repctl.conf:ro\n"
-	    "      - ./authorized_keys:/etc/repctl/authorized_keys:ro\n"
-	    "      - agent-ssh:/etc/ssh/repctl\n"
-	    "      - ${MUSIC_DIR:-./music}:" KIT_ROOT "\n"
-	    "    command:\n"
-	    "      - /bin/sh\n"
-	    "      - -ec\n"
-	    "      - |\n"
-	    "        if ! test -x /usr/sbin/sshd; then\n"
-	    "          apt-get update\n"
-	    "          apt-get install -y --no-install-recommends openssh-server libpq5 libconfig9 "
-	    "libssh-4 libzstd1\n"
-	    "        fi\n"
-	    "        mkdir -p /run/sshd /root/.ssh\n"
-	    "        test -f /etc/ssh/repctl/ssh_host_ed25519_key ||\n"
-	    "          ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/repctl/ssh_host_ed25519_key\n"
-	    "        ssh-keygen -lf /etc/ssh/repctl/ssh_host_ed25519_key.pub\n"
-	    "        install -m 600 /etc/repctl/authorized_keys /root/.ssh/authorized_keys\n"
-	    "        exec /usr/sbin/sshd -D -e -o HostKey=/etc/ssh/repctl/ssh_host_ed25519_key "
-	    "-o PasswordAuthentication=no -o PermitRootLogin=prohibit-password\n"
-	    "volumes:\n"
-	    "  pgdata:\n"
-	    "  agent-ssh:\n",
-	    name, name, primary, dbname);
-}
-
 /* initdb/10-repctl.sh: the database, the coordinator's pg_hba.conf line, the role. */
 static char *
 initdb_script(const char *name, const char *primary, const char *dbname, const char *hba)
@@ -535,13 +464,13 @@ CMD_HANDLER(cmd_client_kit)
 	const char *pass = args_get(args, "pass");
 	int force = args_has(args, "force");
 	const char *primary = cfg->node && *cfg->node ? cfg->node : "the primary";
-	const char *how = "", *sshuser;
+	const char *how = "", *sshuser = "repctl";
 	char *dir = NULL, *addr = NULL, *dbname = NULL, *user = NULL, *hba = NULL, *pub = NULL;
-	char *pgpw = NULL, *rpw = NULL, *tdir = NULL, *folder = NULL, *compose = NULL;
+	char *pgpw = NULL, *rpw = NULL, *folder = NULL, *compose = NULL;
 	struct kit k;
 	struct buf exist = BUF_INIT, b = BUF_INIT;
 	struct node pn;
-	int i, rc = 1, made;
+	int i, rc = 1, made, have_folder = 0;
 	char self[4096];
 	ssize_t sl;
 
@@ -587,44 +516,28 @@ CMD_HANDLER(cmd_client_kit)
 		    db_query(ctx->meta, "SELECT name FROM repctl.folder ORDER BY name LIMIT 1", 0,
 			NULL, err, sizeof(err));
 
-		folder = xstrdup(r && PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "music");
+		have_folder = r && PQntuples(r) == 1;
+		folder = xstrdup(have_folder ? PQgetvalue(r, 0, 0) : "music");
 		PQclear(r);
 	}
 
-	/* the compose file: the project's, adapted, or a self-contained one */
-	tdir = kit_template_dir();
-	if (tdir) {
-		char *tpath = xasprintf("%s/" KIT_TEMPLATE, tdir);
-		size_t len;
-		char *t = kit_slurp(tpath, &len);
-
-		compose = t
-		    ? compose_from_template(t, name, primary, dbname, tpath, err, sizeof(err))
-		    : NULL;
-		if (compose == NULL)
-			fprintf(stderr,
-			    "repctl: warning: %s; the kit gets a self-contained docker-compose.yml\n",
-			    t ? err : tpath);
-		free(t);
-		free(tpath);
-	}
+	/* the compose file: the project's, compiled in, adapted to the kit */
+	compose = compose_from_template(kit_embedded("docker-compose.yml"), name, primary, dbname,
+	    KIT_TEMPLATE " (compiled in)", err, sizeof(err));
 	if (compose == NULL) {
-		compose_self_contained(&b, name, primary, dbname);
-		compose = buf_steal(&b);
+		cmd_error("client-kit %s: %s; nothing was written", name, err);
+		goto out;
 	}
-	sshuser = tdir && compose && strstr(compose, "dockerfile: Dockerfile") ? "repctl" : "root";
 
 	/* the files, and which exist */
 	kit_add(&k, "docker-compose.yml", 0644)->text = compose;
 	compose = NULL;
-	if (strcmp(sshuser, "repctl") == 0) {
-		kit_add(&k, "Dockerfile", 0644)->text = dockerfile_agent();
-		kit_add(&k, ".dockerignore", 0644)->text = xstrdup(".env\nsecrets/\n");
-		kit_add(&k, "agent-entrypoint.sh", 0755)->from =
-		    xasprintf("%s/agent-entrypoint.sh", tdir);
-		/* read by postgres inside the container: 0644 in a 0700 directory */
-		kit_add(&k, "secrets/postgres_password", 0644);
-	}
+	kit_add(&k, "Dockerfile", 0644)->text = dockerfile_agent();
+	kit_add(&k, ".dockerignore", 0644)->text = xstrdup(".env\nsecrets/\n");
+	kit_add(&k, "agent-entrypoint.sh", 0755)->text =
+	    xstrdup(kit_embedded("agent-entrypoint.sh"));
+	/* read by postgres inside the container: 0644 in a 0700 directory */
+	kit_add(&k, "secrets/postgres_password", 0644);
 	kit_add(&k, ".env", 0600);
 	kit_add(&k, "initdb/10-repctl.sh", 0755);
 	kit_add(&k, "pg_hba.conf.add", 0644);
@@ -668,7 +581,7 @@ CMD_HANDLER(cmd_client_kit)
 			continue;
 		if (strcmp(f->name, "secrets/postgres_password") == 0) {
 			buf_printf(&b, "%s\n", pgpw);
-		} else if (strcmp(f->name, ".env") == 0 && strcmp(sshuser, "repctl") == 0) {
+		} else if (strcmp(f->name, ".env") == 0) {
 			buf_printf(&b,
 			    "# repctl client kit for '%s': settings of docker-compose.yml (keep this "
 			    "file private)\n"
@@ -682,20 +595,12 @@ CMD_HANDLER(cmd_client_kit)
 			    "# the role the coordinator logs in as (the postgres password is in "
 			    "secrets/postgres_password)\n"
 			    "REPCTL_DB_USER=%s\n"
-			    "REPCTL_DB_PASSWORD=%s\n",
-			    name, host ? host : "", user, rpw ? rpw : "");
-		} else if (strcmp(f->name, ".env") == 0) {
-			buf_printf(&b,
-			    "# repctl client kit for '%s': settings of docker-compose.yml (keep this "
-			    "file private)\n"
-			    "POSTGRES_PASSWORD=%s\n"
-			    "REPCTL_DB_USER=%s\n"
 			    "REPCTL_DB_PASSWORD=%s\n"
-			    "PG_PORT=5432\n"
-			    "SSH_PORT=2222\n"
-			    "# the music directory on this machine\n"
-			    "MUSIC_DIR=./music\n",
-			    name, pgpw, user, rpw ? rpw : "");
+			    "# the ports published on REPCTL_VPN_ADDRESS (another pair for a second kit on\n"
+			    "# one host)\n"
+			    "REPCTL_DB_PUBLISH_PORT=5432\n"
+			    "REPCTL_SSH_PUBLISH_PORT=2222\n",
+			    name, host ? host : "", user, rpw ? rpw : "");
 		} else if (strcmp(f->name, "initdb/10-repctl.sh") == 0) {
 			f->text = initdb_script(name, primary, dbname, hba);
 			continue;
@@ -719,45 +624,42 @@ CMD_HANDLER(cmd_client_kit)
 			    "node = \"%s\";\n",
 			    name, primary, primary, name);
 		} else if (strcmp(f->name, "README.txt") == 0) {
-			int ours = strcmp(sshuser, "repctl") == 0;
-
 			buf_printf(&b,
 			    "repctl client kit for '%s', written by 'repctl client-kit %s' on %s.\n\n"
-			    "On the client, in this directory:\n",
+			    "On the client, in this directory:\n"
+			    "  1. in .env: REPCTL_VPN_ADDRESS (this client's VPN address), "
+			    "REPCTL_MUSIC_DIR\n"
+			    "     and REPCTL_UID/REPCTL_GID (the owner of that folder; a missing folder is\n"
+			    "     created and given to them)\n"
+			    "  2. docker compose up -d --build\n"
+			    "  3. docker compose logs agent | grep fingerprint\n"
+			    "     the SSH host key fingerprint (SHA256:...) for the primary\n",
 			    name, name, primary);
-			if (ours)
-				buf_printf(&b,
-				    "  1. in .env: REPCTL_VPN_ADDRESS (this client's VPN address), "
-				    "REPCTL_MUSIC_DIR\n"
-				    "     and REPCTL_UID/REPCTL_GID (the owner of that folder)\n"
-				    "  2. docker compose up -d --build\n"
-				    "  3. docker compose logs agent | grep fingerprint\n"
-				    "     the SSH host key fingerprint (SHA256:...) for the primary\n");
-			else
-				buf_printf(&b,
-				    "  1. put the music in ./music (or set MUSIC_DIR in .env); an empty "
-				    "directory\n"
-				    "     is fine: the first file sync fills it\n"
-				    "  2. docker compose up -d\n"
-				    "  3. docker compose logs agent | grep SHA256\n"
-				    "     the SSH host key fingerprint (SHA256:...) for the primary\n");
 			buf_printf(&b,
 			    "\nOn the primary (%s), with this client's VPN address, the password (%s)\n"
 			    "and that fingerprint:\n"
 			    "  repctl onboard %s host=CLIENT_ADDRESS port=5432 dbname=%s user=%s "
-			    "pass=PASSWORD ssh=%s@CLIENT_ADDRESS:2222 --from %s --folder=%s path=" KIT_ROOT
-			    " --accept-host-key=SHA256:...\n"
+			    "pass=PASSWORD ssh=%s@CLIENT_ADDRESS:2222 --from %s",
+			    primary,
+			    strcmp(user, "postgres") != 0 ? "REPCTL_DB_PASSWORD in .env"
+							  : "secrets/postgres_password",
+			    name, dbname, user, sshuser,
+			    cfg->node && *cfg->node ? cfg->node : "PRIMARY");
+			if (have_folder)
+				buf_printf(&b, " --folder=%s path=" KIT_ROOT, folder);
+			buf_printf(&b, " --accept-host-key=SHA256:...\n");
+			if (!have_folder)
+				buf_printf(&b,
+				    "  repctl add folder %s nodes=%s:" KIT_ROOT ",%s:" KIT_ROOT
+				    "    # the first client: the folder\n"
+				    "  repctl reload    # a running coordinator then syncs the folder too\n",
+				    folder, cfg->node && *cfg->node ? cfg->node : "PRIMARY", name);
+			buf_printf(&b,
 			    "  repctl status\n\n"
 			    "The coordinator connects from %s (%s); initdb/10-repctl.sh puts this line\n"
 			    "first in pg_hba.conf when the database is created:\n  %s\n"
 			    "(pg_hba.conf.add has it, for a PostgreSQL set up otherwise).\n",
-			    primary,
-			    strcmp(user, "postgres") != 0 ? "REPCTL_DB_PASSWORD in .env"
-				: ours                    ? "secrets/postgres_password"
-							  : "POSTGRES_PASSWORD in .env",
-			    name, dbname, user, sshuser,
-			    cfg->node && *cfg->node ? cfg->node : "PRIMARY", folder, addr, how,
-			    hba);
+			    addr, how, hba);
 		}
 		f->text = buf_steal(&b);
 	}
@@ -813,17 +715,17 @@ CMD_HANDLER(cmd_client_kit)
 			goto out;
 		}
 	}
-	printf("client kit for '%s' written to %s/%s:\n", name, dir,
-	    tdir && strcmp(sshuser, "repctl") == 0 ? " (based on the project's " KIT_TEMPLATE ")"
-						   : "");
+	printf("client kit for '%s' written to %s/ (based on the project's " KIT_TEMPLATE
+	       ", compiled in):\n",
+	    name, dir);
 	for (i = 0; i < k.n; i++)
 		printf("  %s\n", k.f[i].name);
 	printf("pg_hba.conf line (the coordinator seen as %s: %s):\n  %s\n", addr, how, hba);
 	if (made == 1)
 		printf("created the coordinator's SSH key %s\n", cfg->ssh_identity);
-	printf("next: on the client, 'docker compose up -d%s' in that directory; then on %s, "
+	printf("next: on the client, 'docker compose up -d --build' in that directory; then on %s, "
 	       "'repctl onboard %s ...' as %s/README.txt says\n",
-	    strcmp(sshuser, "repctl") == 0 ? " --build" : "", primary, name, dir);
+	    primary, name, dir);
 	rc = 0;
 out:
 	for (i = 0; i < k.n; i++) {
@@ -841,7 +743,6 @@ out:
 	free(pub);
 	free(pgpw);
 	free(rpw);
-	free(tdir);
 	free(folder);
 	free(compose);
 	return rc;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/t_docker.sh - the Docker packaging (docker/) and the
-# systemd unit, as far as they can be checked without a Docker engine: the
+# systemd unit, as far as they can be checked without a Docker engine
+# (tests/docker/check.sh, `make check-docker`, runs them for real): the
 # scripts run for real outside a container, against real clusters and a
 # real sshd on loopback; the compose files go through docker-compose's
 # parser; the Dockerfile is parsed and its build stage replayed.  Run as
@@ -22,7 +23,9 @@
 #      naming what it waited for; a broken configuration or a bad
 #      REPCTL_WAIT_SECONDS stop it at once; arguments run repctl instead;
 #  (b) docker-compose (Debian's package; missing = failure) accepts both
-#      compose files, and the parsed result has what the deployment needs
+#      compose files (docker/docker-compose.yml, docker/client/docker-compose.yml:
+#      two directories, so two default project names), and the parsed result
+#      has what the deployment needs
 #      (healthchecks, depends_on service_healthy, restart policy, targets,
 #      environment, volumes, ports on the VPN address only); the client
 #      file refuses to work without REPCTL_VPN_ADDRESS;
@@ -246,8 +249,9 @@ compose_config() {
 	(cd "$ROOT" && env -u REPCTL_META -u REPCTL_STATE_DIR "$@" \
 		docker-compose --env-file "$TEST_TMP/empty.env" -f "$f" config) >"$out" 2>"$out.err"
 }
-for f in docker/docker-compose.yml docker/docker-compose.client.yml; do
+for f in docker/docker-compose.yml docker/client/docker-compose.yml; do
 	n=$(basename "$f" .yml)
+	[[ $f == docker/client/* ]] && n=docker-compose.client
 	if compose_config "$f" "$TEST_TMP/$n.out" "${COMPOSE_ENV[@]}"; then
 		pass "docker-compose -f $f config"
 	else
@@ -287,6 +291,10 @@ ok test -x "$ROOT/docker/initdb/10-repctl.sh"
 is "$(yq 'd["services"]["db"].get("ports")' "$P")" None "primary: db publishes no port"
 
 is "$(yq 'sorted(d["services"])' "$C")" "['agent', 'db']" "client: services agent and db"
+is "$(yq 'd["services"]["agent"]["build"]["context"]' "$C")" "$ROOT" "client: build context is the tree"
+is "$(yq 'd["services"]["db"]["environment"]["POSTGRES_DB"]' "$C")" archive_production \
+	"client: db creates archive_production"
+like "$(yq 'd["services"]["agent"]["healthcheck"]["test"]' "$C")" ssh-keyscan "client: agent healthcheck"
 like "$(yq 'd["services"]["db"]["healthcheck"]["test"]' "$C")" pg_isready "client: db healthcheck"
 is "$(yq 'd["services"]["agent"]["build"]["target"]' "$C")" agent "client: agent built from the agent target"
 is "$(yq 'd["services"]["agent"]["ports"]' "$C")" "['10.8.0.5:2222:2222/tcp']" "client: agent on the VPN address, port 2222"
@@ -294,12 +302,12 @@ is "$(yq 'd["services"]["db"]["ports"]' "$C")" "['10.8.0.5:5432:5432/tcp']" "cli
 is "$(yq 'd["services"]["agent"]["environment"]["REPCTL_AGENT_ROOT"]' "$C")" /music "client: agent root /music"
 like "$(yq 'd["services"]["agent"]["volumes"]' "$C")" ":/music:" "client: music folder mounted at /music"
 like "$(yq 'd["services"]["agent"]["volumes"]' "$C")" "/var/lib/repctl-agent" "client: host key volume"
-like "$(yq 'd["services"]["agent"]["volumes"]' "$C")" "$ROOT/docker/authorized_keys:/etc/repctl/authorized_keys:ro" \
-	"client: docker/authorized_keys is the agent's key file"
+like "$(yq 'd["services"]["agent"]["volumes"]' "$C")" "$ROOT/docker/client/authorized_keys:/etc/repctl/authorized_keys:ro" \
+	"client: docker/client/authorized_keys is the agent's key file"
 is "$(yq 'd["services"]["agent"]["environment"]["REPCTL_AUTHORIZED_KEYS_FILE"]' "$C")" /etc/repctl/authorized_keys \
 	"client: ... as the entrypoint reads it"
 rc=0
-compose_config docker/docker-compose.client.yml "$TEST_TMP/noaddr.out" "${COMPOSE_ENV[1]}" || rc=$?
+compose_config docker/client/docker-compose.yml "$TEST_TMP/noaddr.out" "${COMPOSE_ENV[1]}" || rc=$?
 ok test "$rc" -ne 0
 like "$(cat "$TEST_TMP/noaddr.out.err")" "REPCTL_VPN_ADDRESS" "client: without REPCTL_VPN_ADDRESS, an error naming it"
 
