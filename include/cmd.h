@@ -57,6 +57,13 @@ CMD_HANDLER(cmd_conflicts);
 CMD_HANDLER(cmd_keygen);
 CMD_HANDLER(cmd_trust);
 
+/*
+ * After a change to the syncs or folders: a running coordinator (wherever
+ * it runs) is told to reload, so the change takes effect without a
+ * `repctl reload`; says so on stdout.  Nothing when none runs.
+ */
+void cmd_tell_reload(struct cli_ctx *ctx);
+
 /* Print an error for the user (what, where, how to fix) to stderr. */
 void cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -87,6 +87,16 @@ running_or_error(struct cli_ctx *ctx)
 	return ci.running;
 }
 
+void
+cmd_tell_reload(struct cli_ctx *ctx)
+{
+	char err[ERRLEN];
+	struct coord_info ci;
+
+	if (coordinator_tell(ctx->cfg, ctx->meta, "reload", &ci, err, sizeof(err)) == 1)
+		printf("coordinator (%s) reloading to take it up\n", ci.where);
+}
+
 CMD_HANDLER(cmd_reload)
 {
 	char err[ERRLEN];

@@ -177,6 +177,7 @@ CMD_HANDLER(cmd_add_folder)
 	i = folder_mark(ctx->cfg, ctx->meta, &f);
 	printf("folder marker created on %d of %d node(s)%s\n", i, f.nm,
 	    i < f.nm ? "; the others must have it before they sync (see the warnings)" : "");
+	cmd_tell_reload(ctx);
 	rc = 0;
 	goto out;
 fail:
@@ -206,6 +207,7 @@ CMD_HANDLER(cmd_remove_folder)
 	PQclear(r);
 	printf("folder '%s' removed (the files and the .repctl directories stay on the nodes)\n",
 	    p[0]);
+	cmd_tell_reload(ctx);
 	return 0;
 }
 

@@ -288,6 +288,7 @@ CMD_HANDLER(cmd_add_sync)
 	    s.strategy ? s.strategy : "latest");
 	warn_unregistered(ctx->meta, name);
 	warn_key_sequences(ctx, name);
+	cmd_tell_reload(ctx);
 	rc = 0;
 	goto out;
 fail:
@@ -348,6 +349,7 @@ CMD_HANDLER(cmd_update_sync)
 		}
 	}
 	printf("sync '%s' updated\n", name);
+	cmd_tell_reload(ctx);
 	return 0;
 }
 
@@ -371,6 +373,7 @@ CMD_HANDLER(cmd_remove_sync)
 	}
 	PQclear(r);
 	printf("sync '%s' removed\n", name);
+	cmd_tell_reload(ctx);
 	return 0;
 }
 

@@ -1229,14 +1229,14 @@ coordinator_main(struct config *cfg, int pidfd, int ready_fd)
 			pfd[np++].revents = 0;
 		}
 		if (poll(pfd, (nfds_t)np, 200) > 0) {
-			if (pfd[0].revents)
-				control_read(&c);
 			for (i = 0; i < c.nw; i++)
 				if (pfd[i + 1].revents && c.w[i].from_fd >= 0)
 					child_read(&c, &c.w[i]);
-		} else if (c.cm && PQstatus(c.cm) != CONNECTION_OK) {
-			control_read(&c);
 		}
+		/* every time, not only when the socket is readable: a notification that
+		 * arrived while the connection ran a statement of ours (presence locks)
+		 * already sits in libpq's queue, where poll() cannot see it */
+		control_read(&c);
 		if (got_usr1) {
 			got_usr1 = 0;
 			if (log_reopen() < 0)

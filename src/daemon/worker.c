@@ -117,7 +117,10 @@ control_connect(const struct config *cfg, const char *kind, const char *name)
 	if (meta == NULL ||
 	    db_execp(meta, "SELECT pg_catalog.set_config('application_name', $1, false)", 1, p, err,
 		sizeof(err)) < 0 ||
-	    db_exec(meta, "LISTEN repctl_control", err, sizeof(err)) < 0) {
+	    /* only folder workers read control notifications (the watcher would let
+	     * them pile up in libpq's queue) */
+	    (strcmp(kind, "folder") == 0 &&
+		db_exec(meta, "LISTEN repctl_control", err, sizeof(err)) < 0)) {
 		log_warnx("%s", err);
 		db_close(meta);
 		free(app);

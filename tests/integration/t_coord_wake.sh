@@ -9,6 +9,8 @@
 #  - an apply does not wake the sync that would only carry it back to where
 #    it came from: after a change on a reaches h and b, the syncs back to the
 #    hub (ah after its own run aside, bh) have no run started by the echo;
+#  - a sync added while the coordinator runs is scheduled and run without
+#    `repctl reload` (add sync tells the coordinator);
 #  - an apply notifies with its source (payload from:SOURCE), and a conflict
 #    decided on the target is a new version of the target, announced without
 #    a source (payload empty), which wakes every sync of the target (the
@@ -50,6 +52,16 @@ note "a -> h -> b in $(echo "$EPOCHREALTIME - $t0" | awk '{print $1 - $3}') s" 2
 sleep 3
 after_bh=$(meta_val "SELECT count(*) FROM repctl.run WHERE sync = 'bh'")
 is "$after_bh" "$before_bh" "the apply on b (from h) woke no run of bh: it would carry only echoes"
+
+# ---- a sync added while the coordinator runs is scheduled without `repctl reload` -------------
+run_repctl add sync ab relgroup=h dbs=a:source,b:target conflict_strategy=bucardo_latest
+is "$RC" 0 "add sync ab with the coordinator running"
+like "$OUT" "reloading to take it up" "add sync says the coordinator reloads"
+ab_scheduled() { [[ $(repl_status_json "[s['state'] for s in d['syncs'] if s['name'] == 'ab'][0]") == running ]]; }
+ok wait_until 15 ab_scheduled
+ok wait_until 15 eval "[[ \$(meta_val \"SELECT count(*) FROM repctl.run WHERE sync = 'ab' AND ok\") -ge 1 ]]"
+run_repctl remove sync ab
+is "$RC" 0 "remove sync ab"
 
 # ---- a conflict decided on the hub wakes the hub's syncs ---------------------------------------
 # The apply says where its changes came from ('from:a'), and a conflict it decided is a new
