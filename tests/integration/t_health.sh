@@ -148,8 +148,15 @@ is "$(repl_val b "SELECT title FROM songs WHERE id = 1")" "while b is down" \
 	"the change made while b was down arrived"
 
 # ---- gray does not count ----------------------------------------------------------------------
+log=$REPCTL_STATE_DIR/repctl.log
+started() { grep -c "coordinator running:" "$log" 2>/dev/null || true; }
+before=$(started)
 run_repctl update sync ba status=inactive
 is "$RC" 0 "make ba inactive"
+# update sync tells the coordinator to reload: let that reload end before the
+# folder row below is written behind its back
+reloaded() { [[ $(started) -gt $before ]]; }
+ok wait_until 20 reloaded
 health
 health_is 0 '^green: 1 sync healthy, 1 inactive' "an inactive sync is left out"
 
