@@ -224,7 +224,7 @@ EOF
 # linked with every repctl object but main.o, as the unit tests are
 # shellcheck disable=SC2317 # called through ok
 build_exec_test() {
-	local objs=("$OBJDIR"/*/*.o "$OBJDIR/sql_embed.o")
+	local objs=("$OBJDIR"/*/*.o "$OBJDIR"/*_embed.o) # sql_embed.o, kit_embed.o
 	# shellcheck disable=SC2046 # pkg-config output is a list of flags
 	cc -std=c11 -D_GNU_SOURCE -Wall -Werror "${SAN_FLAGS[@]}" -I"$ROOT/include" \
 		$(pkg-config --cflags "${PKGS[@]}") -o "$TEST_TMP/exec_test" "$TEST_TMP/exec_test.c" \
