@@ -64,14 +64,6 @@ void pool_free(struct node_pool *p);
 void pool_set_limits(struct node_pool *p, int listen, int max);
 /* The connection to node, (re)connecting when needed; NULL with err. */
 PGconn *pool_get(struct node_pool *p, const char *node, char *err, size_t errlen);
-/*
- * Sockets of the connections currently open, for select(); returns how many
- * were written to fds (at most max).  After select(), pool_notified() reads
- * pending notifications and returns 1 when one came from another backend
- * (a change committed by someone else), 0 otherwise.
- */
-int pool_fds(struct node_pool *p, int *fds, int max);
-int pool_notified(struct node_pool *p);
 /* Drop a node's connection (after an error). */
 void pool_drop(struct node_pool *p, const char *node);
 

@@ -67,15 +67,21 @@ on_signal(int sig)
 
 /* ---- processes: start times and pid namespaces ---- */
 
-/* Start time of a process (clock ticks since boot, /proc/PID/stat field 22); 0: none. */
+/*
+ * From /proc/PID/stat: the process's state letter (field 3) into *state
+ * (when not NULL; '\0' when there is no such process) and its start time
+ * (clock ticks since boot, field 22) as the result, 0 when none.
+ */
 static unsigned long long
-proc_start(long pid)
+proc_stat(long pid, char *state)
 {
 	char path[64], buf[2048], *p;
 	unsigned long long v = 0;
 	ssize_t n;
 	int fd, field;
 
+	if (state)
+		*state = '\0';
 	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -86,10 +92,12 @@ proc_start(long pid)
 		return 0;
 	buf[n] = '\0';
 	p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
-	if (p == NULL)
+	if (p == NULL || p[1] != ' ')
 		return 0;
 	/* field 3 (state) follows ") "; field 22 is 19 fields further */
 	p += 2;
+	if (state)
+		*state = *p;
 	for (field = 3; field < 22 && p; field++) {
 		p = strchr(p, ' ');
 		if (p)
@@ -98,6 +106,12 @@ proc_start(long pid)
 	if (p)
 		v = strtoull(p, NULL, 10);
 	return v;
+}
+
+static unsigned long long
+proc_start(long pid)
+{
+	return proc_stat(pid, NULL);
 }
 
 static unsigned long long
@@ -145,33 +159,18 @@ pidinfo_read(const struct config *cfg, struct pidinfo *pi)
 	fclose(fp);
 }
 
-/* 1 when the process is a zombie (dead, not yet reaped by its parent). */
-static int
-proc_zombie(long pid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
-}
-
 /* A process recorded in the info file is still that process, and alive. */
 static int
 same_process(long pid, unsigned long long start)
 {
-	return pid > 0 && kill((pid_t)pid, 0) == 0 && !proc_zombie(pid) &&
-	    (start == 0 || proc_start(pid) == start);
+	char state;
+	unsigned long long st;
+
+	if (pid <= 0 || kill((pid_t)pid, 0) != 0)
+		return 0;
+	st = proc_stat(pid, &state);
+	/* a zombie is dead: killed, not yet reaped by its parent */
+	return state != 'Z' && state != 'X' && (start == 0 || st == start);
 }
 
 long
@@ -586,6 +585,17 @@ has_node(char **v, int n, const char *node)
  * status shows at once what its loss does to them).
  */
 static void
+wake_one(struct ssync *x, int how)
+{
+	if ((how == 0 || how == 3) && x->backoff > 0)
+		return;
+	if (how == 1)
+		x->backoff = 0;
+	if (x->due_at == 0)
+		x->due_at = mono();
+}
+
+static void
 sched_wake(struct coord *c, const char *sync, const char *node, int how)
 {
 	int i;
@@ -600,12 +610,7 @@ sched_wake(struct coord *c, const char *sync, const char *node, int how)
 		if (node &&
 		    !(how == 0 ? has_node(x->src, x->nsrc, node) : has_node(x->mem, x->nmem, node)))
 			continue;
-		if ((how == 0 || how == 3) && x->backoff > 0)
-			continue;
-		if (how == 1)
-			x->backoff = 0;
-		if (x->due_at == 0)
-			x->due_at = mono();
+		wake_one(x, how);
 	}
 }
 
@@ -648,7 +653,7 @@ sched_changes(struct coord *c, char *line)
 			echo = in;
 		}
 		if (!echo)
-			sched_wake(c, x->name, NULL, 0);
+			wake_one(x, 0);
 	}
 }
 

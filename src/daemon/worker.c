@@ -112,7 +112,7 @@ control_connect(const struct config *cfg, const char *kind, const char *name)
 	char err[ERRLEN];
 	PGconn *meta = meta_connect(cfg, err, sizeof(err));
 	char *app = xasprintf("repctl worker %s:%s", kind, name);
-	const char *p[2] = { app, name };
+	const char *p[1] = { app };
 
 	if (meta == NULL ||
 	    db_execp(meta, "SELECT pg_catalog.set_config('application_name', $1, false)", 1, p, err,

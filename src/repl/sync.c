@@ -153,44 +153,6 @@ pool_entry(struct node_pool *p, const char *node)
 	return &p->e[p->n++];
 }
 
-int
-pool_fds(struct node_pool *p, int *fds, int max)
-{
-	int i, n = 0;
-
-	for (i = 0; i < p->n && n < max; i++)
-		if (p->e[i].conn && PQstatus(p->e[i].conn) == CONNECTION_OK)
-			fds[n++] = PQsocket(p->e[i].conn);
-	return n;
-}
-
-int
-pool_notified(struct node_pool *p)
-{
-	int i, hit = 0;
-
-	for (i = 0; i < p->n; i++) {
-		PGconn *c = p->e[i].conn;
-		PGnotify *nt;
-
-		if (c == NULL || PQstatus(c) != CONNECTION_OK)
-			continue;
-		if (PQconsumeInput(c) == 0) {
-			/* the connection broke: drop it, the next run reconnects */
-			db_close(c);
-			p->e[i].conn = NULL;
-			hit = 1;
-			continue;
-		}
-		while ((nt = PQnotifies(c)) != NULL) {
-			if (nt->be_pid != PQbackendPID(c))
-				hit = 1;
-			PQfreemem(nt);
-		}
-	}
-	return hit;
-}
-
 void
 pool_drop(struct node_pool *p, const char *node)
 {
