@@ -311,6 +311,13 @@ pidfile_acquire(const struct config *cfg, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
+	/* a coordinator killed a moment ago is still exiting (not yet a zombie) for a
+	 * few milliseconds: give it 2 s to die before calling it running */
+	for (i = 0; i < 20 && same_process(pi.pid, pi.start); i++) {
+		usleep(100000);
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return fd;
+	}
 	if (same_process(pi.pid, pi.start)) {
 		snprintf(err, errlen,
 		    "the coordinator is already running (pid %ld, pid file %s)\nhint: 'repctl stop' "
