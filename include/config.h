@@ -33,6 +33,7 @@ struct config {
 	char *ssh_identity;    /* "" = <state_dir>/ssh/id_ed25519 */
 	char *ssh_known_hosts; /* "" = <state_dir>/ssh/known_hosts */
 	int ssh_timeout;       /* seconds */
+	int ssh_io_timeout;    /* seconds a remote agent may stay silent; 0: no limit */
 	int folder_scan_interval; /* seconds between full rescans */
 	int folder_trash_days;    /* days deleted/replaced files stay in the trash */
 	char *folder_ignore;      /* default ignore patterns, comma separated */

@@ -40,8 +40,9 @@ enum frame_type {
 	F_CONFLICT_COPY = 16, /* path, new name: rename the local copy aside */
 	F_INDEX_UPDATE = 17,  /* store entries in the agent's index */
 	F_BYE = 18,
-	F_ENTRY_REQ = 19,     /* path: send its full index line (with blocks) as F_INDEX */
-	F_LAST = F_ENTRY_REQ, /* the highest type: the decoder refuses anything above */
+	F_ENTRY_REQ = 19, /* path: send its full index line (with blocks) as F_INDEX */
+	F_PING = 20,      /* agent: still working on the request (stream_recv skips it) */
+	F_LAST = F_PING,  /* the highest type: the decoder refuses anything above */
 };
 
 /*

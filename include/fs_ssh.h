@@ -61,6 +61,11 @@ struct ssh_conn *ssh_exec_open(const struct ssh_target *t, const char *identity,
 ssize_t ssh_conn_read(struct ssh_conn *c, void *buf, size_t len, char *err, size_t errlen);
 int ssh_conn_write(struct ssh_conn *c, const void *buf, size_t len, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/*
+ * A read that sees no byte for secs seconds fails, naming the peer (0: wait
+ * for ever).  A remote agent at work pings every few seconds.
+ */
+void ssh_conn_set_idle(struct ssh_conn *c, int secs);
 /* Bytes written and read on the channel since open. */
 unsigned long long ssh_conn_sent(const struct ssh_conn *c);
 unsigned long long ssh_conn_received(const struct ssh_conn *c);

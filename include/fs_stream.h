@@ -6,6 +6,7 @@
 #ifndef REPCTL_FS_STREAM_H
 #define REPCTL_FS_STREAM_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -25,13 +26,24 @@ struct fs_stream {
 	long bwlimit;    /* bytes per second, 0 = unlimited */
 	double bw_start; /* monotonic time of the first limited send */
 	unsigned long long bw_sent;
+	pthread_mutex_t *send_lock; /* when set, stream_send and stream_ping hold it */
+	double last_send;           /* monotonic time of the last frame sent */
 };
 
 void stream_init_fds(struct fs_stream *s, int rfd, int wfd, int zlevel);
 void stream_free(struct fs_stream *s);
 int stream_send(struct fs_stream *s, enum frame_type type, const void *payload, size_t len,
     char *err, size_t errlen) __attribute__((warn_unused_result));
-/* Receive one frame (blocking).  0, or -1 (EOF or error, message in err). */
+/*
+ * Send F_PING when nothing was sent for at least secs seconds (an agent busy
+ * with a long request, from its heartbeat thread: the peer's idle timeout
+ * must not take the silence for a hung agent).  0, or -1 with err.
+ */
+int stream_ping_if_quiet(struct fs_stream *s, double secs, char *err, size_t errlen);
+/*
+ * Receive one frame (blocking), skipping F_PING.  0, or -1 (EOF or error,
+ * message in err).
+ */
 int stream_recv(struct fs_stream *s, struct frame *f, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 /* Send a request and wait for its reply; an F_ERROR reply becomes -1 with its text in err. */

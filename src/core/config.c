@@ -83,6 +83,9 @@ const struct config_key config_keys[] = {
 	    "known hosts file; empty: <state_dir>/ssh/known_hosts" },
 	{ "ssh.timeout", CFG_INT, OFF(ssh_timeout), "15", 1, 3600, 1,
 	    "seconds to wait for an SSH connection" },
+	{ "ssh.io_timeout", CFG_INT, OFF(ssh_io_timeout), "60", 0, 86400, 1,
+	    "seconds a remote agent may stay silent in a folder sync before the run gives it up "
+	    "(an agent at work pings every 2 s; 0: no limit)" },
 	{ "folders.scan_interval", CFG_INT, OFF(folder_scan_interval), "300", 1, 86400, 1,
 	    "seconds between full rescans of a folder" },
 	{ "folders.trash_days", CFG_INT, OFF(folder_trash_days), "30", 0, 3650, 1,

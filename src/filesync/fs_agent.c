@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,86 @@ struct agent {
 	struct put put;
 	char err[1024];
 };
+
+/*
+ * The heartbeat: while the agent works on one request (a scan that hashes a
+ * large folder, the check of a large assembled file), a thread sends F_PING
+ * whenever nothing was sent for PING_SECS, so that the coordinator's idle
+ * timeout (ssh.io_timeout) tells a slow agent from a hung one.  It only
+ * pings while a request is being handled: an idle agent is waiting for the
+ * coordinator, not the other way round.
+ */
+#define PING_SECS 2.0
+
+struct heartbeat {
+	struct fs_stream *s;
+	pthread_mutex_t send_lock, lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	int busy, stop, started;
+};
+
+static void *
+heartbeat_main(void *arg)
+{
+	struct heartbeat *h = arg;
+
+	pthread_mutex_lock(&h->lock);
+	while (!h->stop) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 500 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000 * 1000 * 1000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000 * 1000 * 1000;
+		}
+		(void)pthread_cond_timedwait(&h->cond, &h->lock, &ts);
+		if (h->busy && !h->stop) {
+			char e[256];
+
+			/* a failed ping is the main thread's to notice, at its next send */
+			(void)stream_ping_if_quiet(h->s, PING_SECS, e, sizeof(e));
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+static void
+heartbeat_start(struct heartbeat *h, struct fs_stream *s)
+{
+	memset(h, 0, sizeof(*h));
+	h->s = s;
+	pthread_mutex_init(&h->send_lock, NULL);
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	s->send_lock = &h->send_lock;
+	h->started = pthread_create(&h->thread, NULL, heartbeat_main, h) == 0;
+}
+
+static void
+heartbeat_busy(struct heartbeat *h, int busy)
+{
+	pthread_mutex_lock(&h->lock);
+	h->busy = busy;
+	pthread_mutex_unlock(&h->lock);
+}
+
+static void
+heartbeat_stop(struct heartbeat *h)
+{
+	pthread_mutex_lock(&h->lock);
+	h->stop = 1;
+	pthread_cond_signal(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	if (h->started)
+		pthread_join(h->thread, NULL);
+	h->s->send_lock = NULL;
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->lock);
+	pthread_mutex_destroy(&h->send_lock);
+}
 
 static int
 reply_error(struct agent *a, const char *msg)
@@ -871,6 +952,7 @@ int
 agent_serve(int rfd, int wfd, const char *root_limit)
 {
 	struct agent a;
+	struct heartbeat hb;
 	struct frame f;
 	int rc = 0;
 
@@ -879,11 +961,14 @@ agent_serve(int rfd, int wfd, const char *root_limit)
 	a.root_limit = root_limit;
 	stream_init_fds(&a.s, rfd, wfd, 3);
 	index_init(&a.ix);
+	heartbeat_start(&hb, &a.s);
 	for (;;) {
 		char e[512];
 
+		heartbeat_busy(&hb, 0);
 		if (stream_recv(&a.s, &f, e, sizeof(e)) < 0)
 			break; /* EOF: the coordinator went away */
+		heartbeat_busy(&hb, 1);
 		if (f.type != F_HELLO && f.type != F_BYE && !a.loaded) {
 			rc = reply_error(&a, "send HELLO first");
 		} else {
@@ -912,6 +997,7 @@ agent_serve(int rfd, int wfd, const char *root_limit)
 	}
 done:
 	maybe_save(&a, 1);
+	heartbeat_stop(&hb);
 	put_reset(&a.put);
 	index_free(&a.ix);
 	ignore_free(a.ig);

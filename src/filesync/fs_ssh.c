@@ -63,6 +63,9 @@ struct ssh_conn {
 	ssh_channel channel;
 	char *label;                 /* "user@host:port", for messages */
 	int timeout;                 /* seconds, for the wait in ssh_conn_close */
+	int idle;                    /* seconds a read may see no byte; 0: no limit */
+	int hung;                    /* the peer stayed silent past idle: given up */
+	long session_timeout;        /* SSH_OPTIONS_TIMEOUT of the session, seconds */
 	unsigned long long sent;     /* bytes written to the channel */
 	unsigned long long received; /* bytes read from it (stdout only) */
 	char errtail[STDERR_KEEP];   /* last bytes of the remote stderr, NUL-terminated */
@@ -905,6 +908,7 @@ ssh_exec_open(const struct ssh_target *t, const char *identity, const char *know
 	c->channel = ch;
 	c->label = label;
 	c->timeout = timeout > 0 ? timeout : DEFAULT_TIMEOUT;
+	c->session_timeout = c->timeout;
 	s = NULL;
 	ch = NULL;
 	label = NULL;
@@ -919,15 +923,35 @@ out:
 	return c;
 }
 
+/* The message for a peer given up after c->idle seconds without progress. */
+static int
+hung_error(struct ssh_conn *c, const char *what, char *err, size_t errlen)
+{
+	drain_stderr(c);
+	set_err(err, errlen,
+	    "%s %s for %d s (ssh.io_timeout): the agent or the network hangs; giving up this "
+	    "run%s%s",
+	    what, c->label, c->idle, c->errlen ? "; the remote command said: " : "", c->errtail);
+	return -1;
+}
+
 ssize_t
 ssh_conn_read(struct ssh_conn *c, void *buf, size_t len, char *err, size_t errlen)
 {
 	uint32_t want = len > INT_MAX ? INT_MAX : (uint32_t)len;
+	time_t deadline = c->idle > 0 ? time(NULL) + c->idle : 0;
 	int n;
 
 	if (len == 0)
 		return 0;
+	if (c->hung)
+		return hung_error(c, "no answer from", err, errlen);
 	for (;;) {
+		if (deadline && time(NULL) >= deadline) {
+			/* an agent at work pings every few seconds (F_PING): this one hangs */
+			c->hung = 1;
+			return hung_error(c, "no answer from", err, errlen);
+		}
 		n = ssh_channel_read_timeout(c->channel, buf, want, 0, READ_SLICE_MS);
 		drain_stderr(c);
 		if (n > 0) {
@@ -952,11 +976,40 @@ int
 ssh_conn_write(struct ssh_conn *c, const void *buf, size_t len, char *err, size_t errlen)
 {
 	const char *p = buf;
+	time_t deadline = c->idle > 0 ? time(NULL) + c->idle : 0;
 
+	if (c->hung)
+		return hung_error(c, "no progress writing to", err, errlen);
 	while (len > 0) {
 		uint32_t chunk = len > WRITE_CHUNK ? WRITE_CHUNK : (uint32_t)len;
-		int n = ssh_channel_write(c->channel, p, chunk);
+		uint32_t window = ssh_channel_window_size(c->channel);
+		int n;
 
+		/*
+		 * The peer's window is full when it reads no more.  A blocking write
+		 * waits for it to open up to the session's timeout, processing the
+		 * incoming packets (window adjustments) meanwhile, then returns 0;
+		 * with a timeout of one slice, that wait is polled here against
+		 * idle seconds without progress.
+		 */
+		if (window == 0 && deadline) {
+			long slice = 1;
+
+			if (time(NULL) >= deadline) {
+				c->hung = 1;
+				return hung_error(c, "no progress writing to", err, errlen);
+			}
+			(void)ssh_options_set(c->session, SSH_OPTIONS_TIMEOUT, &slice);
+			n = ssh_channel_write(c->channel, p, chunk);
+			(void)ssh_options_set(c->session, SSH_OPTIONS_TIMEOUT, &c->session_timeout);
+			if (n == 0 && !ssh_channel_is_closed(c->channel) &&
+			    ssh_get_status(c->session) != SSH_CLOSED_ERROR)
+				continue;
+		} else {
+			if (deadline && chunk > window)
+				chunk = window;
+			n = ssh_channel_write(c->channel, p, chunk);
+		}
 		if (n <= 0) {
 			channel_error(c, "cannot write to the SSH channel to", err, errlen);
 			return -1;
@@ -964,9 +1017,17 @@ ssh_conn_write(struct ssh_conn *c, const void *buf, size_t len, char *err, size_
 		c->sent += (unsigned long long)n;
 		p += n;
 		len -= (size_t)n;
+		if (deadline)
+			deadline = time(NULL) + c->idle;
 	}
 	drain_stderr(c);
 	return 0;
+}
+
+void
+ssh_conn_set_idle(struct ssh_conn *c, int secs)
+{
+	c->idle = secs > 0 ? secs : 0;
 }
 
 unsigned long long
@@ -996,7 +1057,8 @@ ssh_conn_close(struct ssh_conn *c)
 
 	if (c == NULL)
 		return -1;
-	if (!ssh_channel_is_closed(c->channel)) {
+	/* a peer given up as hung gets no time to finish: it would not */
+	if (!c->hung && !ssh_channel_is_closed(c->channel)) {
 		(void)ssh_channel_send_eof(c->channel);
 		/* let the command finish its output (discarded) and exit */
 		deadline = time(NULL) + c->timeout;

@@ -56,8 +56,8 @@ raw_write(struct fs_stream *s, const void *data, size_t len, char *err, size_t e
 	return 0;
 }
 
-int
-stream_send(struct fs_stream *s, enum frame_type type, const void *payload, size_t len, char *err,
+static int
+send_locked(struct fs_stream *s, enum frame_type type, const void *payload, size_t len, char *err,
     size_t errlen)
 {
 	struct buf b = BUF_INIT;
@@ -86,7 +86,36 @@ stream_send(struct fs_stream *s, enum frame_type type, const void *payload, size
 	rc = raw_write(s, b.data, b.len, err, errlen);
 	if (rc == 0)
 		s->sent += b.len;
+	s->last_send = mono();
 	buf_free(&b);
+	return rc;
+}
+
+int
+stream_send(struct fs_stream *s, enum frame_type type, const void *payload, size_t len, char *err,
+    size_t errlen)
+{
+	int rc;
+
+	if (s->send_lock)
+		pthread_mutex_lock(s->send_lock);
+	rc = send_locked(s, type, payload, len, err, errlen);
+	if (s->send_lock)
+		pthread_mutex_unlock(s->send_lock);
+	return rc;
+}
+
+int
+stream_ping_if_quiet(struct fs_stream *s, double secs, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	if (s->send_lock)
+		pthread_mutex_lock(s->send_lock);
+	if (mono() - s->last_send >= secs)
+		rc = send_locked(s, F_PING, NULL, 0, err, errlen);
+	if (s->send_lock)
+		pthread_mutex_unlock(s->send_lock);
 	return rc;
 }
 
@@ -108,6 +137,10 @@ stream_recv(struct fs_stream *s, struct frame *f, char *err, size_t errlen)
 				if (s->in_off == s->in.len) {
 					buf_reset(&s->in);
 					s->in_off = 0;
+				}
+				if (f->type == F_PING) {
+					frame_free(f);
+					continue;
 				}
 				return 0;
 			}

@@ -216,6 +216,7 @@ peer_connect_remote(
 	node_clear(&n);
 	if (p->ssh == NULL)
 		return -1;
+	ssh_conn_set_idle(p->ssh, cfg->ssh_io_timeout);
 	stream_init_fds(&p->s, -1, -1, 3);
 	p->s.io = p->ssh;
 	p->s.io_read = ssh_io_read;

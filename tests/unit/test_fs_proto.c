@@ -12,7 +12,9 @@
  * over FRAME_MAX on either side (the length alone is enough to refuse), an
  * unknown type or flag, a corrupted or truncated zstd payload, a zstd frame
  * without a content size or declaring more than FRAME_MAX, and trailing
- * bytes after the zstd frame.
+ * bytes after the zstd frame.  And the stream over a pipe: F_PING frames
+ * (an agent's heartbeat) are skipped by stream_recv, and
+ * stream_ping_if_quiet pings only after the given silence.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,12 +23,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <zstd.h>
 
 #include "buf.h"
 #include "fs_proto.h"
+#include "fs_stream.h"
 
 static uint64_t
 next_random(uint64_t *state)
@@ -548,6 +552,45 @@ test_empty_payload(void **state)
 	buf_free(&wire);
 }
 
+/* Pings between replies are never seen by the reader; quiet pings only. */
+static void
+test_stream_ping(void **state)
+{
+	struct fs_stream w, r;
+	struct frame f;
+	char err[128] = "";
+	int fds[2];
+
+	(void)state;
+	assert_int_equal(pipe(fds), 0);
+	stream_init_fds(&w, -1, fds[1], 3);
+	stream_init_fds(&r, fds[0], -1, 3);
+	assert_int_equal(stream_send(&w, F_PING, NULL, 0, err, sizeof(err)), 0);
+	/* just sent: no ping for an hour of silence yet */
+	assert_int_equal(stream_ping_if_quiet(&w, 3600, err, sizeof(err)), 0);
+	assert_int_equal(w.sent, FRAME_HDR);
+	assert_int_equal(stream_ping_if_quiet(&w, 0, err, sizeof(err)), 0);
+	assert_int_equal(w.sent, 2 * FRAME_HDR);
+	assert_int_equal(stream_send(&w, F_ACK, "ok", 2, err, sizeof(err)), 0);
+	assert_int_equal(stream_send(&w, F_PING, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(stream_send(&w, F_INDEX_END, "x", 1, err, sizeof(err)), 0);
+	assert_int_equal(stream_recv(&r, &f, err, sizeof(err)), 0);
+	assert_int_equal(f.type, F_ACK);
+	assert_int_equal(f.payload.len, 2);
+	frame_free(&f);
+	assert_int_equal(stream_recv(&r, &f, err, sizeof(err)), 0);
+	assert_int_equal(f.type, F_INDEX_END);
+	frame_free(&f);
+	/* only pings, then EOF: the reader reports the closed connection */
+	assert_int_equal(stream_send(&w, F_PING, NULL, 0, err, sizeof(err)), 0);
+	close(fds[1]);
+	assert_int_equal(stream_recv(&r, &f, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "closed"));
+	close(fds[0]);
+	stream_free(&w);
+	stream_free(&r);
+}
+
 int
 main(void)
 {
@@ -562,6 +605,7 @@ main(void)
 		cmocka_unit_test(test_corrupt_zstd),
 		cmocka_unit_test(test_zstd_content_size),
 		cmocka_unit_test(test_empty_payload),
+		cmocka_unit_test(test_stream_ping),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
