@@ -18,6 +18,7 @@
  * connect_timeout the same way.
  */
 #include <errno.h>
+#include <libpq-events.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -320,8 +321,8 @@ await_result(PGconn *conn, double deadline, char *err, size_t errlen)
  * could not be reached, did not answer, or the process is stopping.
  */
 static PGresult *
-exec_wait(PGconn *conn, const char *sql, int nparams, const char *const *params, int simple,
-    char *err, size_t errlen)
+exec_send_wait(PGconn *conn, const char *stmt, const char *sql, int nparams,
+    const char *const *params, int simple, char *err, size_t errlen)
 {
 	PGresult *r, *last = NULL, *bad = NULL;
 	double deadline;
@@ -337,8 +338,13 @@ exec_wait(PGconn *conn, const char *sql, int nparams, const char *const *params,
 		snprintf(last_sqlstate, sizeof(last_sqlstate), "57014");
 		return NULL;
 	}
-	sent = simple ? PQsendQuery(conn, sql)
-		      : PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (simple == 2)
+		sent = PQsendPrepare(conn, stmt, sql, nparams, NULL);
+	else if (simple == 3)
+		sent = PQsendQueryPrepared(conn, stmt, nparams, params, NULL, NULL, 0);
+	else
+		sent = simple ? PQsendQuery(conn, sql)
+			      : PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	if (!sent) {
 		conn_error(conn, err, errlen);
 		return NULL;
@@ -377,6 +383,106 @@ exec_wait(PGconn *conn, const char *sql, int nparams, const char *const *params,
 	if (last == NULL)
 		conn_error(conn, err, errlen);
 	return last;
+}
+
+static void result_error(const PGresult *res, PGconn *conn, char *err, size_t errlen);
+
+/* simple: 0 a query with parameters, 1 the simple protocol (several statements) */
+static PGresult *
+exec_wait(PGconn *conn, const char *sql, int nparams, const char *const *params, int simple,
+    char *err, size_t errlen)
+{
+	return exec_send_wait(conn, NULL, sql, nparams, params, simple, err, errlen);
+}
+
+/*
+ * The statements prepared on a connection, kept as libpq instance data so
+ * that they go with it: forgotten when it is reset (the server forgot them
+ * too), freed when it is finished.
+ */
+struct prepared {
+	int n;
+	char **names;
+};
+
+static void
+prepared_clear(struct prepared *pl)
+{
+	int i;
+
+	if (pl == NULL)
+		return;
+	for (i = 0; i < pl->n; i++)
+		free(pl->names[i]);
+	free(pl->names);
+	pl->names = NULL;
+	pl->n = 0;
+}
+
+static int
+prepared_event(PGEventId id, void *info, void *pass)
+{
+	(void)pass;
+	if (id == PGEVT_CONNRESET) {
+		PGconn *c = ((PGEventConnReset *)info)->conn;
+
+		prepared_clear(PQinstanceData(c, prepared_event));
+	} else if (id == PGEVT_CONNDESTROY) {
+		PGconn *c = ((PGEventConnDestroy *)info)->conn;
+		struct prepared *pl = PQinstanceData(c, prepared_event);
+
+		prepared_clear(pl);
+		free(pl);
+	}
+	return 1;
+}
+
+PGresult *
+db_query_prepared(PGconn *conn, const char *name, const char *sql, int nparams,
+    const char *const *params, char *err, size_t errlen)
+{
+	struct prepared *pl;
+	PGresult *res;
+	ExecStatusType st;
+	int i;
+
+	if (conn == NULL)
+		return db_query(conn, sql, nparams, params, err, errlen);
+	pl = PQinstanceData(conn, prepared_event);
+	if (pl == NULL) {
+		pl = xcalloc(1, sizeof(*pl));
+		if (!PQregisterEventProc(conn, prepared_event, "repctl prepared", NULL) ||
+		    !PQsetInstanceData(conn, prepared_event, pl)) {
+			/* no bookkeeping possible: plain queries then */
+			free(pl);
+			return db_query(conn, sql, nparams, params, err, errlen);
+		}
+	}
+	for (i = 0; i < pl->n && strcmp(pl->names[i], name) != 0; i++)
+		;
+	if (i == pl->n) {
+		res = exec_send_wait(conn, name, sql, nparams, NULL, 2, err, errlen);
+		if (res == NULL)
+			return NULL;
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			result_error(res, conn, err, errlen);
+			PQclear(res);
+			return NULL;
+		}
+		PQclear(res);
+		pl->names = xrealloc(pl->names, (size_t)(pl->n + 1) * sizeof(*pl->names));
+		pl->names[pl->n++] = xstrdup(name);
+	}
+	res = exec_send_wait(conn, name, NULL, nparams, params, 3, err, errlen);
+	if (res == NULL)
+		return NULL;
+	st = PQresultStatus(res);
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		result_error(res, conn, err, errlen);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
 }
 
 /* A result's message: primary text plus detail and hint. */
