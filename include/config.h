@@ -41,6 +41,7 @@ struct config {
 
 	/* connection limits, applied to db.c by config_load */
 	int statement_timeout;       /* seconds a statement may run on a server; 0: none */
+	int probe_after;             /* seconds of silence before a server is probed; 0: never */
 	int tcp_keepalives_idle;     /* seconds before keepalive probes; 0: the system's */
 	int tcp_keepalives_interval; /* seconds between probes */
 	int tcp_keepalives_count;    /* probes lost before the connection is dead */

@@ -41,6 +41,7 @@ struct db_timeouts {
 	int keepalive_count;    /* probes lost before the connection is dead */
 	int tcp_user_timeout;   /* seconds data may stay unacknowledged; 0: the system's */
 	int statement;          /* statement_timeout, seconds; 0: none */
+	int probe;              /* seconds without an answer before the server is probed; 0: never */
 };
 void db_set_timeouts(const struct db_timeouts *t);
 /*

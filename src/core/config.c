@@ -51,6 +51,10 @@ const struct config_key config_keys[] = {
 	    "default seconds between fallback runs of a sync (NOTIFY wakes it sooner)" },
 	{ "connect_timeout", CFG_INT, OFF(connect_timeout), "10", 1, 3600, 1,
 	    "seconds to wait for a node to accept a connection" },
+	{ "probe_after", CFG_INT, OFF(probe_after), "15", 0, 86400, 1,
+	    "seconds a statement may wait for its server's first answer before a second connection "
+	    "checks that the server still answers; a server that does not within 10 s (stopped, "
+	    "hung) is given up (0: never probe)" },
 	{ "statement_timeout", CFG_INT, OFF(statement_timeout), "1800", 0, 86400, 1,
 	    "seconds a statement (an apply, a COPY) may run on a node; a node silent 5 s longer is "
 	    "given up (0: no limit)" },
@@ -373,7 +377,8 @@ config_load(const char *path, char *(*env_lookup)(const char *), char *err, size
 	{
 		/* the connections opened from now on follow these limits */
 		struct db_timeouts t = { cfg->tcp_keepalives_idle, cfg->tcp_keepalives_interval,
-			cfg->tcp_keepalives_count, cfg->tcp_user_timeout, cfg->statement_timeout };
+			cfg->tcp_keepalives_count, cfg->tcp_user_timeout, cfg->statement_timeout,
+			cfg->probe_after };
 
 		db_set_timeouts(&t);
 	}

@@ -212,6 +212,104 @@ conn_error(PGconn *conn, char *err, size_t errlen)
 	conn_kill(conn, err);
 }
 
+
+#define PROBE_SECS 10
+
+/*
+ * Is the server behind conn still there?  A statement may legitimately run
+ * for long without a byte coming back; a stopped or hung server looks just
+ * the same from its connection (the kernel keeps the TCP connection alive,
+ * and its own statement_timeout cannot fire).  A second connection tells
+ * them apart: a live server answers a new connection and SELECT 1 at once,
+ * however busy the first one is.  1: it answered (an error it sent, such
+ * as too many clients, counts), 0: no answer within PROBE_SECS or nothing
+ * listens any more (why says which), -1: the probe could not be made.
+ */
+static int
+server_answers(PGconn *conn, char *why, size_t whylen)
+{
+	PQconninfoOption *opts = PQconninfo(conn), *o;
+	const char *kw[64], *val[64];
+	char ct[16];
+	double deadline = mono_now() + PROBE_SECS;
+	PGconn *p;
+	int n = 0, rc = -1, sent = 0;
+
+	if (opts == NULL)
+		return -1;
+	snprintf(ct, sizeof(ct), "%d", PROBE_SECS);
+	for (o = opts; o->keyword && n < 60; o++) {
+		if (o->val == NULL || *o->val == '\0' || strcmp(o->keyword, "connect_timeout") == 0 ||
+		    strcmp(o->keyword, "application_name") == 0 ||
+		    strcmp(o->keyword, "fallback_application_name") == 0)
+			continue;
+		kw[n] = o->keyword;
+		val[n++] = o->val;
+	}
+	kw[n] = "connect_timeout";
+	val[n++] = ct;
+	kw[n] = "application_name";
+	val[n++] = "repctl probe";
+	kw[n] = NULL;
+	val[n] = NULL;
+	p = PQconnectStartParams(kw, val, 0);
+	PQconninfoFree(opts);
+	if (p == NULL)
+		return -1;
+	for (;;) {
+		PostgresPollingStatusType st = sent ? PGRES_POLLING_READING : PQconnectPoll(p);
+		struct pollfd pf;
+		double now = mono_now();
+		int r;
+
+		if (!sent && st == PGRES_POLLING_OK) {
+			if (!PQsendQuery(p, "SELECT 1"))
+				break;
+			sent = 1;
+			continue;
+		}
+		if (st == PGRES_POLLING_FAILED) {
+			const char *m = PQerrorMessage(p);
+
+			/* refused or unreachable: nothing answers; anything else came from it */
+			if (strstr(m, "refused") || strstr(m, "No route") || strstr(m, "unreachable") ||
+			    strstr(m, "timeout expired")) {
+				snprintf(why, whylen, "nothing answers at its address any more");
+				rc = 0;
+			} else
+				rc = 1;
+			break;
+		}
+		if (now >= deadline) {
+			snprintf(why, whylen,
+			    "a second connection to the same server got no answer within %d s either "
+			    "(the server is stopped or hangs)",
+			    PROBE_SECS);
+			rc = 0;
+			break;
+		}
+		pf.fd = PQsocket(p);
+		pf.events = st == PGRES_POLLING_WRITING ? POLLOUT : POLLIN;
+		pf.revents = 0;
+		r = poll(&pf, 1, (int)((deadline - now) * 1000) + 1);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (sent && r > 0) {
+			if (PQconsumeInput(p) == 0) {
+				rc = 1; /* it answered, if only by closing */
+				break;
+			}
+			if (!PQisBusy(p)) {
+				rc = 1;
+				break;
+			}
+		}
+	}
+	/* PQfinish only queues a Terminate message: it does not wait for the server */
+	PQfinish(p);
+	return rc;
+}
+
 /*
  * Wait until conn's socket is readable (or writable, with for_write) or the
  * deadline (0: none) passes, seeing the stop flag at least every 200 ms.
@@ -222,6 +320,7 @@ static int
 wait_socket(PGconn *conn, int for_write, double deadline, char *err, size_t errlen)
 {
 	char w[300];
+	double since = mono_now(), next_probe = since + tmo.probe;
 
 	for (;;) {
 		struct pollfd pf;
@@ -249,6 +348,19 @@ wait_socket(PGconn *conn, int for_write, double deadline, char *err, size_t errl
 			snprintf(last_sqlstate, sizeof(last_sqlstate), "08006");
 			conn_kill(conn, err);
 			return -1;
+		}
+		if (tmo.probe > 0 && now >= next_probe) {
+			char why[300];
+
+			if (server_answers(conn, why, sizeof(why)) == 0) {
+				snprintf(err, errlen,
+				    "%s did not answer for %d s and %s: connection closed",
+				    who(conn, w, sizeof(w)), (int)(now - since), why);
+				snprintf(last_sqlstate, sizeof(last_sqlstate), "08006");
+				conn_kill(conn, err);
+				return -1;
+			}
+			next_probe = mono_now() + tmo.probe;
 		}
 		if (deadline > 0 && (deadline - now) * 1000 < ms)
 			ms = (int)((deadline - now) * 1000) + 1;
