@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # RUN_RC, RUN_ERR, RUN_SECS are for the tests
 # tests/integration/lib/deadconn.sh - helpers of the dead-connection tests
 # (t_deadconn*.sh), for a pair a -> b set up with repl_setup and a sync ab.
 # Source after repl.sh.
