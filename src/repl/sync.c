@@ -317,6 +317,9 @@ node_rank(const struct sync_def *s, const char *node)
 
 /* ---- one table of one edge ---- */
 
+/* How the conflict column becomes a float8 (cc_for). */
+enum { CC_FORM_NONE, CC_FORM_EPOCH, CC_FORM_DATE, CC_FORM_NUMBER };
+
 struct table_ctx {
 	const char *schema, *table;
 	char *qtable;       /* "schema"."table" */
@@ -326,8 +329,9 @@ struct table_ctx {
 	struct buf keys;    /* key columns, quoted */
 	struct buf nonkeys; /* non-key columns */
 	int nkeys, nnonkeys;
-	int idx;       /* the table's index in the edge */
-	char *cc_expr; /* conflict column as float8 (epoch seconds for times), or NULL */
+	int idx;     /* the table's index in the edge */
+	char *cc_q;  /* the conflict column, quoted; NULL when it cannot decide */
+	int cc_form; /* how cc_for() reads it as float8: CC_FORM_* */
 	char *cc_name;
 	enum cc_kind cc_kind;
 	struct buf dcols; /* every replicated column as repctl_d.col */
@@ -343,7 +347,7 @@ table_ctx_free(struct table_ctx *t)
 	buf_free(&t->cols);
 	buf_free(&t->keys);
 	buf_free(&t->nonkeys);
-	free(t->cc_expr);
+	free(t->cc_q);
 	free(t->cc_name);
 	buf_free(&t->dcols);
 	buf_free(&t->tcols);
@@ -512,18 +516,19 @@ table_prepare(PGconn *sc, PGconn *tc, const struct sync_def *s, const char *snod
 			if (strncmp(type, "timestamp", 9) == 0 && strstr(type, "with time zone") &&
 			    !strstr(type, "without")) {
 				t->cc_kind = CC_TIME;
-				t->cc_expr = xasprintf("extract(epoch FROM %%s.%s)::float8", q);
+				t->cc_form = CC_FORM_EPOCH;
 			} else if (strncmp(type, "timestamp", 9) == 0) {
 				t->cc_kind = CC_NAIVE;
-				t->cc_expr = xasprintf("extract(epoch FROM %%s.%s)::float8", q);
+				t->cc_form = CC_FORM_EPOCH;
 			} else if (strcmp(type, "date") == 0) {
 				t->cc_kind = CC_NAIVE;
-				t->cc_expr =
-				    xasprintf("extract(epoch FROM %%s.%s::timestamp)::float8", q);
+				t->cc_form = CC_FORM_DATE;
 			} else if (cat == 'N') {
 				t->cc_kind = CC_NUMBER;
-				t->cc_expr = xasprintf("%%s.%s::float8", q);
+				t->cc_form = CC_FORM_NUMBER;
 			}
+			if (t->cc_form != CC_FORM_NONE)
+				t->cc_q = xstrdup(q);
 		}
 		free(q);
 	}
@@ -534,13 +539,21 @@ out:
 	return rc;
 }
 
-/* Expression with the alias put in, or "NULL". */
+/*
+ * The conflict column of alias as float8 (epoch seconds for times), or
+ * NULL.  The column's name is an argument, never part of a format: a name
+ * may hold a '%'.
+ */
 static char *
 cc_for(const struct table_ctx *t, const char *alias)
 {
-	if (t->cc_expr == NULL)
-		return xstrdup("NULL::float8");
-	return xasprintf(t->cc_expr, alias);
+	switch (t->cc_q ? t->cc_form : CC_FORM_NONE) {
+	case CC_FORM_EPOCH: return xasprintf("extract(epoch FROM %s.%s)::float8", alias, t->cc_q);
+	case CC_FORM_DATE:
+		return xasprintf("extract(epoch FROM %s.%s::timestamp)::float8", alias, t->cc_q);
+	case CC_FORM_NUMBER: return xasprintf("%s.%s::float8", alias, t->cc_q);
+	default: return xstrdup("NULL::float8");
+	}
 }
 
 /*
