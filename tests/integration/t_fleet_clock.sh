@@ -32,7 +32,7 @@ is "$RC" 0 "add sync ab"
 run_repctl add sync ba herd=h dbs=b:source,a:target conflict_strategy=latest
 is "$RC" 0 "add sync ba"
 repl_sql a "INSERT INTO songs (id, title) VALUES (1, 'original'), (2, 'original')"
-repl_converge 5 ab ba || true
+ok repl_converge 5 ab ba
 repl_same "start" a b
 
 # race ID INTERVAL: a writes updated_at = now() + INTERVAL, then b a moment
@@ -46,17 +46,18 @@ race() {
 # ---- the hazard: a trusted future value wins ----------------------------------------------------
 repl_config 'clock = { future_limit = 31536000; };'
 race 1 '6 months'
-repl_converge 5 ab ba || true
+ok repl_converge 5 ab ba
 repl_same "future value trusted" a b
 is "$(repl_val b "SELECT title FROM songs WHERE id = 1")" "from a (future)" \
 	"with future_limit = 1 year, a's value six months ahead wins over b's later update"
 run_repctl conflicts
+like "$OUT" '"id": 1' "the conflict on id 1 is listed"
 unlike "$(grep '"id": 1' <<<"$OUT")" "clamped" "... and nothing was clamped"
 
 # ---- the default limit clamps it ----------------------------------------------------------------
 unset REPCTL_CONFIG
 race 2 '1 year'
-repl_converge 5 ab ba || true
+ok repl_converge 5 ab ba
 repl_same "future value clamped" a b
 is "$(repl_val a "SELECT title FROM songs WHERE id = 2")" "from b" \
 	"with the default future_limit, b's later update wins on a ..."
@@ -75,7 +76,7 @@ is "$(json_eval "$OUT" "[c['rule'] for c in d if c.get('pk') == {'id': 2}][0].en
 # ---- a sequential update still wins ---------------------------------------------------------------
 repl_sql a "UPDATE songs SET title = 'later on a', updated_at = now() WHERE id = 2"
 c0=$(pg_sql meta postgres "SELECT count(*) FROM repctl.conflict")
-repl_converge 5 ab ba || true
+ok repl_converge 5 ab ba
 is "$(repl_val b "SELECT title FROM songs WHERE id = 2")" "later on a" "a sequential update on a wins on b"
 is "$(pg_sql meta postgres "SELECT count(*) FROM repctl.conflict")" "$c0" "... without a conflict"
 

@@ -84,7 +84,7 @@ ok fleet_parallel "ins a a 200" "ins b b 200"
 is "$(fleet_count a users)/$(fleet_count b users)" 200/200 "each node holds its own 200 users"
 is "$(repl_val a 'SELECT max(id) FROM users')/$(repl_val b 'SELECT max(id) FROM users')" 200/200 \
 	"... with the same ids 1..200"
-repl_converge 5 ab ba || true
+ok repl_converge 5 ab ba
 repl_same "unpartitioned: the nodes agree" a b
 is "$(fleet_count a users)" 200 "unpartitioned: 200 users after the sync instead of 400 (collisions)"
 lost=$(repl_val a "SELECT 400 - count(*) FROM users WHERE email LIKE 'a-%' OR email LIKE 'b-%'")
@@ -93,7 +93,7 @@ is "$(pg_sql meta postgres "SELECT count(*) >= 200 FROM repctl.conflict WHERE ta
 	"... logged as conflicts"
 # start over: empty tables everywhere (the sequences stay at 200)
 repl_sql a 'TRUNCATE users, events, notes'
-repl_converge 5 ab ba || true
+ok repl_converge 5 ab ba
 is "$(fleet_count b users)$(fleet_count b events)$(fleet_count b notes)" 000 "tables emptied on both"
 
 # ---- partition sequences --------------------------------------------------------------------
@@ -125,12 +125,13 @@ is "$RC" 0 "validate passes once the sequences are partitioned"
 run_repctl partition sequences ab
 is "$RC" 0 "partition sequences ab again"
 like "$OUT" "node 'a': residue 1 \\(kept\\)" "... a keeps its residue"
+like "$OUT" "INCREMENT" "... the sequences are listed"
 unlike "$(grep 'INCREMENT' <<<"$OUT")" "next value [0-9]+$" "... every sequence unchanged"
 
 # ---- concurrent inserts no longer collide ----------------------------------------------------
 ok fleet_parallel "ins a a 200" "ins b b 200"
 conf_before=$(pg_sql meta postgres "SELECT count(*) FROM repctl.conflict")
-repl_converge 5 ab ba || true
+ok repl_converge 5 ab ba
 for t in users events notes; do
 	is "$(fleet_count a $t)/$(fleet_count b $t)" 400/400 "partitioned: all 400 $t on both nodes"
 done
@@ -158,10 +159,10 @@ like "$OUT" "node 'c': residue 3" "c gets residue 3 (2 is b's)"
 is "$(repl_val c "SELECT last_value % 10 FROM users_id_seq")" 3 "c's users sequence is on residue 3"
 run_repctl validate
 is "$RC" 0 "validate passes with three nodes"
-repl_converge 5 ac || true
+ok repl_converge 5 ac
 is "$(fleet_count c users)" 400 "c filled by the sync (400 users)"
 ins c c 20
-repl_converge 5 ac ab ba || true
+ok repl_converge 5 ac ab ba
 is "$(repl_val c "SELECT string_agg(DISTINCT (id % 10)::text, ',') FROM users WHERE email LIKE 'c-%'")" 3 \
 	"c's new users have ids = 3 (mod 10)"
 is "$(repl_val c "SELECT min(id) > (SELECT max(id) FROM users WHERE email NOT LIKE 'c-%') FROM users WHERE email LIKE 'c-%'")" t \

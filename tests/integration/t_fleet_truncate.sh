@@ -49,7 +49,7 @@ fill() { # NODE PREFIX: a few rows in every table
 }
 fill a a
 fill b b
-repl_converge 5 ab ba || true
+ok repl_converge 5 ab ba
 repl_same "filled" a b
 is "$(fleet_count b children)" 60 "60 children on b"
 
@@ -79,7 +79,7 @@ is "$(fleet_count a settings)/$(fleet_count b settings)" 60/60 "the untouched ta
 repl_same "after the truncates" a b
 run_repctl compare ab
 is "$RC" 0 "compare: no divergence after the truncates"
-repl_converge 3 ab ba || true
+ok repl_converge 3 ab ba
 is "$REPL_ROUNDS" 1 "a further round writes nothing"
 
 # ---- RESTART IDENTITY goes back to the node's residue ---------------------------------------------
@@ -91,7 +91,7 @@ is "$RC" 0 "validate still passes after RESTART IDENTITY"
 
 # ---- later inserts replicate --------------------------------------------------------------------
 ok fleet_parallel "fill a a2" "fill b b2"
-repl_converge 5 ab ba || true
+ok repl_converge 5 ab ba
 for t in users events notes tokens parents children; do
 	is "$(fleet_count a $t)" "$(fleet_count b $t)" "$t: same count on both after new inserts"
 done
@@ -106,7 +106,7 @@ repl_same "after new inserts" a b
 repl_sql a "INSERT INTO settings (key, value) VALUES ('fresh', 'x')"
 repl_sql a "TRUNCATE settings"
 repl_sql a "INSERT INTO settings (key, value) VALUES ('a-1', 'back'), ('b-1', 'back too')"
-repl_converge 5 ab ba || true
+ok repl_converge 5 ab ba
 is "$(repl_val b "SELECT string_agg(key || '=' || value, ',' ORDER BY key) FROM settings")" \
 	"a-1=back,b-1=back too" "keys truncated and inserted again on a arrive on b"
 repl_same "final" a b
