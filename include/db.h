@@ -41,7 +41,7 @@ struct db_timeouts {
 	int keepalive_count;    /* probes lost before the connection is dead */
 	int tcp_user_timeout;   /* seconds data may stay unacknowledged; 0: the system's */
 	int statement;          /* statement_timeout, seconds; 0: none */
-	int probe;              /* seconds without an answer before the server is probed; 0: never */
+	int probe; /* seconds without an answer before the server is probed; 0: never */
 };
 void db_set_timeouts(const struct db_timeouts *t);
 /*
@@ -137,6 +137,25 @@ void db_set_error(char *err, size_t errlen, const char *prefix, const char *pqms
 
 #ifndef REPCTL_DB_HINT
 #define REPCTL_DB_HINT
+/*
+ * Why a connection failed, from libpq's message: one table (db.c) that the
+ * generic hint, onboard's diagnosis and the liveness probe all read.
+ */
+enum db_failure {
+	DBF_OTHER = 0,
+	DBF_REFUSED,     /* nothing listens on that host and port */
+	DBF_TIMEOUT,     /* no answer in time: host down, packets dropped */
+	DBF_NO_ROUTE,    /* no route to host, network unreachable */
+	DBF_NO_RESOLVE,  /* the host name does not resolve */
+	DBF_NO_HBA,      /* pg_hba.conf has no line for us */
+	DBF_AUTH,        /* password wrong or missing */
+	DBF_NO_DATABASE, /* database "x" does not exist */
+	DBF_NO_ROLE,     /* role "x" does not exist */
+	DBF_SSL,         /* TLS settings */
+};
+enum db_failure db_classify_failure(const char *msg);
+/* 1 when the failure means that nothing answers at the server's address. */
+int db_failure_unreachable(enum db_failure f);
 /* A "how to fix" line for a libpq connection error message, or NULL. */
 const char *db_connect_hint(const char *msg);
 #endif

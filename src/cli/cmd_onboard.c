@@ -310,7 +310,9 @@ diagnose(const struct onb *o, const char *msg)
 	const char *db = o->dbname ? o->dbname : "?", *user = o->user ? o->user : os_user();
 	char *seen = NULL, *line = NULL, *name = NULL;
 
-	if (strstr(msg, "Connection refused")) {
+	enum db_failure why = db_classify_failure(msg);
+
+	if (why == DBF_REFUSED) {
 		cmd_error(
 		    "cannot reach the database of '%s': port closed: nothing accepts "
 		    "connections on %s port %s (connection refused)\n%s\n"
@@ -318,7 +320,7 @@ diagnose(const struct onb *o, const char *msg)
 		    "-d), check port=, and that it listens on that address (listen_addresses = "
 		    "'*'; in Docker, the ports: mapping)\nnothing was changed",
 		    o->name, host, port, msg);
-	} else if (strstr(msg, "timeout expired")) {
+	} else if (why == DBF_TIMEOUT) {
 		cmd_error(
 		    "cannot reach the database of '%s': timeout: %s port %s did not answer "
 		    "within %d s\n%s\n"
@@ -326,18 +328,19 @@ diagnose(const struct onb *o, const char *msg)
 		    "the VPN is up on both ends (wg show) and the client's firewall\n"
 		    "nothing was changed",
 		    o->name, host, port, o->cfg->connect_timeout, msg);
-	} else if (strstr(msg, "No route to host") || strstr(msg, "Network is unreachable")) {
+	} else if (why == DBF_NO_ROUTE) {
 		cmd_error(
 		    "cannot reach the database of '%s': no route to %s\n%s\n"
 		    "hint: check host= and that the VPN is up on both ends (ip route get %s)\n"
 		    "nothing was changed",
 		    o->name, host, msg, host);
-	} else if (strstr(msg, "could not translate host name")) {
+	} else if (why == DBF_NO_RESOLVE) {
 		cmd_error("cannot reach the database of '%s': the host name '%s' does not "
 			  "resolve\n%s\nhint: give the client's VPN address as host=\n"
 			  "nothing was changed",
 		    o->name, host, msg);
-	} else if ((seen = quoted_after(msg, "no pg_hba.conf entry for host \"")) != NULL) {
+	} else if (why == DBF_NO_HBA &&
+	    (seen = quoted_after(msg, "no pg_hba.conf entry for host \"")) != NULL) {
 		line = onboard_hba_line(db, user, seen);
 		cmd_error(
 		    "cannot log in to the database of '%s': authentication failed: the "
@@ -345,7 +348,7 @@ diagnose(const struct onb *o, const char *msg)
 		    "%s\nhint: add this line to pg_hba.conf on the client, then reload PostgreSQL "
 		    "there (SELECT pg_reload_conf()):\n  %s\nnothing was changed",
 		    o->name, seen, msg, line);
-	} else if (strstr(msg, "authentication failed") || strstr(msg, "no password supplied")) {
+	} else if (why == DBF_AUTH) {
 		seen = onboard_source_addr(host, port);
 		line = onboard_hba_line(db, user, seen ? seen : "COORDINATOR_ADDRESS");
 		cmd_error(
@@ -356,8 +359,8 @@ diagnose(const struct onb *o, const char *msg)
 		    "any other that matches, then SELECT pg_reload_conf():\n  %s\n"
 		    "nothing was changed",
 		    o->name, user, host, port, msg, seen ? seen : "its VPN address", line);
-	} else if ((name = quoted_after(msg, "FATAL:  database \"")) != NULL &&
-	    strstr(msg, "does not exist")) {
+	} else if (why == DBF_NO_DATABASE &&
+	    (name = quoted_after(msg, "FATAL:  database \"")) != NULL) {
 		cmd_error(
 		    "the database '%s' does not exist on %s port %s (client '%s')\n%s\n"
 		    "hint: create it on the client, as postgres: createdb -h %s -p %s -U "
@@ -365,7 +368,7 @@ diagnose(const struct onb *o, const char *msg)
 		    "client kit: docker compose exec db createdb -U postgres -O %s %s), or give "
 		    "the right dbname=\nnothing was changed",
 		    name, host, port, o->name, msg, host, port, user, name, name, user, user, name);
-	} else if ((name = quoted_after(msg, "role \"")) != NULL && strstr(msg, "does not exist")) {
+	} else if (why == DBF_NO_ROLE && (name = quoted_after(msg, "role \"")) != NULL) {
 		cmd_error(
 		    "the role '%s' does not exist on %s port %s (client '%s')\n%s\n"
 		    "hint: create it on the client, as postgres: CREATE ROLE \"%s\" LOGIN PASSWORD "

@@ -212,7 +212,6 @@ conn_error(PGconn *conn, char *err, size_t errlen)
 	conn_kill(conn, err);
 }
 
-
 #define PROBE_SECS 10
 
 /*
@@ -239,7 +238,8 @@ server_answers(PGconn *conn, char *why, size_t whylen)
 		return -1;
 	snprintf(ct, sizeof(ct), "%d", PROBE_SECS);
 	for (o = opts; o->keyword && n < 60; o++) {
-		if (o->val == NULL || *o->val == '\0' || strcmp(o->keyword, "connect_timeout") == 0 ||
+		if (o->val == NULL || *o->val == '\0' ||
+		    strcmp(o->keyword, "connect_timeout") == 0 ||
 		    strcmp(o->keyword, "application_name") == 0 ||
 		    strcmp(o->keyword, "fallback_application_name") == 0)
 			continue;
@@ -269,11 +269,8 @@ server_answers(PGconn *conn, char *why, size_t whylen)
 			continue;
 		}
 		if (st == PGRES_POLLING_FAILED) {
-			const char *m = PQerrorMessage(p);
-
 			/* refused or unreachable: nothing answers; anything else came from it */
-			if (strstr(m, "refused") || strstr(m, "No route") || strstr(m, "unreachable") ||
-			    strstr(m, "timeout expired")) {
+			if (db_failure_unreachable(db_classify_failure(PQerrorMessage(p)))) {
 				snprintf(why, whylen, "nothing answers at its address any more");
 				rc = 0;
 			} else
@@ -1198,33 +1195,71 @@ db_conninfo_get(const char *conninfo, const char *keyword)
 	return v;
 }
 
+/* Most specific first: "role ... does not exist" before "does not exist". */
+static const struct {
+	const char *needle;
+	enum db_failure f;
+} failures[] = {
+	{ "Connection refused", DBF_REFUSED },
+	{ "timeout expired", DBF_TIMEOUT },
+	{ "Connection timed out", DBF_TIMEOUT },
+	{ "No route to host", DBF_NO_ROUTE },
+	{ "Network is unreachable", DBF_NO_ROUTE },
+	{ "could not translate host name", DBF_NO_RESOLVE },
+	{ "no pg_hba.conf entry", DBF_NO_HBA },
+	{ "password authentication failed", DBF_AUTH },
+	{ "authentication failed", DBF_AUTH },
+	{ "no password supplied", DBF_AUTH },
+	{ "role \"", DBF_NO_ROLE }, /* with "does not exist", checked below */
+	{ "database \"", DBF_NO_DATABASE },
+	{ "SSL", DBF_SSL },
+};
+
+enum db_failure
+db_classify_failure(const char *msg)
+{
+	size_t i;
+
+	if (msg == NULL)
+		return DBF_OTHER;
+	for (i = 0; i < sizeof(failures) / sizeof(failures[0]); i++) {
+		if (strstr(msg, failures[i].needle) == NULL)
+			continue;
+		if ((failures[i].f == DBF_NO_ROLE || failures[i].f == DBF_NO_DATABASE) &&
+		    strstr(msg, "does not exist") == NULL)
+			continue;
+		return failures[i].f;
+	}
+	return DBF_OTHER;
+}
+
+int
+db_failure_unreachable(enum db_failure f)
+{
+	return f == DBF_REFUSED || f == DBF_TIMEOUT || f == DBF_NO_ROUTE;
+}
+
 const char *
 db_connect_hint(const char *msg)
 {
-	static const struct {
-		const char *needle, *hint;
-	} hints[] = {
-		{ "password authentication failed",
-		    "check the password (pass=) and the user name (user=)" },
-		{ "no password supplied",
-		    "give the password with pass=, or put it in a pgpass file or service" },
-		{ "no pg_hba.conf entry",
-		    "add a line for this client address, user and database to the node's "
-		    "pg_hba.conf, then reload PostgreSQL" },
-		{ "Connection refused",
-		    "is PostgreSQL running on that host and port, and listening on that address "
-		    "(listen_addresses)?" },
-		{ "timeout expired",
-		    "the host did not answer in time: check the address, the VPN and firewalls" },
-		{ "could not translate host name", "check host=: the name does not resolve" },
-		{ "No route to host", "the address is unreachable: check host= and the VPN" },
-		{ "does not exist", "check dbname= and user=: the server does not know that name" },
-		{ "SSL", "check sslmode= and the certificate settings" },
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
-		if (strstr(msg, hints[i].needle))
-			return hints[i].hint;
-	return NULL;
+	switch (db_classify_failure(msg)) {
+	case DBF_AUTH:
+		return strstr(msg, "no password supplied")
+		    ? "give the password with pass=, or put it in a pgpass file or service"
+		    : "check the password (pass=) and the user name (user=)";
+	case DBF_NO_HBA:
+		return "add a line for this client address, user and database to the node's "
+		       "pg_hba.conf, then reload PostgreSQL";
+	case DBF_REFUSED:
+		return "is PostgreSQL running on that host and port, and listening on that address "
+		       "(listen_addresses)?";
+	case DBF_TIMEOUT:
+		return "the host did not answer in time: check the address, the VPN and firewalls";
+	case DBF_NO_RESOLVE: return "check host=: the name does not resolve";
+	case DBF_NO_ROUTE: return "the address is unreachable: check host= and the VPN";
+	case DBF_NO_DATABASE:
+	case DBF_NO_ROLE: return "check dbname= and user=: the server does not know that name";
+	case DBF_SSL: return "check sslmode= and the certificate settings";
+	default: return NULL;
+	}
 }
