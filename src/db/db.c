@@ -232,6 +232,7 @@ server_answers(PGconn *conn, char *why, size_t whylen)
 	char ct[16];
 	double deadline = mono_now() + PROBE_SECS;
 	PGconn *p;
+	PostgresPollingStatusType st;
 	int n = 0, rc = -1, sent = 0;
 
 	if (opts == NULL)
@@ -256,8 +257,9 @@ server_answers(PGconn *conn, char *why, size_t whylen)
 	PQconninfoFree(opts);
 	if (p == NULL)
 		return -1;
+	/* as after PQconnectStart: wait for the socket to be writable first */
+	st = PQstatus(p) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
 	for (;;) {
-		PostgresPollingStatusType st = sent ? PGRES_POLLING_READING : PQconnectPoll(p);
 		struct pollfd pf;
 		double now = mono_now();
 		int r;
@@ -266,6 +268,7 @@ server_answers(PGconn *conn, char *why, size_t whylen)
 			if (!PQsendQuery(p, "SELECT 1"))
 				break;
 			sent = 1;
+			st = PGRES_POLLING_READING;
 			continue;
 		}
 		if (st == PGRES_POLLING_FAILED) {
@@ -275,6 +278,10 @@ server_answers(PGconn *conn, char *why, size_t whylen)
 				rc = 0;
 			} else
 				rc = 1;
+			break;
+		}
+		if (db_stopping()) {
+			rc = 1; /* not a verdict: the caller's wait sees the stop flag next */
 			break;
 		}
 		if (now >= deadline) {
@@ -288,10 +295,14 @@ server_answers(PGconn *conn, char *why, size_t whylen)
 		pf.fd = PQsocket(p);
 		pf.events = st == PGRES_POLLING_WRITING ? POLLOUT : POLLIN;
 		pf.revents = 0;
-		r = poll(&pf, 1, (int)((deadline - now) * 1000) + 1);
+		r = poll(&pf, 1, deadline - now < 0.2 ? (int)((deadline - now) * 1000) + 1 : 200);
 		if (r < 0 && errno != EINTR)
 			break;
-		if (sent && r > 0) {
+		if (r <= 0)
+			continue;
+		if (!sent) {
+			st = PQconnectPoll(p);
+		} else {
 			if (PQconsumeInput(p) == 0) {
 				rc = 1; /* it answered, if only by closing */
 				break;
