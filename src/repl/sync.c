@@ -336,12 +336,14 @@ struct table_ctx {
 	enum cc_kind cc_kind;
 	struct buf dcols; /* every replicated column as repctl_d.col */
 	struct buf tcols; /* every replicated column as repctl_t.col */
+	PGresult *tcolsr; /* columns_of() on the target, kept for copy_batch() */
 };
 
 static void
 table_ctx_free(struct table_ctx *t)
 {
 	free(t->qtable);
+	PQclear(t->tcolsr);
 	free(t->sshadow);
 	free(t->tshadow);
 	buf_free(&t->cols);
@@ -409,14 +411,16 @@ columns_of(PGconn *c, const char *qtable, char *err, size_t errlen)
  */
 static int
 table_prepare(PGconn *sc, PGconn *tc, const struct sync_def *s, const char *snode,
-    const char *tnode, const char *ccol_override, struct table_ctx *t, char *err, size_t errlen)
+    const char *tnode, const char *ccol_override, const char *sshadow, struct table_ctx *t,
+    char *err, size_t errlen)
 {
 	PGresult *tcols = NULL, *scols = NULL;
 	int i, j, rc = -1;
 	const char *ccol = ccol_override ? ccol_override : s->conflict_column;
 
 	t->qtable = db_qualified(tc, t->schema, t->table);
-	t->sshadow = capture_shadow(sc, t->schema, t->table, err, errlen);
+	t->sshadow =
+	    sshadow ? xstrdup(sshadow) : capture_shadow(sc, t->schema, t->table, err, errlen);
 	if (t->sshadow == NULL) {
 		if (!*err)
 			snprintf(err, errlen,
@@ -533,6 +537,8 @@ table_prepare(PGconn *sc, PGconn *tc, const struct sync_def *s, const char *snod
 		free(q);
 	}
 	rc = 0;
+	t->tcolsr = tcols; /* the same transaction: copy_batch() reads them again */
+	tcols = NULL;
 out:
 	PQclear(tcols);
 	PQclear(scols);
@@ -635,9 +641,11 @@ copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, cons
 	int i;
 
 	/* select list in the target's column order: keys from the shadow row */
-	tcols = columns_of(tc, t->qtable, err, errlen);
-	if (tcols == NULL)
+	tcols = t->tcolsr ? NULL : columns_of(tc, t->qtable, err, errlen);
+	if (tcols == NULL && t->tcolsr == NULL)
 		goto out;
+	if (tcols == NULL)
+		tcols = t->tcolsr;
 	for (i = 0; i < PQntuples(tcols); i++) {
 		char *q = db_ident(sc, PQgetvalue(tcols, i, 0));
 
@@ -690,7 +698,8 @@ copy_batch(PGconn *sc, PGconn *tc, const struct table_ctx *t, PGresult *pk, cons
 		rows = copy_relay(sc, out.data, tc, cols.data, &bytes, err, errlen);
 	}
 out:
-	PQclear(tcols);
+	if (tcols != t->tcolsr)
+		PQclear(tcols);
 	buf_free(&sel);
 	buf_free(&cols);
 	buf_free(&out);
@@ -1500,6 +1509,19 @@ quar_same_key(PGconn *meta, const char *a, const char *b)
 	return same;
 }
 
+/* One element of a text[] literal: double-quoted, '"' and '\\' escaped. */
+static void
+array_elem(struct buf *b, const char *v)
+{
+	buf_putc(b, '"');
+	for (; *v; v++) {
+		if (*v == '"' || *v == '\\')
+			buf_putc(b, '\\');
+		buf_putc(b, *v);
+	}
+	buf_putc(b, '"');
+}
+
 /*
  * After the target committed: log conflicts and advance the position of
  * every table of the edge that was not paused.
@@ -1599,21 +1621,43 @@ edge_record(PGconn *meta, struct edge_ctx *e, const char *snapshot, const char *
 			9, qp, err, errlen) < 0)
 			goto fail;
 	}
-	for (i = 0; i < PQntuples(tables); i++) {
-		const char *pp[7] = { e->s->name, e->snode, e->tnode, PQgetvalue(tables, i, 0),
-			PQgetvalue(tables, i, 1), snapshot, epoch };
+	{
+		/* every table's position in one statement (the tables as two arrays) */
+		struct buf sa = BUF_INIT, ta = BUF_INIT;
+		int k = 0, rc;
 
-		if (paused[i])
-			continue;
-		if (db_execp(meta,
-			"INSERT INTO repctl.position (sync, source, target, schema_name, table_name, "
-			"snapshot, source_epoch) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-			"ON CONFLICT (sync, source, target, schema_name, table_name) DO UPDATE "
-			"SET snapshot = EXCLUDED.snapshot, source_epoch = EXCLUDED.source_epoch, "
-			"updated_at = now() "
-			"WHERE repctl.position.snapshot IS DISTINCT FROM EXCLUDED.snapshot "
-			"OR repctl.position.source_epoch IS DISTINCT FROM EXCLUDED.source_epoch",
-			7, pp, err, errlen) < 0)
+		for (i = 0; i < PQntuples(tables); i++) {
+			if (paused[i])
+				continue;
+			buf_puts(&sa, k ? "," : "{");
+			buf_puts(&ta, k ? "," : "{");
+			array_elem(&sa, PQgetvalue(tables, i, 0));
+			array_elem(&ta, PQgetvalue(tables, i, 1));
+			k++;
+		}
+		rc = 0;
+		if (k) {
+			const char *pp[7] = { e->s->name, e->snode, e->tnode, NULL, NULL, snapshot,
+				epoch };
+
+			buf_putc(&sa, '}');
+			buf_putc(&ta, '}');
+			pp[3] = sa.data;
+			pp[4] = ta.data;
+			rc = db_execp(meta,
+			    "INSERT INTO repctl.position (sync, source, target, schema_name, table_name, "
+			    "snapshot, source_epoch) SELECT $1, $2, $3, x.s, x.t, $6, $7 FROM "
+			    "ROWS FROM (pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[])) AS x(s, t) "
+			    "ON CONFLICT (sync, source, target, schema_name, table_name) DO UPDATE "
+			    "SET snapshot = EXCLUDED.snapshot, source_epoch = EXCLUDED.source_epoch, "
+			    "updated_at = now() "
+			    "WHERE repctl.position.snapshot IS DISTINCT FROM EXCLUDED.snapshot "
+			    "OR repctl.position.source_epoch IS DISTINCT FROM EXCLUDED.source_epoch",
+			    7, pp, err, errlen);
+		}
+		buf_free(&sa);
+		buf_free(&ta);
+		if (rc < 0)
 			goto fail;
 	}
 	return db_commit(meta, err, errlen);
@@ -1924,7 +1968,7 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 {
 	struct buf oids = BUF_INIT, q = BUF_INIT;
 	PGresult *fk = NULL, *uq = NULL;
-	int i, rc = -1, added = 0;
+	int i, rc = -1, added = 0, has_fk, has_uq;
 	const char *p[1];
 
 	if (e->nat == 0)
@@ -1934,6 +1978,33 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 		buf_printf(&oids, "%s%s", i ? "," : "", e->at[i].oid);
 	buf_putc(&oids, '}');
 	p[0] = oids.data;
+	/*
+	 * Does any foreign key or deferrable unique constraint touch these
+	 * tables at all?  The target transaction flips session_replication_role,
+	 * which empties PostgreSQL's plan cache (ResetPlanCache), so the two
+	 * catalog queries below are planned again on every run even though they
+	 * are prepared (4-5 ms for the foreign keys); this pre-check plans in
+	 * ~0.1 ms and lets a batch of tables without such constraints skip them.
+	 * Its conditions are those of the queries below, minus the joins that
+	 * cannot remove a row: a false bit means that query returns nothing.
+	 */
+	{
+		char *has = db_value(tc,
+		    "SELECT (EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' "
+		    "AND c.conparentid = 0 AND (c.conrelid = ANY ($1::oid[]) OR "
+		    "c.confrelid = ANY ($1::oid[]))))::int + 2 * (EXISTS (SELECT 1 FROM "
+		    "pg_catalog.pg_constraint c WHERE c.contype = 'u' AND c.condeferrable AND "
+		    "c.conparentid = 0 AND c.conrelid = ANY ($1::oid[])))::int",
+		    1, p, err, errlen);
+
+		if (has == NULL)
+			goto out;
+		has_fk = (atoi(has) & 1) != 0;
+		has_uq = (atoi(has) & 2) != 0;
+		free(has);
+	}
+	if (!has_fk)
+		goto unique;
 	/* prepared: planning this catalog query costs ten times its execution */
 	fk = db_query_prepared(tc, "repctl_fk",
 	    "SELECT c.conname, c.conrelid::oid::text, c.confrelid::oid::text, c.confdeltype, "
@@ -2151,7 +2222,12 @@ done_one:
 		if (n < 0)
 			goto out;
 	}
+unique:
 	/* deferrable unique constraints: not checked under replica */
+	if (!has_uq) {
+		rc = added > 0;
+		goto out;
+	}
 	uq = db_query_prepared(tc, "repctl_uq",
 	    "SELECT c.conname, c.conrelid::oid::text, "
 	    "pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), E'\\x1f' ORDER BY k.ord) "
@@ -2304,31 +2380,94 @@ out:
 	return rc;
 }
 
-/* Does table i have anything in its batch (shadow rows beyond its position)? */
+/*
+ * The source's shadow table of every table of the edge (NULL: not
+ * captured there), in one query instead of two per table; 0, or -1 with err.
+ */
 static int
-table_has_changes(
-    PGconn *sc, const char *schema, const char *table, const char *prev, char *err, size_t errlen)
+source_shadows(PGconn *sc, PGresult *tables, char **sshadow, char *err, size_t errlen)
 {
-	char *sh = capture_shadow(sc, schema, table, err, errlen);
-	char *q, *v, *lprev;
-	int any;
+	PGresult *r;
+	char *has;
+	int i, j, n = PQntuples(tables);
 
-	if (sh == NULL)
-		return 1; /* not captured: table_prepare reports it */
-	lprev = prev ? db_literal(sc, prev) : NULL;
-	q = lprev
-	    ? xasprintf("SELECT EXISTS (SELECT 1 FROM repctl.%s sh WHERE "
-			"sh.repctl_txid >= pg_catalog.pg_snapshot_xmin(%s::pg_snapshot) AND "
-			"NOT pg_catalog.pg_visible_in_snapshot(sh.repctl_txid, %s::pg_snapshot))",
-		  sh, lprev, lprev)
-	    : xasprintf("SELECT EXISTS (SELECT 1 FROM repctl.%s)", sh);
-	v = db_value(sc, q, 0, NULL, err, errlen);
-	any = v == NULL || v[0] == 't';
-	free(v);
-	free(q);
-	free(sh);
-	free(lprev);
-	return any;
+	has = db_value(sc, "SELECT pg_catalog.to_regclass('repctl.captured') IS NOT NULL", 0, NULL,
+	    err, errlen);
+	if (has == NULL)
+		return -1;
+	if (has[0] != 't') {
+		free(has);
+		return 0;
+	}
+	free(has);
+	r = db_query(sc, "SELECT schema_name, table_name, shadow FROM repctl.captured", 0, NULL,
+	    err, errlen);
+	if (r == NULL)
+		return -1;
+	for (j = 0; j < PQntuples(r); j++)
+		for (i = 0; i < n; i++)
+			if (sshadow[i] == NULL &&
+			    strcmp(PQgetvalue(r, j, 0), PQgetvalue(tables, i, 0)) == 0 &&
+			    strcmp(PQgetvalue(r, j, 1), PQgetvalue(tables, i, 1)) == 0) {
+				sshadow[i] = xstrdup(PQgetvalue(r, j, 2));
+				break;
+			}
+	PQclear(r);
+	return 0;
+}
+
+/*
+ * Which of the candidate tables (cand[i]) have anything in their batch
+ * (shadow rows beyond their position, or any shadow row when prev[i] is
+ * NULL)?  One query for all of them; sets todo[i].  On a failed query every
+ * candidate is taken as changed (what the per-table check did).
+ */
+static void
+tables_with_changes(PGconn *sc, int n, const char *cand, char **sshadow, char **prev, char *todo,
+    char *err, size_t errlen)
+{
+	struct buf q = BUF_INIT;
+	PGresult *r;
+	int i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!cand[i])
+			continue;
+		if (k++)
+			buf_puts(&q, " UNION ALL ");
+		if (prev[i]) {
+			char *lprev = db_literal(sc, prev[i]);
+
+			buf_printf(&q,
+			    "SELECT %d WHERE EXISTS (SELECT 1 FROM repctl.%s sh WHERE "
+			    "sh.repctl_txid >= pg_catalog.pg_snapshot_xmin(%s::pg_snapshot) AND "
+			    "NOT pg_catalog.pg_visible_in_snapshot(sh.repctl_txid, %s::pg_snapshot))",
+			    i, sshadow[i], lprev, lprev);
+			free(lprev);
+		} else {
+			buf_printf(
+			    &q, "SELECT %d WHERE EXISTS (SELECT 1 FROM repctl.%s)", i, sshadow[i]);
+		}
+	}
+	if (k == 0) {
+		buf_free(&q);
+		return;
+	}
+	r = db_query(sc, q.data, 0, NULL, err, errlen);
+	if (r == NULL) {
+		for (i = 0; i < n; i++)
+			if (cand[i])
+				todo[i] = 1;
+	} else {
+		for (i = 0; i < PQntuples(r); i++) {
+			int t = atoi(PQgetvalue(r, i, 0));
+
+			if (t >= 0 && t < n)
+				todo[t] = 1;
+		}
+		PQclear(r);
+	}
+	buf_free(&q);
 }
 
 /* The target was rolled back: forget everything of the pass, to start it again. */
@@ -2355,8 +2494,8 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 {
 	PGconn *sc = NULL, *tc = NULL;
 	PGresult *tables = NULL, *r;
-	char **prev = NULL, **retry = NULL, **pepoch = NULL, *snap = NULL, *epoch = NULL,
-	     *paused = NULL, *todo = NULL, *rescan = NULL;
+	char **prev = NULL, **retry = NULL, **pepoch = NULL, **sshadow = NULL, *snap = NULL,
+	     *epoch = NULL, *paused = NULL, *todo = NULL, *rescan = NULL;
 	const char *pp[3] = { e->s->name, e->snode, e->tnode };
 	int i, j, n = 0, rc = -1, any = 0, target_open = 0, all_same = 1, passes = 0, deadlocks = 0;
 	char inner[ERRLEN];
@@ -2372,6 +2511,7 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 	}
 	prev = xcalloc((size_t)n, sizeof(char *));
 	pepoch = xcalloc((size_t)n, sizeof(char *));
+	sshadow = xcalloc((size_t)n, sizeof(char *));
 	rescan = xcalloc((size_t)n, 1);
 	retry = xcalloc((size_t)n, sizeof(char *));
 	paused = xcalloc((size_t)n, 1);
@@ -2475,14 +2615,27 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 		goto out;
 	}
 	/* which tables have something to send?  Only then is the target touched. */
-	for (i = 0; i < n; i++) {
-		if (prev[i] && strcmp(prev[i], snap) == 0 && !retry[i] && !rescan[i])
-			continue;
-		todo[i] = retry[i] != NULL || (prev[i] == NULL && e->s->onetimecopy > 0) ||
-		    table_has_changes(sc, PQgetvalue(tables, i, 0), PQgetvalue(tables, i, 1),
-			rescan[i] ? NULL : prev[i], err, errlen);
-		any |= todo[i];
+	if (source_shadows(sc, tables, sshadow, err, errlen) < 0)
+		goto source_fail;
+	{
+		char *cand = xcalloc((size_t)n, 1), **from = xcalloc((size_t)n, sizeof(char *));
+
+		for (i = 0; i < n; i++) {
+			if (prev[i] && strcmp(prev[i], snap) == 0 && !retry[i] && !rescan[i])
+				continue;
+			if (retry[i] != NULL || (prev[i] == NULL && e->s->onetimecopy > 0) ||
+			    sshadow[i] == NULL) /* not captured: table_prepare reports it */
+				todo[i] = 1;
+			else
+				cand[i] = 1;
+			from[i] = rescan[i] ? NULL : prev[i];
+		}
+		tables_with_changes(sc, n, cand, sshadow, from, todo, err, errlen);
+		free(cand);
+		free(from);
 	}
+	for (i = 0; i < n; i++)
+		any |= todo[i];
 	if (!any) {
 		rc = 0;
 		goto record;
@@ -2533,8 +2686,8 @@ apply_pass : {
 			goto target_fail;
 		}
 		if (table_prepare(sc, tc, e->s, e->snode, e->tnode,
-			PQgetisnull(tables, i, 2) ? NULL : PQgetvalue(tables, i, 2), &t, err,
-			errlen) == 0)
+			PQgetisnull(tables, i, 2) ? NULL : PQgetvalue(tables, i, 2), sshadow[i], &t,
+			err, errlen) == 0)
 			pk = capture_pk_columns(tc, t.qtable, err, errlen);
 		if (pk == NULL || PQntuples(pk) == 0) {
 			/* this table only: pause it, keep its position, go on */
@@ -2569,11 +2722,10 @@ apply_pass : {
 		snprintf(d, sizeof(d), "repctl_batch_%d", i);
 		{
 			char *q = xasprintf(
-			    "CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA;"
-			    "ALTER TABLE %s ADD COLUMN repctl_vv jsonb, ADD COLUMN repctl_changed_at "
-			    "timestamptz, ADD COLUMN repctl_deleted boolean, ADD COLUMN repctl_origin text, "
-			    "ADD COLUMN repctl_dot text",
-			    stage, t.cols.data, t.qtable, stage);
+			    "CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s, NULL::jsonb AS repctl_vv, "
+			    "NULL::timestamptz AS repctl_changed_at, NULL::boolean AS repctl_deleted, "
+			    "NULL::text AS repctl_origin, NULL::text AS repctl_dot FROM %s WITH NO DATA",
+			    stage, t.cols.data, t.qtable);
 			int qrc = db_exec(tc, q, err, errlen);
 
 			free(q);
@@ -2749,9 +2901,11 @@ out:
 		free(prev[i]);
 		free(pepoch[i]);
 		free(retry[i]);
+		free(sshadow[i]);
 	}
 	free(prev);
 	free(pepoch);
+	free(sshadow);
 	free(rescan);
 	free(epoch);
 	free(retry);
