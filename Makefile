@@ -27,9 +27,9 @@ DESTDIR    ?=
 
 CC      ?= cc
 OPT     ?= -O2 -g
-PKGS     = libpq libconfig libssh libzstd libcrypto
+PKGS     = libpq libconfig libssh libzstd libcrypto libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -lconfig -lssh -lzstd -lcrypto) -lm
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -lconfig -lssh -lzstd -lcrypto -lmicrohttpd) -lm
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-missing-field-initializers
 DEFS     = -D_GNU_SOURCE -DSYSCONFDIR='"$(SYSCONFDIR)"' -DSTATEDIR='"$(STATEDIR)"'
@@ -53,6 +53,10 @@ SQL     := $(sort $(wildcard sql/*.sql))
 # install or the image).
 KIT_EMBED := docker/client/docker-compose.yml docker/agent-entrypoint.sh
 OBJS    += $(BUILD)/kit_embed.o
+# The web console's pages, style sheet and script (src/daemon/console.c), compiled
+# in the same way: no file is read at run time, nothing is fetched to build.
+WEB_EMBED := $(sort $(wildcard web/*.html web/*.css web/*.js))
+OBJS    += $(BUILD)/web_embed.o
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -91,6 +95,15 @@ $(BUILD)/kit_embed.c: $(KIT_EMBED) scripts/sql_embed.sh
 	rm -f $@.sql && mv -f $@.tmp $@
 
 $(BUILD)/kit_embed.o: $(BUILD)/kit_embed.c include/sql_embed.h
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/web_embed.c: $(WEB_EMBED) scripts/sql_embed.sh
+	@mkdir -p $(BUILD)
+	sh scripts/sql_embed.sh $@.sql $(WEB_EMBED)
+	sed -e 's/sql_files\[\]/web_files[]/' -e 's/from the sql directory/from web\//' $@.sql >$@.tmp
+	rm -f $@.sql && mv -f $@.tmp $@
+
+$(BUILD)/web_embed.o: $(BUILD)/web_embed.c include/sql_embed.h
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(OBJS)

@@ -46,6 +46,13 @@ struct config {
 	int tcp_keepalives_interval; /* seconds between probes */
 	int tcp_keepalives_count;    /* probes lost before the connection is dead */
 	int tcp_user_timeout;        /* seconds data may stay unacknowledged; 0: the system's */
+
+	/* the web console and metrics (console.c); http_listen "" = off */
+	char *http_listen;         /* "127.0.0.1:8675", "[::1]:8675", "0.0.0.0:8675" */
+	char *http_token;          /* admin bearer token; "" = none (loopback only) */
+	char *http_readonly_token; /* bearer token for GETs only; "" = none */
+	char *http_tls_cert;       /* PEM certificate file; "" = plain HTTP */
+	char *http_tls_key;        /* PEM private key file, with http_tls_cert */
 };
 
 /* Key types understood by the table. */

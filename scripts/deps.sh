@@ -6,10 +6,13 @@
 # Plain POSIX sh on purpose: the Makefile runs it as "sh scripts/deps.sh".
 set -eu
 
+# python3-prometheus-client: its parser reads the console's /metrics in
+# tests/integration/t_console_api.sh (which has its own strict parser too).
 # docker-compose: only its parser is used, by tests/integration/t_docker.sh
 # (`docker-compose config` of docker/*.yml); no Docker engine is needed.
 PKGS="build-essential pkg-config
-libpq-dev libconfig-dev libssh-dev libzstd-dev libssl-dev libcmocka-dev
+libpq-dev libconfig-dev libssh-dev libzstd-dev libssl-dev libmicrohttpd-dev libcmocka-dev
+python3-prometheus-client
 postgresql-15 postgresql-client-15
 openssh-server openssh-client
 iproute2 procps ca-certificates

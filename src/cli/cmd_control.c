@@ -4,6 +4,10 @@
  * repctl_control carries stop, reload, kicks and pauses), so they work from
  * any host, container or user; signals through the pid file only when the
  * metadata database cannot be reached.
+ *
+ * The doing of kick, pause, resume and `conflicts --json` is in ctl_kick,
+ * ctl_set_status and conflicts_json (actions.h), with ctl_folder_kick: the
+ * web console calls the same functions, so the two never disagree.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "actions.h"
+#include "buf.h"
 #include "cli.h"
 #include "cmd.h"
 #include "config.h"
@@ -20,6 +26,7 @@
 #include "meta.h"
 #include "output.h"
 #include "parse.h"
+#include "xmalloc.h"
 
 CMD_HANDLER(cmd_start)
 {
@@ -69,24 +76,6 @@ CMD_HANDLER(cmd_stop)
 	return 0;
 }
 
-/* The running coordinator; an error (and 0) when there is none. */
-static int
-running_or_error(struct cli_ctx *ctx)
-{
-	char err[ERRLEN];
-	struct coord_info ci;
-
-	if (coordinator_find(ctx->cfg, control_meta(ctx), &ci, err, sizeof(err)) < 0) {
-		cmd_error("%s", err);
-		return 0;
-	}
-	if (!ci.running)
-		cmd_error("the coordinator is not running (no coordinator holds the metadata "
-			  "database's lock, no live pid in %s)\nhint: start it with 'repctl start'",
-		    ctx->cfg->pid_file);
-	return ci.running;
-}
-
 void
 cmd_tell_reload(struct cli_ctx *ctx)
 {
@@ -129,23 +118,135 @@ sync_must_exist(struct cli_ctx *ctx, const char *name)
 	return e == 1 ? 0 : -1;
 }
 
+/* ---- the actions, shared with the web console (actions.h) ---- */
+
+/* ACT_OK when sync (what: "sync" or "folder") exists, else ACT_NOTFOUND or ACT_ERROR. */
 static int
-notify_control(struct cli_ctx *ctx, const char *payload)
+act_exists(PGconn *meta, const char *what, const char *name, char *err, size_t errlen)
 {
-	char err[ERRLEN];
+	int e = meta_exists(meta,
+	    strcmp(what, "folder") == 0 ? "SELECT 1 FROM repctl.folder WHERE name = $1"
+					: "SELECT 1 FROM repctl.sync WHERE name = $1",
+	    name, err, errlen);
+
+	if (e == 0)
+		snprintf(err, errlen, "no %s '%s'\nhint: 'repctl list %ss' shows them", what, name,
+		    what);
+	return e == 1 ? ACT_OK : e == 0 ? ACT_NOTFOUND : ACT_ERROR;
+}
+
+/* ACT_OK when a coordinator runs, else ACT_REFUSED or ACT_ERROR (err). */
+static int
+act_running(const struct config *cfg, PGconn *meta, char *err, size_t errlen)
+{
+	struct coord_info ci;
+
+	if (coordinator_find(cfg, meta, &ci, err, errlen) < 0)
+		return ACT_ERROR;
+	if (!ci.running) {
+		snprintf(err, errlen,
+		    "the coordinator is not running (no coordinator holds the metadata "
+		    "database's lock, no live pid in %s)\nhint: start it with 'repctl start'",
+		    cfg->pid_file);
+		return ACT_REFUSED;
+	}
+	return ACT_OK;
+}
+
+static int
+act_notify(PGconn *meta, const char *payload, char *err, size_t errlen)
+{
 	const char *p[1] = { payload };
 
-	if (db_execp(ctx->meta, "SELECT pg_catalog.pg_notify('repctl_control', $1)", 1, p, err,
-		sizeof(err)) < 0) {
-		cmd_error("%s", err);
-		return -1;
+	if (db_execp(meta, "SELECT pg_catalog.pg_notify('repctl_control', $1)", 1, p, err, errlen) <
+	    0)
+		return ACT_ERROR;
+	return ACT_OK;
+}
+
+int
+ctl_kick(const struct config *cfg, PGconn *meta, const char *sync, char **since, char *err,
+    size_t errlen)
+{
+	char payload[128];
+	int rc;
+
+	if ((rc = act_exists(meta, "sync", sync, err, errlen)) != ACT_OK ||
+	    (rc = act_running(cfg, meta, err, errlen)) != ACT_OK)
+		return rc;
+	if (since != NULL) {
+		*since = db_value(meta, "SELECT now()::text", 0, NULL, err, errlen);
+		if (*since == NULL)
+			return ACT_ERROR;
 	}
-	return 0;
+	snprintf(payload, sizeof(payload), "kick:%s", sync);
+	return act_notify(meta, payload, err, errlen);
+}
+
+int
+ctl_set_status(PGconn *meta, const char *sync, const char *status, char *err, size_t errlen)
+{
+	char payload[128];
+	const char *p[2] = { sync, status };
+	int rc = act_exists(meta, "sync", sync, err, errlen);
+
+	if (rc != ACT_OK)
+		return rc;
+	if (db_execp(meta, "UPDATE repctl.sync SET status = $2, updated_at = now() WHERE name = $1",
+		2, p, err, errlen) < 0)
+		return ACT_ERROR;
+	snprintf(payload, sizeof(payload), "sync:%s", sync);
+	return act_notify(meta, payload, err, errlen);
+}
+
+int
+ctl_folder_kick(
+    const struct config *cfg, PGconn *meta, const char *folder, char *err, size_t errlen)
+{
+	char payload[128];
+	int rc;
+
+	if ((rc = act_exists(meta, "folder", folder, err, errlen)) != ACT_OK ||
+	    (rc = act_running(cfg, meta, err, errlen)) != ACT_OK)
+		return rc;
+	snprintf(payload, sizeof(payload), "folder:%s", folder);
+	return act_notify(meta, payload, err, errlen);
+}
+
+#define CONFLICTS_JSON_SQL                                                                    \
+	"SELECT id, resolved_at, sync, schema_name, table_name, pk, local_node, "             \
+	"local_row, remote_node, remote_row, winner, rule FROM repctl.conflict "              \
+	"WHERE ($1::text IS NULL OR sync = $1) "                                              \
+	"AND ($2::timestamptz IS NULL OR resolved_at >= $2::timestamptz) "                    \
+	"AND ($3::text IS NULL OR table_name = $3 OR schema_name || '.' || table_name = $3) " \
+	"ORDER BY id"
+
+int
+conflicts_json(PGconn *meta, const char *sync, const char *table, const char *since, long limit,
+    char **out, char *err, size_t errlen)
+{
+	char lim[24];
+	const char *p[4] = { sync, since, table, lim };
+	PGresult *r;
+
+	snprintf(lim, sizeof(lim), "%ld", limit);
+	/* the same wrapping as output_query's --json, so the CLI prints the same bytes */
+	r = db_query(meta,
+	    limit > 0 ? "SELECT coalesce(json_agg(t), '[]') FROM (SELECT * FROM "
+			"(" CONFLICTS_JSON_SQL " DESC LIMIT $4::bigint) x ORDER BY id) t"
+		      : "SELECT coalesce(json_agg(t), '[]') FROM (" CONFLICTS_JSON_SQL
+			") t WHERE $4::bigint IS NOT NULL",
+	    4, p, err, errlen);
+	if (r == NULL)
+		return ACT_ERROR;
+	*out = xstrdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return ACT_OK;
 }
 
 CMD_HANDLER(cmd_kick)
 {
-	char err[ERRLEN], payload[128];
+	char err[ERRLEN];
 	const char *name = args->words[0];
 	const char *tmo = args_get(args, "timeout");
 	long timeout = 300;
@@ -153,22 +254,14 @@ CMD_HANDLER(cmd_kick)
 	int rc = 1;
 	time_t end;
 
-	if (sync_must_exist(ctx, name) < 0)
-		return 1;
 	if (tmo && parse_long(tmo, 1, 86400, &timeout) < 0) {
 		cmd_error("--timeout=%s: give seconds from 1 to 86400", tmo);
 		return 1;
 	}
-	if (running_or_error(ctx) == 0)
-		return 1;
-	since = db_value(ctx->meta, "SELECT now()::text", 0, NULL, err, sizeof(err));
-	if (since == NULL) {
+	if (ctl_kick(ctx->cfg, ctx->meta, name, &since, err, sizeof(err)) != ACT_OK) {
 		cmd_error("%s", err);
-		return 1;
-	}
-	snprintf(payload, sizeof(payload), "kick:%s", name);
-	if (notify_control(ctx, payload) < 0)
 		goto out;
+	}
 	if (!args_has(args, "wait")) {
 		printf("kicked sync '%s'\n", name);
 		rc = 0;
@@ -212,20 +305,12 @@ out:
 static int
 set_status(struct cli_ctx *ctx, const char *name, const char *status)
 {
-	char err[ERRLEN], payload[128];
-	const char *p[2] = { name, status };
+	char err[ERRLEN];
 
-	if (sync_must_exist(ctx, name) < 0)
-		return 1;
-	if (db_execp(ctx->meta,
-		"UPDATE repctl.sync SET status = $2, updated_at = now() WHERE name = $1", 2, p, err,
-		sizeof(err)) < 0) {
+	if (ctl_set_status(ctx->meta, name, status, err, sizeof(err)) != ACT_OK) {
 		cmd_error("%s", err);
 		return 1;
 	}
-	snprintf(payload, sizeof(payload), "sync:%s", name);
-	if (notify_control(ctx, payload) < 0)
-		return 1;
 	printf("sync '%s' %s\n", name, strcmp(status, "paused") == 0 ? "paused" : "resumed");
 	return 0;
 }
@@ -250,15 +335,18 @@ CMD_HANDLER(cmd_conflicts)
 
 	if (only && sync_must_exist(ctx, only) < 0)
 		return 1;
-	if (ctx->json)
-		return output_query(ctx->meta,
-			   "SELECT id, resolved_at, sync, schema_name, table_name, pk, local_node, "
-			   "local_row, remote_node, remote_row, winner, rule FROM repctl.conflict "
-			   "WHERE ($1::text IS NULL OR sync = $1) "
-			   "AND ($2::timestamptz IS NULL OR resolved_at >= $2::timestamptz) ORDER BY id",
-			   2, p, 1) < 0
-		    ? 1
-		    : 0;
+	if (ctx->json) {
+		char err[ERRLEN], *js = NULL;
+
+		if (conflicts_json(ctx->meta, only, NULL, since, 0, &js, err, sizeof(err)) !=
+		    ACT_OK) {
+			cmd_error("%s", err);
+			return 1;
+		}
+		printf("%s\n", js);
+		free(js);
+		return 0;
+	}
 	{
 		char err[ERRLEN];
 		PGresult *q = db_query(ctx->meta,

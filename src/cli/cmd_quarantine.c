@@ -27,11 +27,16 @@
  * index says NULLS NOT DISTINCT.  A unique constraint (DEFERRABLE or not) is
  * found through its index; the target's row with the incoming row's primary
  * key is never a collider (the incoming row updates it).
+ *
+ * The doing is quarantine_resolve() (actions.h), which the web console
+ * calls too; it writes what it did to the FILE it is given (stdout here)
+ * and never exits or prints errors: the handler does.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "actions.h"
 #include "buf.h"
 #include "cli.h"
 #include "cmd.h"
@@ -90,13 +95,13 @@ pk_exprs(PGconn *c, const char *qtable, const char *json_param, const char *alia
 }
 
 static PGconn *
-connect_node(struct cli_ctx *ctx, const char *name, char *err, size_t errlen)
+connect_node(const struct config *cfg, PGconn *meta, const char *name, char *err, size_t errlen)
 {
 	struct node n;
 	PGconn *c = NULL;
 
-	if (meta_node_get(ctx->meta, name, &n, err, errlen) == 0)
-		c = node_connect(ctx->cfg, &n, err, errlen);
+	if (meta_node_get(meta, name, &n, err, errlen) == 0)
+		c = node_connect(cfg, &n, err, errlen);
 	else if (!err[0])
 		snprintf(err, errlen, "node '%s' is not in the metadata", name);
 	node_clear(&n);
@@ -258,21 +263,42 @@ out:
 	return rc;
 }
 
-/* Print the rows of r (key, row) indented; returns how many. */
+/*
+ * Print the rows of r (key, row) indented to out; append them to rows (when
+ * not NULL) as {"node": node, "key": KEY, "row": ROW}, comma separated.
+ * Returns how many.
+ */
 static int
-print_rows(PGresult *r)
+print_rows(FILE *out, struct buf *rows, const char *node, PGresult *r)
 {
 	int i;
 
-	for (i = 0; i < PQntuples(r); i++)
-		printf("  %s  %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+	for (i = 0; i < PQntuples(r); i++) {
+		fprintf(out, "  %s  %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+		if (rows == NULL)
+			continue;
+		if (rows->len)
+			buf_puts(rows, ", ");
+		buf_puts(rows, "{\"node\": ");
+		buf_json_str(rows, node);
+		/* both are the server's jsonb text: JSON already */
+		buf_printf(
+		    rows, ", \"key\": %s, \"row\": %s}", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+	}
 	return PQntuples(r);
 }
 
+/*
+ * resolve_existing and resolve_incoming return ACT_OK, ACT_REFUSED (err says
+ * why), -1 (an error, err; nothing was changed) or RESOLVE_PARTIAL (err says
+ * what was changed and what failed).
+ */
+#define RESOLVE_PARTIAL (-2)
+
 /* keep=existing: delete the incoming row on its source (the delete replicates). */
 static int
-resolve_existing(
-    struct cli_ctx *ctx, const char *id, PGresult *q, int dry, char *err, size_t errlen)
+resolve_existing(const struct config *cfg, PGconn *meta, const char *id, PGresult *q, int dry,
+    FILE *out, struct buf *rows, char *err, size_t errlen)
 {
 	const char *p[1] = { PQgetvalue(q, 0, 4) };
 	const char *source = PQgetvalue(q, 0, 0);
@@ -281,7 +307,7 @@ resolve_existing(
 	char *qtable = NULL, *cond = NULL, *pkjson = NULL, *sql = NULL;
 	int rc = -1, intx = 0;
 
-	c = connect_node(ctx, source, err, errlen);
+	c = connect_node(cfg, meta, source, err, errlen);
 	if (c == NULL)
 		goto out;
 	qtable = db_qualified(c, PQgetvalue(q, 0, 2), PQgetvalue(q, 0, 3));
@@ -298,18 +324,19 @@ resolve_existing(
 	if (!dry) {
 		/* the source commits only once the decision is recorded */
 		intx = 1;
-		if (db_begin(ctx->meta, err, errlen) < 0 || db_begin(c, err, errlen) < 0)
+		if (db_begin(meta, err, errlen) < 0 || db_begin(c, err, errlen) < 0)
 			goto out;
 	}
 	r = db_query(c, sql, 1, p, err, errlen);
 	if (r == NULL)
 		goto out;
 	if (dry) {
-		printf("quarantined row %s: keep=existing would delete %d row of %s on node '%s' "
-		       "(the deletion would replicate)%s\n",
+		fprintf(out,
+		    "quarantined row %s: keep=existing would delete %d row of %s on node '%s' "
+		    "(the deletion would replicate)%s\n",
 		    id, PQntuples(r), qtable, source, PQntuples(r) ? ":" : "");
-		print_rows(r);
-		printf("dry run: nothing was changed\n");
+		print_rows(out, rows, source, r);
+		fprintf(out, "dry run: nothing was changed\n");
 		rc = 0;
 		goto out;
 	}
@@ -317,32 +344,35 @@ resolve_existing(
 		const char *pr[2] = { id,
 			"kept existing: the incoming row was deleted on its source" };
 
-		if (db_execp(ctx->meta,
+		if (db_execp(meta,
 			"UPDATE repctl.quarantine SET resolved_at = now(), resolution = $2 "
 			"WHERE id = $1::bigint",
 			2, pr, err, errlen) < 0 ||
 		    db_commit(c, err, errlen) < 0)
 			goto out;
 		intx = 0;
-		if (db_commit(ctx->meta, err, errlen) < 0) {
-			cmd_error(
+		if (db_commit(meta, err, errlen) < 0) {
+			char why[ERRLEN];
+
+			snprintf(why, sizeof(why), "%s", err);
+			snprintf(err, errlen,
 			    "conflicts resolve %s: the incoming row was deleted on node '%s' but "
 			    "the decision could not be recorded: %s",
-			    id, source, err);
-			err[0] = '\0';
-			rc = 1;
+			    id, source, why);
+			rc = RESOLVE_PARTIAL;
 			goto out;
 		}
 	}
-	printf("quarantined row %s: the incoming row %s was deleted on node '%s'; the deletion "
-	       "replicates with the next runs\n",
+	fprintf(out,
+	    "quarantined row %s: the incoming row %s was deleted on node '%s'; the deletion "
+	    "replicates with the next runs\n",
 	    id, PQgetvalue(q, 0, 4), source);
-	print_rows(r);
+	print_rows(out, rows, source, r);
 	rc = 0;
 out:
 	if (intx) {
 		db_rollback(c);
-		db_rollback(ctx->meta);
+		db_rollback(meta);
 	}
 	PQclear(r);
 	db_close(c);
@@ -355,11 +385,11 @@ out:
 
 /*
  * keep=incoming: delete the target's rows that collide with the incoming row
- * on the violated unique index.  0, 1 refused (message printed), -1 error.
+ * on the violated unique index.
  */
 static int
-resolve_incoming(
-    struct cli_ctx *ctx, const char *id, PGresult *q, int dry, char *err, size_t errlen)
+resolve_incoming(const struct config *cfg, PGconn *meta, const char *id, PGresult *q, int dry,
+    FILE *out, struct buf *rows, char *err, size_t errlen)
 {
 	const char *source = PQgetvalue(q, 0, 0), *target = PQgetvalue(q, 0, 1);
 	const char *con = PQgetvalue(q, 0, 6);
@@ -373,32 +403,38 @@ resolve_incoming(
 
 	memset(&u, 0, sizeof(u));
 	if (PQgetisnull(q, 0, 6)) {
-		cmd_error("quarantined row %s was refused by a check on the target, not by another "
-			  "row: fix the row on node '%s' (the next run retries it) or use "
-			  "keep=existing",
+		snprintf(err, errlen,
+		    "quarantined row %s was refused by a check on the target, not by another "
+		    "row: fix the row on node '%s' (the next run retries it) or use "
+		    "keep=existing",
 		    id, source);
-		return 1;
+		return ACT_REFUSED;
 	}
 	if (PQgetisnull(q, 0, 5)) {
-		cmd_error("quarantined row %s has no recorded values to compare with the target's "
-			  "rows: run its sync once (the row is retried and recorded) and resolve "
-			  "again, or use keep=existing",
+		snprintf(err, errlen,
+		    "quarantined row %s has no recorded values to compare with the target's "
+		    "rows: run its sync once (the row is retried and recorded) and resolve "
+		    "again, or use keep=existing",
 		    id);
-		return 1;
+		return ACT_REFUSED;
 	}
-	c = connect_node(ctx, target, err, errlen);
+	c = connect_node(cfg, meta, target, err, errlen);
 	if (c == NULL)
 		goto out;
 	qtable = db_qualified(c, PQgetvalue(q, 0, 2), PQgetvalue(q, 0, 3));
 	switch (uindex_load(c, qtable, con, &u, err, errlen)) {
 	case 0: break;
-	case 1:
-		cmd_error("quarantined row %s: %s; fix the row on node '%s' (the next run retries "
-			  "it) or use keep=existing",
-		    id, err, source);
-		err[0] = '\0';
-		rc = 1;
+	case 1: {
+		char why[ERRLEN];
+
+		snprintf(why, sizeof(why), "%s", err);
+		snprintf(err, errlen,
+		    "quarantined row %s: %s; fix the row on node '%s' (the next run retries "
+		    "it) or use keep=existing",
+		    id, why, source);
+		rc = ACT_REFUSED;
 		goto out;
+	}
 	default: goto out;
 	}
 	if (pk_exprs(c, qtable, "$2", "repctl_t", &cond, &pkjson, err, errlen) < 0)
@@ -440,25 +476,26 @@ resolve_incoming(
 	if (!dry) {
 		/* the target commits only once the decision is recorded */
 		intx = 1;
-		if (db_begin(ctx->meta, err, errlen) < 0 || db_begin(c, err, errlen) < 0)
+		if (db_begin(meta, err, errlen) < 0 || db_begin(c, err, errlen) < 0)
 			goto out;
 	}
 	r = db_query(c, sql, 2, p, err, errlen);
 	if (r == NULL)
 		goto out;
 	n = PQntuples(r);
-	printf(
+	fprintf(out,
 	    "quarantined row %s: incoming row %s from node '%s', refused on node '%s' by\n  %s\n",
 	    id, PQgetvalue(q, 0, 4), source, target, u.def);
 	if (inside != NULL && inside[0] != 't')
-		printf("the incoming row is outside this index's predicate (WHERE %s): it collides "
-		       "with no row on it\n",
+		fprintf(out,
+		    "the incoming row is outside this index's predicate (WHERE %s): it collides "
+		    "with no row on it\n",
 		    u.pred);
 	if (dry) {
-		printf("keep=incoming would delete %d colliding row(s) on node '%s'%s\n", n, target,
-		    n ? ":" : "");
-		print_rows(r);
-		printf("dry run: nothing was changed\n");
+		fprintf(out, "keep=incoming would delete %d colliding row(s) on node '%s'%s\n", n,
+		    target, n ? ":" : "");
+		print_rows(out, rows, target, r);
+		fprintf(out, "dry run: nothing was changed\n");
 		rc = 0;
 		goto out;
 	}
@@ -467,32 +504,35 @@ resolve_incoming(
 			"keep incoming: colliding rows deleted on the target; "
 			"applied by the next run" };
 
-		if (db_execp(ctx->meta,
+		if (db_execp(meta,
 			"UPDATE repctl.quarantine SET resolution = $2 WHERE id = $1::bigint", 2, pr,
 			err, errlen) < 0 ||
 		    db_commit(c, err, errlen) < 0)
 			goto out;
 		intx = 0;
-		if (db_commit(ctx->meta, err, errlen) < 0) {
+		if (db_commit(meta, err, errlen) < 0) {
 			/* the delete is done: say so rather than "nothing was changed" */
-			cmd_error("conflicts resolve %s: %d colliding row(s) were deleted on node "
-				  "'%s' but the decision could not be recorded: %s",
-			    id, n, target, err);
-			print_rows(r);
-			err[0] = '\0';
-			rc = 1;
+			char why[ERRLEN];
+
+			snprintf(why, sizeof(why), "%s", err);
+			snprintf(err, errlen,
+			    "conflicts resolve %s: %d colliding row(s) were deleted on node "
+			    "'%s' but the decision could not be recorded: %s",
+			    id, n, target, why);
+			print_rows(out, rows, target, r);
+			rc = RESOLVE_PARTIAL;
 			goto out;
 		}
 	}
-	printf("%d colliding row(s) deleted on node '%s'%s\n", n, target, n ? ":" : "");
-	print_rows(r);
-	printf("the next run of sync '%s' applies the incoming row (repctl kick %s --wait)\n",
+	fprintf(out, "%d colliding row(s) deleted on node '%s'%s\n", n, target, n ? ":" : "");
+	print_rows(out, rows, target, r);
+	fprintf(out, "the next run of sync '%s' applies the incoming row (repctl kick %s --wait)\n",
 	    PQgetvalue(q, 0, 8), PQgetvalue(q, 0, 8));
 	rc = 0;
 out:
 	if (intx) {
 		db_rollback(c);
-		db_rollback(ctx->meta);
+		db_rollback(meta);
 	}
 	uindex_free(&u);
 	PQclear(r);
@@ -507,54 +547,70 @@ out:
 	return rc;
 }
 
-CMD_HANDLER(cmd_conflicts_resolve)
+int
+quarantine_resolve(const struct config *cfg, PGconn *meta, const char *id, const char *keep,
+    int dry, FILE *out, struct buf *rows, char *err, size_t errlen)
 {
-	char err[ERRLEN];
-	const char *id = args->words[0], *keep = args_get(args, "keep");
 	const char *p1[1] = { id };
-	int dry = args_has(args, "dry-run");
 	PGresult *q = NULL;
 	long v;
-	int rc = 1, r;
+	int r;
 
 	err[0] = '\0';
 	if (parse_long(id, 1, 0x7fffffffffffffffL, &v) < 0) {
-		cmd_error("'%s' is not a quarantine id; 'repctl conflicts' lists them", id);
-		return 1;
+		snprintf(
+		    err, errlen, "'%s' is not a quarantine id; 'repctl conflicts' lists them", id);
+		return ACT_INVALID;
 	}
-	if (strcmp(keep, "incoming") != 0 && strcmp(keep, "existing") != 0) {
-		cmd_error(
+	if (keep == NULL || (strcmp(keep, "incoming") != 0 && strcmp(keep, "existing") != 0)) {
+		snprintf(err, errlen,
 		    "keep=%s: use keep=incoming (the refused row wins) or keep=existing (it is "
 		    "dropped everywhere)",
-		    keep);
-		return 1;
+		    keep ? keep : "");
+		return ACT_INVALID;
 	}
-	q = db_query(ctx->meta,
+	q = db_query(meta,
 	    "SELECT source, target, schema_name, table_name, pk::text, row_data::text, "
 	    "constraint_name, resolved_at IS NOT NULL, sync FROM repctl.quarantine "
 	    "WHERE id = $1::bigint",
-	    1, p1, err, sizeof(err));
-	if (q == NULL) {
+	    1, p1, err, errlen);
+	if (q == NULL)
+		return ACT_ERROR;
+	if (PQntuples(q) == 0) {
+		snprintf(err, errlen, "no quarantined row %s; 'repctl conflicts' lists them", id);
+		r = ACT_NOTFOUND;
+	} else if (PQgetvalue(q, 0, 7)[0] == 't') {
+		snprintf(err, errlen, "quarantined row %s is resolved already", id);
+		r = ACT_REFUSED;
+	} else {
+		if (strcmp(keep, "existing") == 0)
+			r = resolve_existing(cfg, meta, id, q, dry, out, rows, err, errlen);
+		else
+			r = resolve_incoming(cfg, meta, id, q, dry, out, rows, err, errlen);
+		if (r == -1) {
+			char why[ERRLEN];
+
+			snprintf(why, sizeof(why), "%s", err);
+			snprintf(
+			    err, errlen, "conflicts resolve %s: %s\nnothing was changed", id, why);
+			r = ACT_ERROR;
+		} else if (r == RESOLVE_PARTIAL) {
+			r = ACT_ERROR;
+		}
+	}
+	PQclear(q);
+	return r;
+}
+
+CMD_HANDLER(cmd_conflicts_resolve)
+{
+	char err[ERRLEN];
+
+	if (quarantine_resolve(ctx->cfg, ctx->meta, args->words[0], args_get(args, "keep"),
+		args_has(args, "dry-run"), stdout, NULL, err, sizeof(err)) != ACT_OK) {
+		fflush(stdout);
 		cmd_error("%s", err);
 		return 1;
 	}
-	if (PQntuples(q) == 0) {
-		cmd_error("no quarantined row %s; 'repctl conflicts' lists them", id);
-		goto out;
-	}
-	if (PQgetvalue(q, 0, 7)[0] == 't') {
-		cmd_error("quarantined row %s is resolved already", id);
-		goto out;
-	}
-	if (strcmp(keep, "existing") == 0)
-		r = resolve_existing(ctx, id, q, dry, err, sizeof(err));
-	else
-		r = resolve_incoming(ctx, id, q, dry, err, sizeof(err));
-	if (r == 0)
-		rc = 0;
-	else if (r < 0)
-		cmd_error("conflicts resolve %s: %s\nnothing was changed", id, err);
-out:
-	PQclear(q);
-	return rc;
+	return 0;
 }

@@ -21,6 +21,10 @@
  * repctl.node_state), so it answers in milliseconds with nodes down.  The command
  * therefore loads the configuration and opens the metadata database here,
  * not in the dispatcher, so that those failures become "unknown".
+ *
+ * status_json, status_pending_json and status_health_eval (actions.h) build
+ * the answers; the web console serves the same ones (/api/v1/status,
+ * /healthz, /metrics).
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -28,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actions.h"
 #include "buf.h"
 #include "cli.h"
 #include "cmd.h"
@@ -37,6 +42,7 @@
 #include "meta.h"
 #include "output.h"
 #include "sync.h"
+#include "xmalloc.h"
 
 #define STATUS_SQL                                                                                  \
 	"WITH p AS (SELECT key AS sync, (value->>'pending')::bigint AS pending, "                   \
@@ -124,15 +130,15 @@
 #define NODES_SQL NODES_SQL_BODY("$1")
 #define NODES_SQL_J NODES_SQL_BODY("$5")
 
-/* {"sync": {"pending": N|null}} for the syncs shown. */
-static char *
-pending_json(struct cli_ctx *ctx, const char *only)
+/* {"sync": {"pending": N|null}} for the syncs shown (actions.h). */
+char *
+status_pending_json(const struct config *cfg, PGconn *meta, const char *only)
 {
 	char err[ERRLEN];
 	const char *p[1] = { only };
 	struct buf b = BUF_INIT;
-	struct node_pool *pool = pool_new(ctx->cfg, ctx->meta);
-	PGresult *r = db_query(ctx->meta,
+	struct node_pool *pool = pool_new(cfg, meta);
+	PGresult *r = db_query(meta,
 	    "SELECT name FROM repctl.sync WHERE ($1::text IS NULL OR name = $1) AND status <> "
 	    "'inactive' ORDER BY name",
 	    1, p, err, sizeof(err));
@@ -144,8 +150,8 @@ pending_json(struct cli_ctx *ctx, const char *only)
 		long n = -1;
 
 		err[0] = '\0';
-		if (sync_load(ctx->meta, PQgetvalue(r, i, 0), &s, err, sizeof(err)) == 0) {
-			n = sync_pending(pool, ctx->meta, &s, err, sizeof(err));
+		if (sync_load(meta, PQgetvalue(r, i, 0), &s, err, sizeof(err)) == 0) {
+			n = sync_pending(pool, meta, &s, err, sizeof(err));
 			sync_def_free(&s);
 		}
 		buf_printf(&b, "%s", i ? ", " : "");
@@ -207,36 +213,59 @@ enum health { H_GREEN = 0, H_YELLOW = 1, H_RED = 2, H_UNKNOWN = 3 };
 
 static const char *const health_word[] = { "green", "yellow", "red", "unknown" };
 
-/* Print "WORD: reason" as exactly one line (whitespace runs folded, capped). */
-static int health_line(enum health h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Write "WORD: reason" into line as exactly one line, without the newline
+ * (whitespace runs folded, capped); returns h.
+ */
+static int health_fmt(char *line, size_t linelen, enum health h, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static int
-health_line(enum health h, const char *fmt, ...)
+health_fmt(char *line, size_t linelen, enum health h, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
 	const char *p;
 	int space = 0;
 	size_t n = 0;
+	struct buf b = BUF_INIT;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	printf("%s: ", health_word[h]);
+	buf_printf(&b, "%s: ", health_word[h]);
 	for (p = msg; *p && n < 900; p++) {
 		if (isspace((unsigned char)*p)) {
 			space = 1;
 			continue;
 		}
 		if (space && n > 0)
-			putchar(' ');
+			buf_putc(&b, ' ');
 		space = 0;
-		putchar(*p);
+		buf_putc(&b, *p);
 		n++;
 	}
 	if (*p)
-		printf("...");
-	putchar('\n');
+		buf_puts(&b, "...");
+	snprintf(line, linelen, "%s", b.data);
+	buf_free(&b);
+	return (int)h;
+}
+
+/* Print "WORD: reason" as exactly one line (status --health before the metadata is read). */
+static int health_line(enum health h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+health_line(enum health h, const char *fmt, ...)
+{
+	char msg[1024], line[1100];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	health_fmt(line, sizeof(line), h, "%s", msg);
+	printf("%s\n", line);
 	fflush(stdout);
 	return (int)h;
 }
@@ -247,8 +276,9 @@ count_words(struct buf *b, int n, const char *what)
 	buf_printf(b, "%s%d %s%s", b->len ? ", " : "", n, what, n == 1 ? "" : "s");
 }
 
-static int
-status_health(struct cli_ctx *ctx, const char *only)
+int
+status_health_eval(
+    const struct config *cfg, PGconn *meta, const char *only, char *line, size_t linelen)
 {
 	char err[ERRLEN], ivl[16];
 	const char *params[4];
@@ -262,33 +292,33 @@ status_health(struct cli_ctx *ctx, const char *only)
 
 	if (only) {
 		int e = meta_exists(
-		    ctx->meta, "SELECT 1 FROM repctl.sync WHERE name = $1", only, err, sizeof(err));
+		    meta, "SELECT 1 FROM repctl.sync WHERE name = $1", only, err, sizeof(err));
 
 		if (e != 1)
-			return e < 0 ? health_line(H_UNKNOWN, "%s", err)
-				     : health_line(H_UNKNOWN, "no sync '%s'", only);
+			return e < 0 ? health_fmt(line, linelen, H_UNKNOWN, "%s", err)
+				     : health_fmt(line, linelen, H_UNKNOWN, "no sync '%s'", only);
 	}
-	if (coordinator_find(ctx->cfg, ctx->meta, &ci, err, sizeof(err)) < 0)
-		return health_line(H_UNKNOWN, "%s", err);
+	if (coordinator_find(cfg, meta, &ci, err, sizeof(err)) < 0)
+		return health_fmt(line, linelen, H_UNKNOWN, "%s", err);
 	if (!ci.running)
-		return health_line(H_RED,
+		return health_fmt(line, linelen, H_RED,
 		    "coordinator not running (no coordinator holds the metadata database's lock, no "
 		    "live process in %s)",
-		    ctx->cfg->pid_file);
+		    cfg->pid_file);
 	/*
 	 * No node is contacted: what the coordinator last observed (the runs,
 	 * the circuit breakers in repctl.node_state) is the answer, so it comes
 	 * in milliseconds whatever the state of the fleet.  A source that cannot
 	 * be reached fails its runs, which makes the sync red with the error.
 	 */
-	snprintf(ivl, sizeof(ivl), "%d", ctx->cfg->sync_interval);
+	snprintf(ivl, sizeof(ivl), "%d", cfg->sync_interval);
 	params[0] = only;
 	params[1] = "true";
 	params[2] = "{}";
 	params[3] = ivl;
-	r = db_query(ctx->meta, HEALTH_SQL, 4, params, err, sizeof(err));
+	r = db_query(meta, HEALTH_SQL, 4, params, err, sizeof(err));
 	if (r == NULL)
-		return health_line(H_UNKNOWN, "%s", err);
+		return health_fmt(line, linelen, H_UNKNOWN, "%s", err);
 	for (i = 0; i < PQntuples(r); i++) {
 		const char *kind = PQgetvalue(r, i, 0), *word = PQgetvalue(r, i, 2);
 		enum health h;
@@ -317,7 +347,7 @@ status_health(struct cli_ctx *ctx, const char *only)
 	}
 	if (worst == H_GREEN && nsync + nfolder == 0) {
 		/* a fresh primary before its first sync: healthy, and says why it is idle */
-		rc = health_line(H_GREEN,
+		rc = health_fmt(line, linelen, H_GREEN,
 		    "idle: coordinator running (%s), no active sync or folder yet%s; add one with "
 		    "'repctl add sync' or 'repctl onboard'",
 		    ci.where, ngray ? " (all inactive)" : "");
@@ -329,20 +359,53 @@ status_health(struct cli_ctx *ctx, const char *only)
 		buf_printf(&b, " healthy");
 		if (ngray)
 			buf_printf(&b, ", %d inactive", ngray);
-		rc = health_line(H_GREEN, "%s (coordinator %s)", b.data, ci.where);
+		rc = health_fmt(line, linelen, H_GREEN, "%s (coordinator %s)", b.data, ci.where);
 	} else {
 		if (nworst > 1)
 			buf_printf(&b, " (and %d more %s)", nworst - 1, health_word[worst]);
-		rc = health_line(worst, "%s %s: %s%s", wkind, wname, wreason, b.len ? b.data : "");
+		rc = health_fmt(line, linelen, worst, "%s %s: %s%s", wkind, wname, wreason,
+		    b.len ? b.data : "");
 	}
 	buf_free(&b);
 	PQclear(r);
 	return rc;
 }
 
+int
+status_json(const struct config *cfg, PGconn *meta, const char *only, const char *pending,
+    char **out, char *err, size_t errlen)
+{
+	char warn[32], pidtxt[24], ivl[16];
+	struct coord_info ci;
+	PGresult *r;
+
+	if (coordinator_find(cfg, meta, &ci, err, errlen) < 0)
+		return ACT_ERROR;
+	snprintf(ivl, sizeof(ivl), "%d", cfg->sync_interval);
+	snprintf(warn, sizeof(warn), "%d", cfg->clock_skew_warn_ms);
+	snprintf(pidtxt, sizeof(pidtxt), "%ld", ci.pid);
+	{
+		const char *jp[7] = { only, ci.running ? "true" : "false", pending, ivl, warn,
+			pidtxt, ci.where };
+
+		r = db_query(meta,
+		    "SELECT jsonb_build_object('coordinator', jsonb_build_object('running', "
+		    "$2::bool, 'pid', nullif($6::bigint, 0), 'where', nullif($7, '')),"
+		    "'syncs', (SELECT coalesce(jsonb_agg(t), '[]') FROM (" STATUS_SQL ") t), "
+		    "'nodes', (SELECT coalesce(jsonb_agg(n), '[]') FROM (" NODES_SQL_J ") n), "
+		    "'folders', (SELECT coalesce(jsonb_agg(f), '[]') FROM (" FOLDERS_SQL ") f))",
+		    7, jp, err, errlen);
+	}
+	if (r == NULL)
+		return ACT_ERROR;
+	*out = xstrdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return ACT_OK;
+}
+
 CMD_HANDLER(cmd_status)
 {
-	char err[ERRLEN], warn[32], pidtxt[24], ivl[16];
+	char err[ERRLEN], warn[32], ivl[16];
 	const char *only = args->nwords ? args->words[0] : NULL;
 	int health = args_has(args, "health");
 	struct coord_info ci;
@@ -377,8 +440,14 @@ CMD_HANDLER(cmd_status)
 			return 1;
 		}
 	}
-	if (health)
-		return status_health(ctx, only);
+	if (health) {
+		char line[1100];
+
+		rc = status_health_eval(ctx->cfg, ctx->meta, only, line, sizeof(line));
+		printf("%s\n", line);
+		fflush(stdout);
+		return rc;
+	}
 	if (coordinator_find(ctx->cfg, ctx->meta, &ci, err, sizeof(err)) < 0) {
 		cmd_error("%s", err);
 		return 1;
@@ -396,27 +465,20 @@ CMD_HANDLER(cmd_status)
 			return 1;
 		}
 	}
-	pend = pending_json(ctx, only);
+	pend = status_pending_json(ctx->cfg, ctx->meta, only);
 	params[0] = only;
 	params[1] = ci.running ? "true" : "false";
 	params[2] = pend;
 	snprintf(ivl, sizeof(ivl), "%d", ctx->cfg->sync_interval);
 	params[3] = ivl;
 	snprintf(warn, sizeof(warn), "%d", ctx->cfg->clock_skew_warn_ms);
-	snprintf(pidtxt, sizeof(pidtxt), "%ld", ci.pid);
 	if (ctx->json) {
-		const char *jp[7] = { only, params[1], pend, ivl, warn, pidtxt, ci.where };
+		char *js = NULL;
 
-		r = db_query(ctx->meta,
-		    "SELECT jsonb_build_object('coordinator', jsonb_build_object('running', "
-		    "$2::bool, 'pid', nullif($6::bigint, 0), 'where', nullif($7, '')),"
-		    "'syncs', (SELECT coalesce(jsonb_agg(t), '[]') FROM (" STATUS_SQL ") t), "
-		    "'nodes', (SELECT coalesce(jsonb_agg(n), '[]') FROM (" NODES_SQL_J ") n), "
-		    "'folders', (SELECT coalesce(jsonb_agg(f), '[]') FROM (" FOLDERS_SQL ") f))",
-		    7, jp, err, sizeof(err));
-		if (r == NULL)
+		if (status_json(ctx->cfg, ctx->meta, only, pend, &js, err, sizeof(err)) != ACT_OK)
 			goto fail;
-		printf("%s\n", PQgetvalue(r, 0, 0));
+		printf("%s\n", js);
+		free(js);
 		rc = 0;
 		goto out;
 	}

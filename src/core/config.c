@@ -98,6 +98,16 @@ const struct config_key config_keys[] = {
 	    "default ignore patterns, comma separated" },
 	{ "folders.bwlimit", CFG_INT, OFF(folder_bwlimit), "0", 0, 10000000, 1,
 	    "KiB/s per transfer, 0 = unlimited" },
+	{ "http.listen", CFG_STRING, OFF(http_listen), "", 0, 0, 0,
+	    "web console and /metrics address, e.g. \"127.0.0.1:8675\"; empty: off (docs/CONSOLE.md)" },
+	{ "http.token", CFG_STRING, OFF(http_token), "", 0, 0, 0,
+	    "admin bearer token of the console (every POST); required off loopback" },
+	{ "http.readonly_token", CFG_STRING, OFF(http_readonly_token), "", 0, 0, 0,
+	    "bearer token that may only read (GET) the console and its API" },
+	{ "http.tls_cert", CFG_STRING, OFF(http_tls_cert), "", 0, 0, 0,
+	    "PEM certificate file: the console speaks HTTPS (with http.tls_key)" },
+	{ "http.tls_key", CFG_STRING, OFF(http_tls_key), "", 0, 0, 0,
+	    "PEM private key file of http.tls_cert" },
 	{ NULL, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
@@ -401,7 +411,13 @@ config_print(const struct config *cfg)
 
 		switch (k->type) {
 		case CFG_STRING:
-			if (strcmp(k->name, "meta") == 0) {
+			if ((strcmp(k->name, "http.token") == 0 ||
+				strcmp(k->name, "http.readonly_token") == 0) &&
+			    **(char *const *)p) {
+				/* a secret: say that it is set, never what it is */
+				printf("%s = \"(set, %zu characters)\"\n", k->name,
+				    strlen(*(char *const *)p));
+			} else if (strcmp(k->name, "meta") == 0) {
 				char *red = db_conninfo_redact(*(char *const *)p);
 
 				printf("%s = \"%s\"\n", k->name, red);

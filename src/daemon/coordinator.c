@@ -2,10 +2,12 @@
  * coordinator.c - `repctl start`: the supervising parent.
  *
  * It locks the pid file, takes the coordinator lock on the metadata
- * database, starts one worker process per sync and per folder (worker.c)
- * plus the prober (prober.c), and watches them: a worker that exits or dies,
- * whatever the reason, is started again after retry.min seconds, unless its
- * sync or folder is gone.  `repctl reload` (SIGHUP, or NOTIFY repctl_control
+ * database, starts its children (worker.c: a pool of runners that run the
+ * syncs the scheduler below hands them, the watcher that listens to every
+ * node, one worker per folder; console.c: the web console when http.listen
+ * is set), and watches them: a child that exits or dies, whatever the
+ * reason, is started again after retry.min seconds, unless its folder is
+ * gone.  `repctl reload` (SIGHUP, or NOTIFY repctl_control
  * 'reload') restarts the workers so they see added, removed or changed syncs
  * and tables; `repctl stop` (SIGTERM, or NOTIFY 'stop') stops the workers
  * and then itself; SIGUSR1 reopens the log file (logrotate).  Without
@@ -44,6 +46,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "console.h"
 #include "daemon.h"
 #include "db.h"
 #include "log.h"
@@ -195,7 +198,7 @@ coordinator_pid(const struct config *cfg)
 
 /* A child process: a runner, the watcher or a folder's worker. */
 struct worker {
-	int kind;   /* W_RUNNER, W_WATCHER, W_FOLDER */
+	int kind;   /* W_RUNNER, W_WATCHER, W_FOLDER, W_CONSOLE */
 	char *name; /* the folder's name; NULL for the others */
 	int id;     /* runners: 1, 2, ... */
 	pid_t pid;
@@ -207,9 +210,9 @@ struct worker {
 	int job; /* runners: the sync (index) being run, -1: idle */
 };
 
-enum { W_RUNNER, W_WATCHER, W_FOLDER };
+enum { W_RUNNER, W_WATCHER, W_FOLDER, W_CONSOLE };
 
-static const char *const kind_word[] = { "runner", "watcher", "folder" };
+static const char *const kind_word[] = { "runner", "watcher", "folder", "console" };
 
 /* A sync as the scheduler sees it. */
 struct ssync {
@@ -952,7 +955,8 @@ spawn(struct coord *c, struct worker *w)
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, i;
 	pid_t pid;
 
-	if ((w->kind == W_RUNNER && pipe(in) < 0) || (w->kind != W_FOLDER && pipe(out) < 0)) {
+	if ((w->kind == W_RUNNER && pipe(in) < 0) ||
+	    (w->kind != W_FOLDER && w->kind != W_CONSOLE && pipe(out) < 0)) {
 		log_warn("cannot start the %s: pipe", kind_word[w->kind]);
 		close_fd(&in[0]);
 		close_fd(&in[1]);
@@ -984,9 +988,10 @@ spawn(struct coord *c, struct worker *w)
 		}
 		close_fd(&in[1]);
 		close_fd(&out[0]);
-		rc = w->kind == W_FOLDER  ? folder_worker_main(c->cfg, w->name)
-		    : w->kind == W_RUNNER ? runner_main(c->cfg, w->id, in[0], out[1])
-					  : watcher_main(c->cfg, out[1]);
+		rc = w->kind == W_FOLDER   ? folder_worker_main(c->cfg, w->name)
+		    : w->kind == W_RUNNER  ? runner_main(c->cfg, w->id, in[0], out[1])
+		    : w->kind == W_CONSOLE ? console_main(c->cfg)
+					   : watcher_main(c->cfg, out[1]);
 		_exit(rc);
 	}
 	close_fd(&in[0]);
@@ -1002,6 +1007,8 @@ spawn(struct coord *c, struct worker *w)
 		log_info("folder %s: worker started (pid %ld)", w->name, (long)pid);
 	else if (w->kind == W_RUNNER)
 		log_debug("runner %d started (pid %ld)", w->id, (long)pid);
+	else if (w->kind == W_CONSOLE)
+		log_info("console started (pid %ld)", (long)pid);
 	else
 		log_info("watcher started (pid %ld)", (long)pid);
 	return pid;
@@ -1017,7 +1024,7 @@ start_workers(struct coord *c, char *err, size_t errlen)
 {
 	PGconn *meta = meta_connect(c->cfg, err, errlen);
 	PGresult *r;
-	int i, nf, nr;
+	int i, nf, nr, console;
 
 	if (meta == NULL)
 		return -1;
@@ -1037,8 +1044,9 @@ start_workers(struct coord *c, char *err, size_t errlen)
 	nr = c->ns < c->cfg->workers ? c->ns : c->cfg->workers;
 	if (nr < 1)
 		nr = 1;
-	c->w = xcalloc((size_t)(nf + nr + 1), sizeof(*c->w));
-	c->nw = nf + nr + 1;
+	console = c->cfg->http_listen[0] != '\0'; /* the web console (console.c) */
+	c->w = xcalloc((size_t)(nf + nr + 1 + console), sizeof(*c->w));
+	c->nw = nf + nr + 1 + console;
 	for (i = 0; i < c->nw; i++) {
 		c->w[i].to_fd = c->w[i].from_fd = -1;
 		c->w[i].job = -1;
@@ -1052,6 +1060,8 @@ start_workers(struct coord *c, char *err, size_t errlen)
 		c->w[nr + 1 + i].kind = W_FOLDER;
 		c->w[nr + 1 + i].name = xstrdup(PQgetvalue(r, i, 0));
 	}
+	if (console)
+		c->w[nr + 1 + nf].kind = W_CONSOLE;
 	PQclear(r);
 	for (i = 0; i < c->nw; i++)
 		spawn(c, &c->w[i]);
@@ -1305,6 +1315,10 @@ coordinator_start(struct config *cfg, const char *config_path, int foreground)
 	ssize_t n;
 
 	(void)config_path;
+	if (console_check_config(cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "repctl: error: %s\n", err);
+		return 1;
+	}
 	if (mkdir_p(cfg->state_dir, 0700) < 0) {
 		fprintf(stderr, "repctl: error: cannot create the state directory \"%s\": %s\n",
 		    cfg->state_dir, strerror(errno));
