@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/docker/check.sh - `make check-docker`: the Docker deployment end to
-# end, on one host, with real images and compose stacks (README, "Docker"
-# and "Add a client").  Run as root.
+# end, on one host, with real images and compose stacks (docs/OPERATIONS.md,
+# "Docker", and docs/ARCHIVE-GUIDE.md, "Add a client").  Run as root.
 #
 # 1. ../shared/tools/docker/setup.sh (outside the project: Debian's
 #    docker.io, dockerd, the stand-in debian:12-slim and postgres:15
@@ -11,7 +11,7 @@
 #    copies) in a scratch directory; both images of docker/Dockerfile are
 #    built from it (runtime = the coordinator, agent), under tags of this
 #    run.
-# 3. The primary, as the README's Docker section says: docker/.env from
+# 3. The primary, as the Docker section of docs/OPERATIONS.md says: docker/.env from
 #    env.example, the two secrets, `up -d --build`; its db and repctl
 #    become healthy (a fresh primary is green "idle"); an archive_production
 #    with two tables in its db; then the quick start through `exec`: add
