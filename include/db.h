@@ -44,6 +44,8 @@ struct db_timeouts {
 	int probe; /* seconds without an answer before the server is probed; 0: never */
 };
 void db_set_timeouts(const struct db_timeouts *t);
+/* Lower the liveness probe's delay (probe_after) to at most secs, for a quick look. */
+void db_cap_probe(int secs);
 /*
  * A flag a signal handler sets to stop the process (the daemon's workers):
  * once it is set, a wait in progress ends at once (its connection is

@@ -62,6 +62,11 @@ void pool_free(struct node_pool *p);
  * closing the one used least recently.
  */
 void pool_set_limits(struct node_pool *p, int listen, int max);
+/*
+ * A pool for a quick look (status): a node that failed to connect fails
+ * again at once, with the same message, for the rest of the pool's life.
+ */
+void pool_set_fail_fast(struct node_pool *p);
 /* The connection to node, (re)connecting when needed; NULL with err. */
 PGconn *pool_get(struct node_pool *p, const char *node, char *err, size_t errlen);
 /* Drop a node's connection (after an error). */

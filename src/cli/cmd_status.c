@@ -134,10 +134,22 @@
 char *
 status_pending_json(const struct config *cfg, PGconn *meta, const char *only)
 {
+	enum { QUICK_SECS = 3 };
 	char err[ERRLEN];
 	const char *p[1] = { only };
 	struct buf b = BUF_INIT;
-	struct node_pool *pool = pool_new(cfg, meta);
+	/*
+	 * A quick look: a node that does not answer (down, a dead VPN, a hung
+	 * server) costs at most QUICK_SECS once, not connect_timeout per sync.
+	 */
+	struct config quick = *cfg;
+	struct node_pool *pool;
+
+	if (quick.connect_timeout > QUICK_SECS)
+		quick.connect_timeout = QUICK_SECS;
+	db_cap_probe(QUICK_SECS);
+	pool = pool_new(&quick, meta);
+	pool_set_fail_fast(pool);
 	PGresult *r = db_query(meta,
 	    "SELECT name FROM repctl.sync WHERE ($1::text IS NULL OR name = $1) AND status <> "
 	    "'inactive' ORDER BY name",

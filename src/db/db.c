@@ -83,6 +83,13 @@ db_set_timeouts(const struct db_timeouts *t)
 }
 
 void
+db_cap_probe(int secs)
+{
+	if (secs > 0 && (tmo.probe == 0 || tmo.probe > secs))
+		tmo.probe = secs;
+}
+
+void
 db_set_stop_flag(volatile sig_atomic_t *flag)
 {
 	stop_flag = flag;

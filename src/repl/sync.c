@@ -50,6 +50,7 @@ struct pool_entry {
 	char *node;
 	PGconn *conn;
 	unsigned long used; /* pool tick of the last pool_get */
+	char *failed;       /* fail-fast pools: why connecting failed */
 };
 
 struct node_pool {
@@ -59,6 +60,7 @@ struct node_pool {
 	int n;
 	int nolisten;       /* runners: the coordinator's watcher listens for them */
 	int max;            /* open connections kept at most (0: no limit) */
+	int fail_fast;      /* a node that failed to connect is not tried again */
 	unsigned long tick; /* counts pool_get calls */
 };
 
@@ -117,6 +119,12 @@ pool_new(const struct config *cfg, PGconn *meta)
 }
 
 void
+pool_set_fail_fast(struct node_pool *p)
+{
+	p->fail_fast = 1;
+}
+
+void
 pool_set_limits(struct node_pool *p, int listen, int max)
 {
 	p->nolisten = !listen;
@@ -133,6 +141,7 @@ pool_free(struct node_pool *p)
 	for (i = 0; i < p->n; i++) {
 		db_close(p->e[i].conn);
 		free(p->e[i].node);
+		free(p->e[i].failed);
 	}
 	free(p->e);
 	free(p);
@@ -174,6 +183,10 @@ pool_get(struct node_pool *p, const char *node, char *err, size_t errlen)
 		e->used = ++p->tick;
 		return e->conn;
 	}
+	if (p->fail_fast && e->failed) {
+		snprintf(err, errlen, "%s", e->failed);
+		return NULL;
+	}
 	db_close(e->conn);
 	e->conn = NULL;
 	e->used = ++p->tick;
@@ -209,6 +222,8 @@ pool_get(struct node_pool *p, const char *node, char *err, size_t errlen)
 	}
 	if (e->conn)
 		clock_measure(p->meta, e->conn, node, p->cfg);
+	else if (p->fail_fast)
+		e->failed = xstrdup(err);
 	return e->conn;
 }
 

@@ -12,6 +12,10 @@
 #    used to try each client for connect_timeout: 30 s), first still green
 #    (nothing failed yet), then, once the coordinator's runs have failed,
 #    red naming a client;
+#  - plain `status` and `status --json`, which count pending changes on the
+#    sources, answer in < 15 s with the three clients hung (3 s per hung
+#    node, once: they used to take connect_timeout per sync), the hung
+#    clients' counts unknown (null);
 #  - the clients back: green again by itself, still answering in < 2 s.
 # shellcheck disable=SC2317 # helpers are called through wait_until
 set -euo pipefail
@@ -80,6 +84,20 @@ health
 ok test "$HEALTH_MS" -lt 2000
 like "$OUT" '^(green|red): ' "clients hung, nothing failed yet: $OUT"
 is "$(printf '%s\n' "$OUT" | wc -l)" 1 "one line"
+
+# plain status counts pending changes on every source: a hung client costs
+# it at most 3 s, once (it used to be connect_timeout per sync and more)
+t0=${EPOCHREALTIME/[.,]/}
+run_repctl status
+STATUS_MS=$(((${EPOCHREALTIME/[.,]/} - t0) / 1000))
+note "status in ${STATUS_MS} ms"
+ok test "$STATUS_MS" -lt 15000
+like "$OUT" "ah" "status still lists the syncs"
+t0=${EPOCHREALTIME/[.,]/}
+run_repctl status --json
+STATUS_MS=$(((${EPOCHREALTIME/[.,]/} - t0) / 1000))
+ok test "$STATUS_MS" -lt 15000
+like "$OUT" '"pending": null' "status --json: the hung clients' pending counts are unknown (null)"
 
 ok wait_until 40 health_rc 2
 # the three runs hang and fail each on its own clock: wait for the last
