@@ -156,9 +156,8 @@ pool_entry(struct node_pool *p, const char *node)
 		if (strcmp(p->e[i].node, node) == 0)
 			return &p->e[i];
 	p->e = xrealloc(p->e, sizeof(*p->e) * (size_t)(p->n + 1));
+	memset(&p->e[p->n], 0, sizeof(p->e[p->n]));
 	p->e[p->n].node = xstrdup(node);
-	p->e[p->n].conn = NULL;
-	p->e[p->n].used = 0;
 	return &p->e[p->n++];
 }
 
