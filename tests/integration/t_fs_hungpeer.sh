@@ -152,7 +152,7 @@ use_agent "$FAKE/hang"
 printf 'while juke hangs\n' >"$A/during-hang.txt"
 SUM_A=$(tree_sum "$A")
 timed_sync 1
-within "$ELAPSED" 4 15 "hang: the run gives up after io_timeout, in bounded time"
+within "$ELAPSED" 4 30 "hang: the run gives up after io_timeout, in bounded time"
 like "$SYNC_ERR" "juke" "hang: the message names the node"
 like "$SYNC_ERR" "ssh.io_timeout" "hang: the message names the setting"
 is "$(tree_sum "$A")" "$SUM_A" "hang: cava's tree is untouched"
@@ -163,7 +163,7 @@ use_agent "$FAKE/hangput"
 head -c $((24 << 20)) /dev/urandom >"$A/big.bin"
 SUM_A=$(tree_sum "$A")
 timed_sync 1
-within "$ELAPSED" 4 20 "hangput: the run gives up after io_timeout, in bounded time"
+within "$ELAPSED" 4 30 "hangput: the run gives up after io_timeout, in bounded time"
 like "$SYNC_ERR" "juke" "hangput: the message names the node"
 is "$(tree_sum "$A")" "$SUM_A" "hangput: cava's tree is untouched"
 ok test ! -e "$B/big.bin"
