@@ -100,7 +100,9 @@ def log(msg):
 
 
 def connect(dsn, autocommit=True):
-    c = psycopg2.connect(dsn)
+    # named, so that the connection counts of M can leave the benchmark's
+    # own sessions out
+    c = psycopg2.connect(dsn, application_name="dbload")
     c.autocommit = autocommit
     with c.cursor() as cur:
         cur.execute("SET TimeZone = 'UTC'")
@@ -423,6 +425,54 @@ class Bench:
         return [int(x) for x in r.stdout.split() if x.isdigit()]
 
     @staticmethod
+    def cpu_ticks(pid):
+        """utime + stime of a process, in clock ticks (0 once it is gone)."""
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                st = f.read()
+            fields = st[st.rindex(")") + 2:].split()
+            return int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    @staticmethod
+    def server_ticks(pms):
+        """{postmaster: ticks of itself and of the children it reaped} and
+        {child: ticks} for every live child of the postmasters pms."""
+        own, kids = {}, {}
+        for pm in pms:
+            try:
+                with open(f"/proc/{pm}/stat") as f:
+                    st = f.read()
+                x = st[st.rindex(")") + 2:].split()
+                own[pm] = sum(int(v) for v in x[11:15])  # utime stime cutime cstime
+            except (OSError, ValueError):
+                own[pm] = 0
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read()
+                x = st[st.rindex(")") + 2:].split()
+                if int(x[1]) in own:
+                    kids[int(d)] = int(x[11]) + int(x[12])
+            except (OSError, ValueError, IndexError):
+                pass
+        return own, kids
+
+    # Sessions on the replicated clusters A and B that are not the benchmark's
+    # own: the tool's connections (client backends, and WAL senders for
+    # logical decoding), and the background workers of an extension.
+    CONNS_SQL = ("SELECT count(*) FILTER (WHERE backend_type IN ('client backend', 'walsender')), "
+                 "count(*) FILTER (WHERE backend_type NOT IN ('client backend', 'walsender', "
+                 "'autovacuum launcher', 'autovacuum worker', 'logical replication launcher', "
+                 "'background writer', 'checkpointer', 'walwriter', 'archiver', 'startup', "
+                 "'walreceiver', 'standalone backend')) "
+                 "FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                 "AND coalesce(application_name, '') NOT IN ('dbload', 'dbload-mon', 'repctl-test')")
+
+    @staticmethod
     def status_kb(pid, key):
         try:
             with open(f"/proc/{pid}/status") as f:
@@ -438,8 +488,39 @@ class Bench:
         lo, hi = M_BASE, M_BASE + n - 1
         pids = self.pids()
         base = sum(self.status_kb(p, "VmRSS") for p in pids)
-        peak = {"sum": base, "proc": max([self.status_kb(p, "VmRSS") for p in pids] or [0])}
+        # anonymous: VmRSS less the shared memory a process has touched (for
+        # a server process, the shared buffers, the server's anyway) and the
+        # mapped files (binary, libraries, shared with the other processes)
+        base_priv = sum(self.status_kb(p, "RssAnon") for p in pids)
+        peak = {"sum": base, "priv": base_priv,
+                "proc": max([self.status_kb(p, "VmRSS") for p in pids] or [0])}
         hwm = {}
+        # CPU: ticks of every process seen, from the first sample (a process
+        # already there) or from 0 (a process started during the batch)
+        cpu0 = {p: self.cpu_ticks(p) for p in pids}
+        cpu_last = dict(cpu0)
+        # the servers' CPU (every process of the clusters, those that ended
+        # in the window through their postmaster's cutime/cstime): the work a
+        # tool has the servers do (capture triggers, its SQL, decoding, an
+        # in-server apply) whatever process does it
+        pms = [int(x) for x in (self.a.server_pids or "").split() if x.isdigit()]
+        srv0 = self.server_ticks(pms) if pms else None
+        mons = []
+        try:
+            mons = [psycopg2.connect(d, application_name="dbload-mon") for d in (self.a.a, self.a.b)]
+            for mc in mons:
+                mc.autocommit = True
+        except psycopg2.Error:
+            mons = []
+
+        def conns():
+            try:
+                v = [q1(mc, self.CONNS_SQL) for mc in mons]
+                return sum(x[0] for x in v), sum(x[1] for x in v)
+            except psycopg2.Error:
+                return None, None
+        conns_before, workers_before = conns() if mons else (None, None)
+        peak["conns"], peak["workers"] = conns_before, workers_before
         stop = threading.Event()
 
         def sampler():
@@ -449,12 +530,23 @@ class Bench:
                 if time.monotonic() - last_refresh > 0.5:
                     pids = self.pids()
                     last_refresh = time.monotonic()
+                    if mons:
+                        c, w = conns()
+                        if c is not None:
+                            peak["conns"] = max(peak["conns"] or 0, c)
+                            peak["workers"] = max(peak["workers"] or 0, w)
                 vals = [self.status_kb(p, "VmRSS") for p in pids]
+                priv = [self.status_kb(p, "RssAnon") for p in pids]
                 for p in pids:
                     h = self.status_kb(p, "VmHWM")
                     if h:
                         hwm[p] = max(hwm.get(p, 0), h)
+                    t = self.cpu_ticks(p)
+                    if t:
+                        cpu0.setdefault(p, 0)
+                        cpu_last[p] = max(cpu_last.get(p, 0), t)
                 peak["sum"] = max(peak["sum"], sum(vals))
+                peak["priv"] = max(peak["priv"], sum(priv))
                 peak["proc"] = max([peak["proc"]] + vals)
                 time.sleep(0.02)
 
@@ -467,8 +559,37 @@ class Bench:
         time.sleep(0.5)
         stop.set()
         th.join()
+        t_end = time.monotonic()
+        for mc in mons:
+            mc.close()
+        tck = os.sysconf("SC_CLK_TCK")
+        cpu_s = sum(cpu_last[p] - cpu0.get(p, 0) for p in cpu_last) / tck
+        server_cpu_s = total_cpu_s = None
+        if srv0 is not None:
+            own1, kids1 = self.server_ticks(pms)
+            own0, kids0 = srv0
+            srv = (sum(own1[p] - own0[p] for p in own1)
+                   + sum(v - kids0.get(p, 0) for p, v in kids1.items())
+                   - sum(v for p, v in kids0.items() if p not in kids1))
+            server_cpu_s = srv / tck
+            # the tool's own processes outside the servers (pglogical has none)
+            outside = sum(cpu_last[p] - cpu0.get(p, 0) for p in cpu_last if p not in kids0 and p not in kids1)
+            total_cpu_s = server_cpu_s + outside / tck
+
+        def cmdline(p):
+            try:
+                with open(f"/proc/{p}/cmdline", "rb") as f:
+                    return f.read().replace(b"\0", b" ").decode(errors="replace").strip()[:80]
+            except OSError:
+                return "(ended)"
+        procs = [[p, cmdline(p), round((cpu_last[p] - cpu0.get(p, 0)) / tck, 2), p in cpu0] for p in sorted(cpu_last)]
         self.record("M", n=n, seconds=None if t is None else t - t_commit, insert_a_s=t_commit - t0,
                     rss_before_mb=base / 1024, peak_rss_mb=peak["sum"] / 1024,
+                    rss_anon_before_mb=base_priv / 1024, peak_rss_anon_mb=peak["priv"] / 1024,
+                    cpu_s=cpu_s, cpu_pct=100 * cpu_s / (t_end - t0), server_cpu_s=server_cpu_s,
+                    total_cpu_s=total_cpu_s, window_s=t_end - t0, procs=procs,
+                    conns_before=conns_before, peak_conns=peak["conns"],
+                    workers_before=workers_before, peak_workers=peak["workers"],
                     peak_proc_rss_mb=peak["proc"] / 1024,
                     peak_proc_hwm_mb=max(hwm.values() or [0]) / 1024, processes=len(pids),
                     ok=err is None and bool(pids), error=err if pids else "no daemon process found")
@@ -519,6 +640,7 @@ def main():
         p.add_argument("--" + k, required=True)
     p.add_argument("--scale", default="full", choices=SCALES)
     p.add_argument("--pidcmd", default="")
+    p.add_argument("--server-pids", default="", help="postmaster PIDs whose processes' CPU M adds up")
     p.add_argument("--workloads", default="W4,W1,W2,W3,M")
     p = sub.add_parser("probe")
     p.add_argument("--a", required=True)

@@ -1,14 +1,17 @@
 #!/bin/sh
 # bench/deps.sh - install the Debian 12 packages the benchmark needs on top of
-# scripts/deps.sh: Bucardo 5.6 and PL/Perl (the peer replicator), rsync and
-# unison (the peer file syncs), pgbench (postgresql-contrib).  Idempotent;
-# as non-root it only reports what is missing.  PL/Perl is pinned to the
-# installed postgresql-15's version so that the server binaries are not
-# upgraded under running clusters.
+# scripts/deps.sh: Bucardo 5.6 and PL/Perl and pglogical 2 (the peer
+# replicators), rsync and unison (the peer file syncs), pgbench
+# (postgresql-contrib).  Idempotent; as non-root it only reports what is
+# missing.  PL/Perl is pinned to the installed postgresql-15's version so that
+# the server binaries are not upgraded under running clusters; pglogical
+# (postgresql-15-pglogical) is built against the major version only and
+# installs without touching them.
 set -eu
 
 PKGS="bucardo libdbd-pg-perl libdbix-safe-perl libboolean-perl libpod-parser-perl
-libencode-locale-perl rsync unison postgresql-contrib-15 postgresql-plperl-15 python3 python3-psycopg2
+libencode-locale-perl postgresql-15-pglogical rsync unison postgresql-contrib-15 postgresql-plperl-15 python3
+python3-psycopg2
 openssh-client openssh-server"
 
 is_installed() {

@@ -67,7 +67,9 @@ def fmt(x, unit=""):
             return f"{x:.1f}{unit}"
         if abs(x) >= 0.1:
             return f"{x:.2f}{unit}"
-        return f"{x:.3f}{unit}"
+        if abs(x) >= 0.01 or x == 0:
+            return f"{x:.3f}{unit}"
+        return f"{x:.4f}{unit}"
     return f"{x}{unit}"
 
 
@@ -92,7 +94,9 @@ def db_rows(recs):
         for k in ("seconds", "insert_a_s", "insert_c_s", "raw_copy_c_s", "capture_ratio",
                   "after_commit_vs_raw", "after_commit_vs_insert_c", "total_s", "tps_a", "tps_c",
                   "median_s", "p90_s", "min_s", "max_s", "peak_rss_mb", "peak_proc_rss_mb",
-                  "peak_proc_hwm_mb", "rss_before_mb", "newer_wins_rows"):
+                  "peak_proc_hwm_mb", "rss_before_mb", "newer_wins_rows", "rss_anon_before_mb",
+                  "peak_rss_anon_mb", "cpu_s", "cpu_pct", "server_cpu_s", "total_cpu_s", "conns_before", "peak_conns",
+                  "workers_before", "peak_workers"):
             m, lo, hi = med([x.get(k) for x in rs])
             if m is not None:
                 row[k] = m
@@ -167,19 +171,32 @@ def find(rows, **kv):
     return None
 
 
+# The database peers, in the order of the tables; pglogical has one layout
+# (bidirectional, "multi"): its pair rows do not exist.
+DB_PEERS = ("pglogical", "bucardo")
+
+
 def annotate(rows):
     """Ratios against the peers of the same run, and the targets."""
     for r in rows:
         tg = []
         if r["kind"] == "db":
-            peer = find(rows, kind="db", tool="bucardo", layout=r["layout"], workload=r["workload"], n=r["n"])
-            if r["tool"] != "bucardo":
-                key = "median_s" if r["workload"] == "W4" else "seconds"
-                r["ratio_vs_bucardo"] = ratio(r.get(key), peer.get(key)) if peer else None
+            key = "median_s" if r["workload"] == "W4" else "seconds"
+            for pn in DB_PEERS:
+                if r["tool"] == pn or (pn == "pglogical" and r["layout"] != "multi"):
+                    continue
+                peer = find(rows, kind="db", tool=pn, layout=r["layout"], workload=r["workload"], n=r["n"])
+                r[f"ratio_vs_{pn}"] = ratio(r.get(key), peer.get(key)) if peer else None
                 if r["workload"] == "M":
-                    r["rss_ratio_vs_bucardo"] = ratio(r.get("peak_rss_mb"), peer.get("peak_rss_mb")) if peer else None
+                    r[f"rss_ratio_vs_{pn}"] = ratio(r.get("peak_rss_mb"), peer.get("peak_rss_mb")) if peer else None
             wl = r["workload"]
             if r["tool"] == "repctl":
+                # the goals of issue 17 against pglogical (multi-source only:
+                # pglogical has no pair layout); n/a when it did not run
+                if r["layout"] == "multi" and wl in ("W4", "W1", "W3", "W3M"):
+                    what = {"W4": "idle lag", "W1": "after-commit", "W3": "convergence",
+                            "W3M": "convergence"}[wl]
+                    tg.append((f"{what} <= pglogical's", r.get("ratio_vs_pglogical"), 1.0))
                 if wl == "W4":
                     tg.append(("idle lag median <= 50 ms", r.get("median_s"), 0.050))
                 if wl == "W1":
@@ -274,8 +291,9 @@ def line(r):
             if r.get("runs", 1) > 1 and r.get("seconds_min") is not None:
                 s += f" ({fmt(r['seconds_min'])}-{fmt(r['seconds_max'])}, {r['runs']} runs)"
             parts.append(s)
-        if "ratio_vs_bucardo" in r:
-            parts.append(f"ratio_vs_bucardo={fmt(r['ratio_vs_bucardo'])}")
+        for pn in DB_PEERS:
+            if f"ratio_vs_{pn}" in r:
+                parts.append(f"ratio_vs_{pn}={fmt(r[f'ratio_vs_{pn}'])}")
         if wl == "W1":
             parts.append(f"insert_a={fmt(r.get('insert_a_s'))} insert_c={fmt(r.get('insert_c_s'))}"
                          f" capture_ratio={fmt(r.get('capture_ratio'))}"
@@ -288,7 +306,12 @@ def line(r):
             parts.append(f"converged={fmt(r.get('converged'))} newer_wins={fmt(r.get('newer_wins_rows'))}/{r['n']}")
         if wl == "M":
             parts.append(f"peak_rss_mb={fmt(r.get('peak_rss_mb'))} before_mb={fmt(r.get('rss_before_mb'))}"
-                         f" largest_process_hwm_mb={fmt(r.get('peak_proc_hwm_mb'))}")
+                         f" anon_mb={fmt(r.get('peak_rss_anon_mb'))}"
+                         f" largest_process_hwm_mb={fmt(r.get('peak_proc_hwm_mb'))}"
+                         f" cpu_s={fmt(r.get('cpu_s'))} servers_cpu_s={fmt(r.get('server_cpu_s'))}"
+                         f" total_cpu_s={fmt(r.get('total_cpu_s'))} conns={fmt(r.get('conns_before'))}"
+                         f" (peak {fmt(r.get('peak_conns'))}) workers={fmt(r.get('workers_before'))}"
+                         f" (peak {fmt(r.get('peak_workers'))})")
     else:
         parts.append(f"seconds={fmt(r.get('seconds'))}")
         if r.get("runs", 1) > 1 and r.get("seconds_min") is not None:
@@ -316,7 +339,7 @@ def summarize(recs):
     order = {w: i for i, w in enumerate(
         ["setup", "W1", "W2", "W3", "W3M", "W4", "M", "F1", "F2", "F3", "F4", "F5", "F5i", "F6", "P1", "P2",
          "fleet"])}
-    tools = {t: i for i, t in enumerate(["repctl", "bucardo", "rsync", "unison"])}
+    tools = {t: i for i, t in enumerate(["repctl", "pglogical", "bucardo", "rsync", "unison"])}
     rows.sort(key=lambda r: (r["kind"], r.get("layout", ""), r.get("n") or 0 if r["kind"] == "fleet" else 0,
                              order.get(r["workload"], 99), r.get("n") or 0, tools.get(r["tool"], 9)))
     return rows
@@ -336,6 +359,8 @@ def cmd_summary(a):
     for r in rows:
         print(line(r))
     mets = [t["met"] for r in rows for t in r["targets"]]
+    if meta.get("pglogical_skipped"):
+        print(f"# pglogical: not run ({meta['pglogical_skipped']})")
     print(f"# ---- targets (repctl): {mets.count(True)} met, {mets.count(False)} missed, "
           f"{mets.count(None)} n/a")
     if a.json:
@@ -373,29 +398,38 @@ def cmd_markdown(a):
     w = out.append
     w(f"Run `{meta.get('stamp')}` ({meta.get('mode')}), {meta.get('host')}: {meta.get('cpu')}, "
       f"{meta.get('cores')} cores, {meta.get('mem')}, {meta.get('os')}, kernel {meta.get('kernel')}. "
-      f"PostgreSQL {meta.get('postgres')}, Bucardo {meta.get('bucardo')}, rsync {meta.get('rsync')}, "
+      f"PostgreSQL {meta.get('postgres')}, Bucardo {meta.get('bucardo')}, "
+      f"pglogical {meta.get('pglogical', '(not in this run)')}, rsync {meta.get('rsync')}, "
       f"unison {meta.get('unison')}, {meta.get('openssh')}; {meta.get('repctl')} "
       f"(commit {meta.get('repctl_commit')}, {meta.get('repctl_dirty')} uncommitted source files). "
       f"Load average at start {meta.get('load_at_start')}, at end {meta.get('load_at_end')}. "
       f"Database part {meta.get('db_seconds', 'n/a')} s, file part {meta.get('files_seconds', 'n/a')} s, "
-      f"fleet part {meta.get('fleet_seconds', 'n/a')} s, total {meta.get('total_seconds', 'n/a')} s.")
+      f"fleet part {meta.get('fleet_seconds', 'n/a')} s, total {meta.get('total_seconds', 'n/a')} s."
+      + (f" Database servers a, b, c: wal_level = logical, track_commit_timestamp = on, synchronous_commit = "
+         f"{meta['db_synchronous_commit']}, fsync = off." if meta.get("db_synchronous_commit") else ""))
     w("")
     has_db = any(r["kind"] == "db" for r in rows)
     has_files = any(r["kind"] == "files" for r in rows)
-    for layout, title in (("multi", "one multi-source sync (A:source,B:source)"),
-                          ("pair", "two one-way syncs (A→B, B→A), as the archive guide")):
+    pgl_note = ("not run" if not meta.get("pglogical_skipped")
+                else "not run (" + meta["pglogical_skipped"] + ")")
+    for layout, title in (("multi", "one multi-source sync (A:source,B:source); pglogical: a subscription "
+                                    "each way"),
+                          ("pair", "two one-way syncs (A→B, B→A), as the archive guide; pglogical has no "
+                                   "such layout")):
         if not has_db:
             break
         w(f"**Databases, {title}.** Seconds: median over the repetitions (min–max).")
         w("")
-        w("| workload | repctl | Bucardo | repctl / Bucardo | detail (repctl; Bucardo) |")
-        w("|---|---|---|---|---|")
+        w("| workload | repctl | pglogical | Bucardo | repctl / pglogical | repctl / Bucardo "
+          "| detail (repctl; pglogical; Bucardo) |")
+        w("|---|---|---|---|---|---|---|")
         keys = sorted({(r["workload"], r.get("n")) for r in rows
                        if r["kind"] == "db" and r["layout"] == layout and r["workload"] != "setup"},
                       key=lambda k: (["W1", "W2", "W3", "W3M", "W4", "M"].index(k[0])
                                      if k[0] in ["W1", "W2", "W3", "W3M", "W4", "M"] else 9, k[1] or 0))
         for wl, n in keys:
             rp = find(rows, kind="db", tool="repctl", layout=layout, workload=wl, n=n)
+            pg = find(rows, kind="db", tool="pglogical", layout=layout, workload=wl, n=n)
             bu = find(rows, kind="db", tool="bucardo", layout=layout, workload=wl, n=n)
             label = {"W1": f"W1 insert n={n}: after commit until on B",
                      "W2": f"W2 {n} single-row updates (pgbench, 4 clients): tail after last commit",
@@ -404,11 +438,10 @@ def cmd_markdown(a):
                      "W4": f"W4 one-row insert, idle: lag (median of {n})",
                      "M": f"M {n}-row batch: after commit until on B"}.get(wl, wl)
             key = "median_s" if wl == "W4" else "seconds"
-            ratio_v = rp.get("ratio_vs_bucardo") if rp else None
 
-            def detail(r):
+            def detail(r, absent="not run"):
                 if r is None:
-                    return "not run"
+                    return absent
                 if wl == "W1":
                     return (f"insert on A {fmt(r.get('insert_a_s'))} s = {fmt(r.get('capture_ratio'))}× C's; "
                             f"after commit = {fmt(r.get('after_commit_vs_raw'))}× raw COPY on C "
@@ -421,11 +454,29 @@ def cmd_markdown(a):
                 if wl == "W4":
                     return f"p90 {fmt(r.get('p90_s'))} s, min {fmt(r.get('min_s'))}, max {fmt(r.get('max_s'))}"
                 if wl == "M":
-                    return (f"peak RSS {fmt(r.get('peak_rss_mb'))} MB (before {fmt(r.get('rss_before_mb'))}; "
-                            f"largest process {fmt(r.get('peak_proc_hwm_mb'))} MB)")
+                    out = (f"peak RSS {fmt(r.get('peak_rss_mb'))} MB (before {fmt(r.get('rss_before_mb'))}; "
+                           f"largest process {fmt(r.get('peak_proc_hwm_mb'))} MB")
+                    if r.get("peak_rss_anon_mb") is not None:
+                        out += f"; anonymous {fmt(r.get('peak_rss_anon_mb'))} MB"
+                    out += ")"
+                    if r.get("cpu_s") is not None:
+                        out += f", CPU {fmt(r.get('cpu_s'))} s"
+                    if r.get("total_cpu_s") is not None:
+                        out += (f" (with the servers' {fmt(r.get('server_cpu_s'))} s: "
+                                f"{fmt(r.get('total_cpu_s'))} s in all)")
+                    if r.get("conns_before") is not None:
+                        out += (f", {fmt(r.get('conns_before'))} connections to A and B "
+                                f"(peak {fmt(r.get('peak_conns'))})")
+                        if r.get("peak_workers"):
+                            out += f" + {fmt(r.get('peak_workers'))} background workers"
+                    return out
                 return ""
-            w(f"| {label} | {cell(rp, key)} | {cell(bu, key)} | {fmt(ratio_v)} | "
-              f"{detail(rp)}; {detail(bu)} |")
+            pg_absent = pgl_note if layout == "multi" else "no pair layout"
+            pcell = "—" if layout != "multi" else (pgl_note if pg is None else cell(pg, key))
+            rpg = fmt(rp.get("ratio_vs_pglogical")) if rp and layout == "multi" else "—"
+            rbu = fmt(rp.get("ratio_vs_bucardo")) if rp else "n/a"
+            w(f"| {label} | {cell(rp, key)} | {pcell} | {cell(bu, key)} | {rpg} | {rbu} | "
+              f"{detail(rp)}; {detail(pg, pg_absent)}; {detail(bu)} |")
         w("")
     if has_files:
         w("**Files.** Seconds of one run (F2: median of the repetitions), bytes on the wire as SSH counted them.")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/run.sh - repctl against Bucardo (databases) and rsync and unison
-# (files), side by side in one run on this machine, and repctl's coordinator
+# bench/run.sh - repctl against Bucardo and pglogical 2 (databases) and rsync
+# and unison (files), side by side in one run on this machine, and repctl's coordinator
 # on a fleet of N clients (bench/fleet.sh).  A benchmark, not a test: it
 # reports figures and always exits 0 once it has run, even when a peer tool
 # (or repctl) fails a workload; the failure is printed and kept in the
@@ -11,10 +11,14 @@
 #   --quick        small sizes (CI: keeps the benchmark from rotting, <= 4 min)
 #   --full         the sizes of docs/BENCHMARKS.md (default; ~30 min)
 #   --only PARTS   comma list among db (databases), files, fleet (default: all)
-#   --tools LIST   comma list among repctl,bucardo,rsync,unison (default: all;
-#                  the fleet part is repctl's alone and runs when repctl is in)
+#   --tools LIST   comma list among repctl,bucardo,pglogical,rsync,unison
+#                  (default: all; the fleet part is repctl's alone and runs
+#                  when repctl is in; pglogical is skipped, with a line that
+#                  says so, when postgresql-15-pglogical is not installed)
 #
 #   FLEET_N="10 25"  the fleet sizes (default: quick 5, full 10 25 50 100)
+#   BENCH_SYNCHRONOUS_COMMIT=off  the database part's a, b and c with the
+#                    harness's synchronous_commit (default on: see db_clusters)
 #
 # Results: one line per tool and workload on stdout, the raw measurements in
 # bench/results/<UTC timestamp>-<mode>.json (and, for a full run of every
@@ -27,7 +31,8 @@ set -euo pipefail
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MODE=full
 PARTS=db,files,fleet
-TOOLS=repctl,bucardo,rsync,unison
+ALL_TOOLS=repctl,bucardo,pglogical,rsync,unison
+TOOLS=$ALL_TOOLS
 while (($# > 0)); do
 	case $1 in
 	--quick) MODE=quick ;;
@@ -119,6 +124,7 @@ machine_info() {
 		mem="$mem" kernel="$(uname -r)" os="$(. /etc/os-release && echo "$PRETTY_NAME")" \
 		postgres="$("$PG_BIN/postgres" --version | awk '{print $3}')" \
 		bucardo="$(bucardo --version 2>/dev/null | awk '{print $3}' || echo absent)" \
+		pglogical="$(dpkg-query -W -f='${Version}' postgresql-15-pglogical 2>/dev/null || echo absent)" \
 		rsync="$(rsync --version 2>/dev/null | awk 'NR==1 {print $3}' || echo absent)" \
 		unison="$(unison -version 2>/dev/null | awk '{print $3}' || echo absent)" \
 		openssh="$(ssh -V 2>&1 | awk '{print $1}' | tr -d ,)" \
@@ -132,14 +138,50 @@ machine_info() {
 
 # Nodes: meta (repctl's metadata and Bucardo's database `bucardo`), a and b
 # (replicated), c (same schema, no trigger: the raw baseline).
+#
+# Server settings are the same for every tool: a, b and c always run with
+# what logical decoding needs (wal_level = logical, track_commit_timestamp,
+# slots, WAL senders, workers), whether pglogical is in the run or not, so
+# that repctl's and Bucardo's figures do not depend on the tool list and C
+# stays the same server as A without a replicator.  They also run with
+# synchronous_commit = on (fsync stays off): with the harness's off, a WAL
+# sender only sees a commit once the WAL writer flushes it, up to
+# wal_writer_delay (200 ms) later, which would add up to 200 ms to every
+# change pglogical decodes and nothing to the others
+# (BENCH_SYNCHRONOUS_COMMIT=off keeps the harness's setting, to compare).
+# Only the library itself (shared_preload_libraries = 'pglogical' and its
+# conflict_resolution, in the included file pglogical.conf) is loaded on a
+# and b around pglogical's part alone (pglogical_load): with pglogical 2.4.2
+# on PostgreSQL 15 loaded,
+# DROP DATABASE hangs for ever (its supervisor never accepts the
+# ProcSignalBarrier; pglogical issues 399 and 418), which would stop the
+# other tools' parts at their first database drop.
+PGL_RUN=0
 db_clusters() {
-	local n
+	local n conf
+	if has_tool pglogical; then
+		if pglogical_available; then
+			PGL_RUN=1
+		else
+			say "pglogical: SKIPPED: postgresql-15-pglogical is not installed (bench/deps.sh installs it)"
+			rec kind=meta pglogical_skipped="postgresql-15-pglogical is not installed"
+		fi
+	fi
 	for n in meta a b c; do
 		pg_start "$n"
+		conf=$(pg_datadir "$n")/postgresql.conf
 		# a full run gives the servers more cache than the test harness does
 		# (the same for every tool); a quick run keeps the harness's settings
 		if [[ $MODE == full ]]; then
-			printf 'shared_buffers = 256MB\nmax_wal_size = 2GB\n' >>"$(pg_datadir "$n")/postgresql.conf"
+			printf 'shared_buffers = 256MB\nmax_wal_size = 2GB\n' >>"$conf"
+		fi
+		if [[ $n != meta ]]; then
+			printf '%s\n' '# ---- bench: logical decoding, for every tool' \
+				"synchronous_commit = ${BENCH_SYNCHRONOUS_COMMIT:-on}" 'wal_level = logical' \
+				'track_commit_timestamp = on' 'max_replication_slots = 10' 'max_wal_senders = 10' \
+				'max_worker_processes = 16' "include_if_exists 'pglogical.conf'" >>"$conf"
+		fi
+		if [[ $MODE == full || $n != meta ]]; then
 			pg_restart "$n"
 		fi
 	done
@@ -169,7 +211,8 @@ db_load() {
 	local tool=$1 layout=$2 db=$3 pidcmd=$4 workloads=${5:-W4,W1,W2,W3,M}
 	"$PY" "$BENCH/dbload.py" run --tool "$tool" --layout "$layout" --scale "$MODE" \
 		--a "$(pg_conninfo a "$db")" --b "$(pg_conninfo b "$db")" --c "$(pg_conninfo c "$db")" \
-		--out "$JSONL" --pidcmd "$pidcmd" --workloads "$workloads"
+		--out "$JSONL" --pidcmd "$pidcmd" --workloads "$workloads" \
+		--server-pids "$(pg_pid meta) $(pg_pid a) $(pg_pid b)"
 }
 
 # The workloads of a part (TOOL LAYOUT), in order, W4 first on an idle
@@ -318,6 +361,129 @@ db_bucardo() {
 	db_drop "$db"
 }
 
+# --------------------------------------------------------------- pglogical --
+
+# pglogical 2 (Debian's postgresql-15-pglogical), set up as its documentation
+# does two-way replication: a node and the default replication set (every
+# table of public) on a and b, and a subscription each way with
+# forward_origins = '{}' (no loop) and no initial copy (both nodes start from
+# the same template); conflicts: pglogical.conflict_resolution =
+# last_update_wins (pglogical_load), which needs track_commit_timestamp.  It has
+# one layout, bidirectional: it runs as "multi" only.
+
+# pglogical_load on|off: load the library on a and b (or not) and restart them
+pglogical_load() {
+	local n f
+	for n in a b; do
+		f=$(pg_datadir "$n")/pglogical.conf
+		if [[ $1 == on ]]; then
+			printf '%s\n' "shared_preload_libraries = 'pglogical'" \
+				"pglogical.conflict_resolution = 'last_update_wins'" >"$f"
+		else
+			[[ -e $f ]] || continue
+			rm -f -- "$f"
+		fi
+		pg_restart "$n"
+	done
+}
+
+pglogical_available() {
+	local lib share
+	lib=$("$PG_BIN/pg_config" --pkglibdir 2>/dev/null) || lib=${PG_BIN%/bin}/lib
+	share=$("$PG_BIN/pg_config" --sharedir 2>/dev/null) || share=/usr/share/postgresql/15
+	[[ -e $lib/pglogical.so && -e $share/extension/pglogical.control ]]
+}
+
+# its processes on a and b: the workers (supervisor, a manager per database,
+# an apply per subscription) and the WAL senders that decode for them; the
+# harness's servers serve no other replication connection
+pglogical_pidcmd() {
+	local pm pms=""
+	for pm in "$(pg_pid a)" "$(pg_pid b)"; do
+		[[ $pm =~ ^[0-9]+$ ]] && pms+=" $pm"
+	done
+	# (by the process title's first word: a client backend's title holds
+	# its database's name, which here contains "pglogical")
+	echo "for pm in$pms; do ps -o pid=,args= --ppid \$pm; done |" \
+		"awk '\$2 == \"postgres:\" && (\$3 == \"pglogical\" || \$3 == \"walsender\") {print \$1}'"
+}
+
+pglogical_replicating() { # DB: both subscriptions report 'replicating'
+	local n s
+	for n in a b; do
+		s=$(pg_sql "$n" "$1" "SELECT string_agg(status, ',') FROM pglogical.show_subscription_status()")
+		[[ $s == replicating ]] || return 1
+	done
+}
+
+db_pglogical() {
+	local layout=$1 db=bench_pglogical_$1 n from
+	db_fresh "$db"
+	for n in a b; do
+		pg_sql "$n" "$db" "CREATE EXTENSION pglogical"
+		pg_sql "$n" "$db" "SELECT pglogical.create_node(node_name := 'node_$n', dsn := '$(pg_conninfo "$n" "$db")')"
+		pg_sql "$n" "$db" "SELECT pglogical.replication_set_add_all_tables('default', ARRAY['public'])"
+	done
+	for n in a b; do
+		from=b
+		[[ $n == b ]] && from=a
+		pg_sql "$n" "$db" "SELECT pglogical.create_subscription(subscription_name := 'sub_${n}_from_$from',
+			provider_dsn := '$(pg_conninfo "$from" "$db")', replication_sets := ARRAY['default'],
+			synchronize_structure := false, synchronize_data := false, forward_origins := '{}')"
+	done
+	if ! wait_until 60 pglogical_replicating "$db"; then
+		for n in a b; do
+			echo "$n: $(pg_sql "$n" "$db" "SELECT string_agg(subscription_name || '=' || status, ' ')
+				FROM pglogical.show_subscription_status()")"
+		done
+		echo "pglogical: the subscriptions are not both 'replicating' after 60 s"
+		return 1
+	fi
+	say "pglogical $(pg_sql a "$db" "SELECT pglogical.pglogical_version()"): both subscriptions replicating," \
+		"conflict_resolution $(pg_sql a "$db" "SHOW pglogical.conflict_resolution")"
+	db_probe "$db"
+	db_load pglogical "$layout" "$db" "$(pglogical_pidcmd)" "$(db_workloads pglogical "$layout")"
+	for n in a b; do
+		pg_sql "$n" "$db" "SELECT subscription_name, status FROM pglogical.show_subscription_status()" |
+			sed "s/^/  $n: /"
+	done
+	say "pglogical processes at the end: $(bash -c "$(pglogical_pidcmd)" | xargs -r ps -o args= -p | sed 's/^postgres: //' | sort | uniq -c | tr -s ' \n' ' ')"
+	say "pglogical: server log lines with CONFLICT on a and b: $({ grep -h 'CONFLICT' "$(pg_logfile a)" "$(pg_logfile b)" 2>/dev/null || true; } | wc -l)"
+}
+
+# Drop the subscriptions (and with them their slots on the providers and
+# their origins), the nodes and the extension; make sure no slot or origin of
+# pglogical is left on a or b; unload the library (restart) and drop the
+# database.  Idempotent; runs in db_main's shell after the part, whether it
+# failed or not.
+pglogical_teardown() {
+	local db=$1 n s
+	for n in a b; do
+		if [[ -n $(pg_sql "$n" postgres "SELECT 1 FROM pg_database WHERE datname = '$db'") ]] &&
+			[[ -n $(pg_sql "$n" "$db" "SELECT 1 FROM pg_extension WHERE extname = 'pglogical'") ]]; then
+			for s in $(pg_sql "$n" "$db" "SELECT sub_name FROM pglogical.subscription"); do
+				pg_sql "$n" "$db" "SELECT pglogical.drop_subscription('$s', true)" >/dev/null || true
+			done
+		fi
+	done
+	for n in a b; do
+		if [[ -n $(pg_sql "$n" postgres "SELECT 1 FROM pg_database WHERE datname = '$db'") ]]; then
+			pg_sql "$n" "$db" "SELECT pglogical.drop_node('node_$n', true)" >/dev/null 2>&1 || true
+			pg_sql "$n" "$db" "DROP EXTENSION IF EXISTS pglogical CASCADE" || true
+		fi
+		pg_sql "$n" postgres "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+			WHERE database = '$db' AND NOT active" >/dev/null || true
+		pg_sql "$n" postgres "SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin
+			WHERE roname LIKE 'pgl_%'" >/dev/null || true
+		s=$(pg_sql "$n" postgres "SELECT count(*) FROM pg_replication_slots")
+		[[ $s == 0 ]] || say "pglogical teardown: $s replication slot(s) left on $n"
+	done
+	pglogical_load off
+	for n in a b c; do
+		pg_sql "$n" postgres "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+	done
+}
+
 db_main() {
 	local layout
 	cleanup_push rm -rf -- "$BUC"
@@ -327,6 +493,13 @@ db_main() {
 		cleanup_push repctl_stop_dir "$TEST_TMP/repctl-$layout"
 		if has_tool repctl; then run_part "repctl-$layout" db_repctl "$layout"; fi
 		if has_tool bucardo; then run_part "bucardo-$layout" db_bucardo "$layout"; fi
+		# pglogical has no one-way pair that matches Bucardo's: multi only
+		# (the restarts in db_main's shell: it keeps the postmasters' PIDs)
+		if ((PGL_RUN)) && [[ $layout == multi ]]; then
+			pglogical_load on || say "pglogical: loading the library failed"
+			run_part "pglogical-$layout" db_pglogical "$layout"
+			pglogical_teardown "bench_pglogical_$layout" || say "pglogical teardown failed"
+		fi
 	done
 }
 
@@ -382,7 +555,7 @@ machine_info
 if has_part db; then
 	t=$(date +%s)
 	db_main
-	rec kind=meta part=db seconds=$(($(date +%s) - t))
+	rec kind=meta part=db seconds=$(($(date +%s) - t)) db_synchronous_commit="${BENCH_SYNCHRONOUS_COMMIT:-on}"
 fi
 if has_part files; then
 	t=$(date +%s)
@@ -400,7 +573,7 @@ out=$BENCH/results/$STAMP-$MODE.json
 "$PY" "$BENCH/report.py" summary "$JSONL" --json "$out"
 if [[ $MODE == full ]]; then
 	# a partial run must not replace the figures of the parts it did not run
-	if [[ $PARTS == db,files,fleet && $TOOLS == repctl,bucardo,rsync,unison ]]; then
+	if [[ $PARTS == db,files,fleet && $TOOLS == "$ALL_TOOLS" ]]; then
 		cp "$out" "$BENCH/results/latest-full.json"
 	else
 		cp "$out" "$BENCH/results/latest-full-${PARTS//,/-}.json"
