@@ -65,6 +65,14 @@ struct decision {
 	const char *rule; /* static text: why ("latest: greater conflict column") */
 	int clamped;      /* a value in the future made both compete with change times */
 	int same;         /* both live with the same content: nothing to decide or log */
+	/*
+	 * delete/delete or same content: nothing is written but the vectors are
+	 * merged, and the merged version is named by one of the two (its dot,
+	 * origin and change time, which later versions are judged against).
+	 * 1: the local version's, 0: the remote's; the one the strategy keeps
+	 * (skip and abort: as latest), so the same version on every edge.
+	 */
+	int merge_local;
 };
 
 extern const char *const strategy_names[];

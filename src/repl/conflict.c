@@ -25,8 +25,14 @@
  *    the higher; equal ranks fall back to the origin's name.
  *  - a last tie (same origin, same times) is broken by the content digest.
  *
- * Two live versions with the same content are not a conflict: the vectors
- * are merged and nothing is logged.
+ * Two live versions with the same content, or two deletes, are not a
+ * conflict: the vectors are merged and nothing is logged.  The merged
+ * version is still named after one of the two (merge_local), and that must
+ * be the one the strategy keeps: a later version that has seen only the
+ * other one is then decided against it as a conflict.  Named after the
+ * incoming one whatever it was, a node's own delete merged into a relayed
+ * delete vanished when a later edit of the relayed one arrived (that edit
+ * had seen the name, not the local delete, and was taken for newer).
  */
 #include <string.h>
 
@@ -147,6 +153,32 @@ cmp_time(const struct row_version *a, const struct row_version *b, const struct 
 	return tie(a, b);
 }
 
+/*
+ * Which of two versions the strategy keeps, the same whichever is local:
+ * >0 remote.  skip and abort keep none; for naming a merge they order the
+ * versions as latest does.
+ */
+static int
+remote_kept(
+    const struct row_version *local, const struct row_version *remote, const struct strategy *s)
+{
+	enum by by = BY_TIME;
+	int clamped = 0;
+
+	switch (s->kind) {
+	case STRAT_FIRST: return cmp_time(remote, local, s, -1, &by, &clamped) > 0;
+	case STRAT_SOURCE:
+		if (remote->rank != local->rank)
+			return remote->rank < local->rank;
+		return tie(remote, local) > 0;
+	case STRAT_TARGET:
+		if (remote->rank != local->rank)
+			return remote->rank > local->rank;
+		return tie(local, remote) > 0;
+	default: return cmp_time(remote, local, s, 1, &by, &clamped) > 0;
+	}
+}
+
 int
 conflict_decide(const struct row_version *local, const struct row_version *remote,
     const struct strategy *s, struct decision *out)
@@ -165,8 +197,9 @@ conflict_decide(const struct row_version *local, const struct row_version *remot
 		out->type = CONFLICT_UPDATE_UPDATE;
 
 	if (out->type == CONFLICT_DELETE_DELETE) {
-		/* both gone: take the remote vector, nothing to write */
+		/* both gone: merge the vectors, nothing to write; named after the kept one */
 		out->res = RES_REMOTE;
+		out->merge_local = !remote_kept(local, remote, s);
 		out->rule = "both deleted";
 		return 0;
 	}
@@ -175,6 +208,7 @@ conflict_decide(const struct row_version *local, const struct row_version *remot
 		/* the same row on both sides: merge the vectors, nothing to decide */
 		out->res = RES_REMOTE;
 		out->same = 1;
+		out->merge_local = !remote_kept(local, remote, s);
 		out->rule = "same content";
 		return 0;
 	}

@@ -989,8 +989,12 @@ resolve_conflicts(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult 
 		code = dec_.res == RES_REMOTE ? 1 : dec_.res == RES_LOCAL ? 3 : 4;
 		/*
 		 * A decided conflict is a new version made here (resolved: its dot
-		 * becomes this node's); two versions that agree are merged only.
+		 * becomes this node's); two versions that agree are merged only,
+		 * under the name (dot, origin, change time) of the one the strategy
+		 * keeps: 3 keeps the target's, 1 takes the incoming one's.
 		 */
+		if ((dec_.same || dec_.type == CONFLICT_DELETE_DELETE) && dec_.merge_local)
+			code = 3;
 		buf_printf(&dec, "%s\t%d\t%s\n", PQgetvalue(r, i, 0), code,
 		    dec_.same || dec_.type == CONFLICT_DELETE_DELETE ? "f" : "t");
 		ndec++;

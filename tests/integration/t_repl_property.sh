@@ -478,10 +478,18 @@ daemon_kill() {
 }
 
 # prop_converge MAX SYNC... : repl_converge, keeping every run's stderr in
-# $SEED_DIR/conv.ROUND.SYNC.err
+# $SEED_DIR/conv.ROUND.SYNC.err.  A round is quiet when every run is good
+# with I/U/D 0/0/0 and no conflict AND no shadow table changed: an apply of
+# a version whose row every node already holds (the vector of a conflict
+# decided on one node, travelling one hop per run) writes only shadow rows
+# and reports 0/0/0, so counts alone stopped a round early and the check
+# below ("no echo") saw the last hop.
 prop_converge() {
-	local max=$1 round s quiet
+	local max=$1 round s quiet n sums before=''
 	shift
+	for n in "${TOPO_NODES[@]}"; do
+		before+="$(repl_shadow_sums "$n")"$'\n'
+	done
 	for ((round = 1; round <= max; round++)); do
 		quiet=1
 		for s in "$@"; do
@@ -491,6 +499,12 @@ prop_converge() {
 				quiet=0
 			fi
 		done
+		sums=''
+		for n in "${TOPO_NODES[@]}"; do
+			sums+="$(repl_shadow_sums "$n")"$'\n'
+		done
+		[[ $sums == "$before" ]] || quiet=0
+		before=$sums
 		REPL_ROUNDS=$round
 		if ((quiet)); then
 			return 0

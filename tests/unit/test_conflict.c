@@ -713,6 +713,52 @@ test_delete_delete(void **state)
 		}
 }
 
+/*
+ * Two versions that agree are merged under the name of the one the strategy
+ * keeps, the same both ways round: a later version that saw only the other
+ * one must be decided against it (a node's own later delete, merged into a
+ * relayed earlier one, was lost otherwise).
+ */
+static void
+merged_as(const struct row_version *x, const struct row_version *y, enum strategy_kind k,
+    const struct row_version *w)
+{
+	struct strategy s = strat(k, CC_TIME);
+	struct decision xy = decide(x, y, &s), yx = decide(y, x, &s);
+
+	/* x local: keep x's name when x is kept */
+	if (xy.merge_local != (w == x) || yx.merge_local != (w == y))
+		fail_msg("%s: merge of %s and %s: merge_local %d/%d, want %s kept", sname(k),
+		    x->node, y->node, xy.merge_local, yx.merge_local, w->node);
+}
+
+static void
+test_merge_name(void **state)
+{
+	struct row_version a = ranked(del("a", 10), 1), b = ranked(del("b", 20), 0);
+	struct row_version p = ranked(content(upd("a", 100, 10), "c0ffee"), 1);
+	struct row_version q = ranked(content(upd("b", 100, 20), "c0ffee"), 0);
+
+	(void)state;
+	/* two deletes: latest keeps the later, first the earlier; skip and abort as latest */
+	merged_as(&a, &b, STRAT_LATEST, &b);
+	merged_as(&a, &b, STRAT_FIRST, &a);
+	merged_as(&a, &b, STRAT_SKIP, &b);
+	merged_as(&a, &b, STRAT_ABORT, &b);
+	/* source the lower rank, target the higher */
+	merged_as(&a, &b, STRAT_SOURCE, &b);
+	merged_as(&a, &b, STRAT_TARGET, &a);
+	/* the same content: equal values, then the change time */
+	merged_as(&p, &q, STRAT_LATEST, &q);
+	merged_as(&p, &q, STRAT_FIRST, &p);
+	merged_as(&p, &q, STRAT_SOURCE, &q);
+	merged_as(&p, &q, STRAT_TARGET, &p);
+	/* equal times: the smaller origin name */
+	b.changed_at = 10;
+	merged_as(&a, &b, STRAT_LATEST, &a);
+	merged_as(&a, &b, STRAT_FIRST, &a);
+}
+
 /* ---- names ---- */
 
 static void
@@ -1209,6 +1255,7 @@ main(void)
 		cmocka_unit_test(test_target),
 		cmocka_unit_test(test_skip_abort),
 		cmocka_unit_test(test_delete_delete),
+		cmocka_unit_test(test_merge_name),
 		cmocka_unit_test(test_strategy_parse),
 		cmocka_unit_test(test_name_tables),
 		cmocka_unit_test(test_property),
