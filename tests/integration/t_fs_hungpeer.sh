@@ -52,13 +52,26 @@ cat >"$FAKE/proxy.py" <<'PY'
 #   hang     forward HELLO; after INDEX_REQ, answer nothing, ever
 #   hangput  forward until a PUT_DATA frame, then stop reading (the sender blocks)
 #   slow     hold the answer to INDEX_REQ for 9 s, pinging every second
-import os, subprocess, sys, threading, time
+import os, select, subprocess, sys, threading, time
 MODE = os.path.basename(sys.argv[0])
 AGENT = '@REPCTL@'
 PING, INDEX_REQ, PUT_DATA = 20, 4, 12
 rd, wr = sys.stdin.buffer, sys.stdout.buffer
 child = subprocess.Popen([AGENT, 'agent'], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+with open(os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), 'pids'), 'a') as f:
+    f.write('%d %d\n' % (os.getpid(), child.pid))
 lock = threading.Lock()
+
+def stall():
+    # misbehave until the coordinator gives up (our stdout's reader is gone),
+    # then go: never outlive the run (at most 120 s)
+    p = select.poll()
+    p.register(1, select.POLLERR | select.POLLHUP)
+    end = time.time() + 120
+    while time.time() < end and not p.poll(500):
+        pass
+    child.kill()
+    os._exit(0)
 index_asked = threading.Event()
 
 def read_frame(f):
@@ -104,10 +117,10 @@ while True:
     t = fr[4]
     if t == INDEX_REQ:
         if MODE == 'hang':
-            time.sleep(3600)
+            stall()
         index_asked.set()
     if t == PUT_DATA and MODE == 'hangput':
-        time.sleep(3600)
+        stall()
     child.stdin.write(fr)
     child.stdin.flush()
 PY
@@ -116,6 +129,13 @@ chmod 755 "$FAKE/proxy.py"
 for mode in plain hang hangput slow; do
 	ln -s proxy.py "$FAKE/$mode"
 done
+# the proxies (and their agents) are ours: stop any still running at the end
+stop_proxies() {
+	local p
+	[[ -f $FAKE/pids ]] || return 0
+	for p in $(cat "$FAKE/pids"); do kill "$p" 2>/dev/null || true; done
+}
+cleanup_push stop_proxies
 
 use_agent() {
 	run_repctl update database juke agent="$1"
