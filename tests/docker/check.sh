@@ -188,7 +188,7 @@ trap 'exit 130' INT TERM
 # ---- 2. the build context and both images -------------------------------------------------
 mkdir -p "$WORK/tree"
 (cd "$ROOT" && tar -cf - --exclude=build --exclude=build-asan --exclude='*.o' \
-	Makefile .dockerignore include src sql scripts docs etc docker) | tar -C "$WORK/tree" -xf -
+	Makefile .dockerignore include src sql scripts docs etc docker web) | tar -C "$WORK/tree" -xf -
 rm -f "$WORK/tree/docker/.env" && rm -rf "$WORK/tree/docker/secrets" "$WORK/tree/docker/authorized_keys" "$WORK/tree/docker/config"
 say "building $IMG_RUNTIME and $IMG_AGENT from the checkout"
 t=$(date +%s)
