@@ -320,7 +320,7 @@ dockerfile_agent(void)
 	    "FROM ${DEBIAN_IMAGE} AS agent\n"
 	    "RUN apt-get update \\\n"
 	    " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\\n"
-	    "      libpq5 libconfig9 libssh-4 libzstd1 openssh-server \\\n"
+	    "      libpq5 libconfig9 libssh-4 libzstd1 libssl3 libmicrohttpd12 openssh-server \\\n"
 	    " && rm -rf /var/lib/apt/lists/* \\\n"
 	    " && rm -f /etc/ssh/ssh_host_*\n"
 	    "ARG REPCTL_UID=1000\n"
