@@ -42,6 +42,7 @@ struct fs_index {
 #define FS_STATE_DIR ".repctl"
 #define FS_MARKER ".repctl/folder"
 #define FS_INDEX_FILE ".repctl/index"
+#define FS_JOURNAL_FILE ".repctl/index.journal"
 #define FS_TRASH_DIR ".repctl/trash"
 #define FS_PART_SUFFIX ".repctl-part"
 
@@ -61,11 +62,21 @@ void index_line_brief(struct buf *b, const struct fs_file *f);
 int index_parse_line(const char *line, struct fs_file *f, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Load / save <root>/.repctl/index (atomic replace).  Missing file: empty index. */
+/*
+ * Load / save <root>/.repctl/index (atomic replace).  Missing file: empty
+ * index.  Load replays the journal after it; save empties the journal.
+ */
 int index_load(const char *root, struct fs_index *ix, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 int index_save(const char *root, const struct fs_index *ix, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/*
+ * Append these entries to the index journal (<root>/.repctl/index.journal)
+ * and fsync it: they are in the durable index from then on (index_load
+ * replays the journal; index_save empties it).  0 or -1 with err.
+ */
+int index_journal_append(const char *root, const struct fs_file *const *files, int n, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 
 /*
  * Hash a file: content-defined blocks and the whole-file hash.  0 or -1.

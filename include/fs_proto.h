@@ -35,15 +35,33 @@ enum frame_type {
 	F_PUT_BEGIN = 11,     /* path, size, mtime, mode, hash, block list: start a file */
 	F_PUT_DATA = 12,      /* block bytes for the file being put */
 	F_PUT_COPY = 13,      /* reuse a local block: source path, offset, length */
-	F_PUT_END = 14,       /* verify, fsync, rename; reply F_ACK or F_ERROR */
+	F_PUT_END = 14,       /* verify, fsync, rename; reply F_ACK or F_ERROR (see below) */
 	F_DELETE = 15,        /* path, expected version: move to trash */
 	F_CONFLICT_COPY = 16, /* path, new name: rename the local copy aside */
 	F_INDEX_UPDATE = 17,  /* store entries in the agent's index */
 	F_BYE = 18,
-	F_ENTRY_REQ = 19, /* path: send its full index line (with blocks) as F_INDEX */
-	F_PING = 20,      /* agent: still working on the request (stream_recv skips it) */
-	F_LAST = F_PING,  /* the highest type: the decoder refuses anything above */
+	F_ENTRY_REQ = 19,  /* path: send its full index line (with blocks) as F_INDEX */
+	F_PING = 20,       /* agent: still working on the request (stream_recv skips it) */
+	F_COMMIT = 21,     /* make the deferred puts durable, in place; reply F_ACK per file */
+	F_LAST = F_COMMIT, /* the highest type: the decoder refuses anything above */
 };
+
+/*
+ * Batched durability.  An agent that can batch says so in its HELLO answer
+ * (F_ACK "NODE\tcommit"; an older agent answers "NODE" and is driven one
+ * file at a time, as before).  To such an agent the coordinator sends
+ * PUT_END with the payload FS_PUT_DEFER: the agent checks the file (every
+ * block in, the whole-file hash computed as the blocks landed) and keeps
+ * the verified part file in its batch, answering nothing.  F_COMMIT (empty
+ * payload) then makes the whole batch durable and puts it in place; its
+ * F_ACK holds one line per deferred PUT_END, in order: PATH TAB "ok" TAB,
+ * or PATH TAB "error" TAB MESSAGE (fields escaped as in the other text
+ * payloads).  A file answered "ok" is durable, data and name.  An agent
+ * that does not know F_COMMIT refuses the frame (above F_LAST) and hangs up:
+ * the run fails, nothing is half-done (its PUT_END committed each file).
+ */
+#define FS_FEATURE_COMMIT "commit"
+#define FS_PUT_DEFER "defer"
 
 /*
  * Append one frame of type with payload to out, compressing the payload with

@@ -28,6 +28,7 @@ struct fs_stream {
 	unsigned long long bw_sent;
 	pthread_mutex_t *send_lock; /* when set, stream_send and stream_ping hold it */
 	double last_send;           /* monotonic time of the last frame sent */
+	int failed; /* the transport broke (a failed read or write, EOF, a bad frame) */
 };
 
 void stream_init_fds(struct fs_stream *s, int rfd, int wfd, int zlevel);

@@ -14,10 +14,20 @@
  *   - a file arrives as a temporary ".NAME.<hash>.repctl-part" in its own
  *     directory; blocks the node already has (in the old version, in any
  *     other file, in a part left by an interrupted transfer) are copied
- *     locally and only the missing ones are asked for; at the end the
- *     whole-file hash is checked, the data fsynced, mtime and mode set,
- *     the old version moved to the trash and the new one renamed into
- *     place: a reader sees the old file or the new one, never half;
+ *     locally and only the missing ones are asked for; the whole-file
+ *     hash is computed as the blocks land, in file order (a block that
+ *     lands before the ones in front of it is read back from the part file
+ *     once they are in), so PUT_END checks it without reading the file
+ *     again; then mtime and mode are set, the old version kept in the
+ *     trash (a hard link) and the new one renamed over it: a reader sees
+ *     the old file or the new one, never half, and never no file;
+ *   - durability is batched when the coordinator asks for it (PUT_END
+ *     "defer", see fs_proto.h): the verified part file waits in the batch
+ *     and F_COMMIT makes the whole batch durable together (fsync of each
+ *     part, then per file the stat check, trash and rename, then one fsync
+ *     per directory touched) and answers one line per file; only then is a
+ *     file recorded in the index.  A plain PUT_END does all of that for the
+ *     one file at once (a coordinator that does not batch);
  *   - a file changed locally since the scan is never overwritten or
  *     deleted: the request fails and the next run rescans and decides again.
  */
@@ -30,8 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -100,9 +110,28 @@ struct put {
 	char *final;         /* absolute target path */
 	char *tmp;           /* absolute temp path */
 	int fd;
-	char *have;   /* per block: 1 when written */
-	char *failed; /* first error while receiving data (reported at PUT_END) */
+	char *have;          /* per block: 1 when written */
+	char *failed;        /* first error while receiving data (reported at PUT_END) */
+	struct sha256 whole; /* the whole-file hash of blocks [0, fed) */
+	int fed;
+	uint8_t *scratch; /* read-back buffer of put_catch_up */
+	size_t scratch_cap;
 };
+
+/*
+ * A file that passed PUT_END "defer": its part file is complete and
+ * verified (hash, mode, mtime) and waits for F_COMMIT.  Owned by the batch;
+ * pending_clear frees it.  err: refused at PUT_END (reported at F_COMMIT,
+ * nothing to commit).
+ */
+struct pending {
+	struct fs_file want;
+	char *final, *tmp;
+	char *err;
+};
+
+/* the most files one batch holds; the coordinator commits far sooner (fs_sync.c) */
+#define BATCH_MAX 1024
 
 struct agent {
 	struct fs_stream s;
@@ -116,6 +145,10 @@ struct agent {
 	int loaded, dirty;
 	time_t saved_at;
 	struct put put;
+	struct pending *batch; /* waiting for F_COMMIT, in PUT_END order */
+	int nbatch;
+	char **newdirs; /* parents of directories created for puts: to fsync at the commit */
+	int nnewdirs;
 	char err[1024];
 };
 
@@ -240,8 +273,114 @@ put_reset(struct put *p)
 	free(p->tmp);
 	free(p->have);
 	free(p->failed);
+	free(p->scratch);
 	memset(p, 0, sizeof(*p));
 	p->fd = -1;
+}
+
+static void
+pending_clear(struct pending *pe)
+{
+	file_clear(&pe->want);
+	free(pe->final);
+	free(pe->tmp);
+	free(pe->err);
+	memset(pe, 0, sizeof(*pe));
+}
+
+/* Forget the batch (the coordinator went away): the part files stay, verified, for a resume. */
+static void
+batch_reset(struct agent *a)
+{
+	int i;
+
+	for (i = 0; i < a->nbatch; i++)
+		pending_clear(&a->batch[i]);
+	free(a->batch);
+	a->batch = NULL;
+	a->nbatch = 0;
+	for (i = 0; i < a->nnewdirs; i++)
+		free(a->newdirs[i]);
+	free(a->newdirs);
+	a->newdirs = NULL;
+	a->nnewdirs = 0;
+}
+
+/*
+ * Create the directories of dir below the folder root that are missing, and
+ * remember the parent of each one created: its new entry is made durable
+ * (fsync of the parent) with the files of the commit.  0 or -1 (errno).
+ */
+static int
+make_dirs(struct agent *a, const char *dir)
+{
+	size_t rl = strlen(a->root);
+	struct stat sb;
+	char *p, *s;
+	int rc = 0;
+
+	if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))
+		return 0; /* the common case: one stat */
+	if (strncmp(dir, a->root, rl) != 0 || dir[rl] != '/')
+		return mkdir_p(dir, 0755);
+	p = xstrdup(dir);
+	for (s = p + rl + 1;; s++) {
+		char c = *s;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) == 0) {
+			char *slash = strrchr(p, '/');
+
+			a->newdirs =
+			    xrealloc(a->newdirs, sizeof(*a->newdirs) * (size_t)(a->nnewdirs + 1));
+			a->newdirs[a->nnewdirs++] = xstrndup(p, (size_t)(slash - p));
+		} else if (errno != EEXIST) {
+			rc = -1;
+			break;
+		}
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	free(p);
+	return rc;
+}
+
+/* Block i's bytes are at hand: hash them into the whole file when it is next in order. */
+static void
+put_feed(struct put *p, int i, const uint8_t *data)
+{
+	if (i != p->fed)
+		return;
+	sha256_update(&p->whole, data, p->want.blocks[i].len);
+	p->fed++;
+}
+
+/*
+ * Hash into the whole file the blocks that are already in the part file and
+ * next in order (they landed before a block in front of them), reading them
+ * back.  0, or -1 when the part file cannot be read.
+ */
+static int
+put_catch_up(struct put *p)
+{
+	while (p->fed < p->want.nblocks && p->have[p->fed]) {
+		const struct fs_block *b = &p->want.blocks[p->fed];
+		ssize_t r;
+
+		if (p->scratch_cap < b->len) {
+			p->scratch = xrealloc(p->scratch, b->len);
+			p->scratch_cap = b->len;
+		}
+		r = pread(p->fd, p->scratch, b->len, b->off);
+		if (r != (ssize_t)b->len)
+			return -1;
+		sha256_update(&p->whole, p->scratch, b->len);
+		p->fed++;
+	}
+	return 0;
 }
 
 /* Remove trash older than trash_days. */
@@ -378,9 +517,26 @@ handle_hello(struct agent *a, const struct frame *f)
 		goto out;
 	}
 	a->loaded = 1;
+	{
+		/* a journal left behind (a killed agent): into the saved index, so appends start clean */
+		char *j = xasprintf("%s/%s", a->root, FS_JOURNAL_FILE);
+
+		if (access(j, F_OK) == 0) {
+			a->dirty = 1;
+			maybe_save(a, 1);
+		}
+		free(j);
+	}
 	if (a->trash_days > 0)
 		prune_trash(a);
-	rc = reply_ok(a, a->self);
+	batch_reset(a);
+	{
+		/* the node's name, then what this agent can do beyond protocol 1 */
+		char *ack = xasprintf("%s\t%s", a->self, FS_FEATURE_COMMIT);
+
+		rc = reply_ok(a, ack);
+		free(ack);
+	}
 out:
 	fields_free(fld, n);
 	free(marker);
@@ -510,43 +666,65 @@ unchanged_since_scan(const char *full, const struct fs_file *e)
 	    (uint64_t)sb.st_ino == e->inode;
 }
 
-/* Copy a block we already have somewhere (hash lookup over our index). */
+/* Read a candidate block at off of fd into data and check it against want. */
 static int
-local_block(struct agent *a, const struct fs_block *want, int outfd)
+block_matches(int fd, int64_t off, const struct fs_block *want, uint8_t *data)
+{
+	uint8_t got[SHA256_LEN];
+	ssize_t r = pread(fd, data, want->len, off);
+
+	if (r != (ssize_t)want->len)
+		return 0;
+	sha256(data, want->len, got);
+	return memcmp(got, want->hash, SHA256_LEN) == 0;
+}
+
+/*
+ * Copy a block we already have somewhere into outfd: a hash lookup over our
+ * index, then over the files of the batch (verified, not yet committed).
+ * On success its bytes are left in data (want->len bytes) and 1 is returned.
+ */
+static int
+local_block(struct agent *a, const struct fs_block *want, int outfd, uint8_t *data)
 {
 	int i, j;
-	uint8_t *data = xmalloc(want->len), got[SHA256_LEN];
 
-	for (i = 0; i < a->ix.n; i++) {
-		struct fs_file *f = &a->ix.f[i];
+	for (i = 0; i < a->ix.n + a->nbatch; i++) {
+		const struct fs_file *f = i < a->ix.n ? &a->ix.f[i] : &a->batch[i - a->ix.n].want;
+		const char *part = i < a->ix.n ? NULL : a->batch[i - a->ix.n].tmp;
 
-		if (f->deleted)
+		if (f->deleted || (i >= a->ix.n && a->batch[i - a->ix.n].err))
 			continue;
 		for (j = 0; j < f->nblocks; j++) {
 			char *full;
-			int fd;
-			ssize_t r;
+			int fd, ok;
 
 			if (f->blocks[j].len != want->len ||
 			    memcmp(f->blocks[j].hash, want->hash, SHA256_LEN) != 0)
 				continue;
-			full = xasprintf("%s/%s", a->root, f->path);
+			full = part ? xstrdup(part) : xasprintf("%s/%s", a->root, f->path);
 			fd = open(full, O_RDONLY | O_NOFOLLOW);
 			free(full);
 			if (fd < 0)
 				continue;
-			r = pread(fd, data, want->len, f->blocks[j].off);
+			ok = block_matches(fd, f->blocks[j].off, want, data);
 			close(fd);
-			sha256(data, r > 0 ? (size_t)r : 0, got);
-			if (r == (ssize_t)want->len && memcmp(got, want->hash, SHA256_LEN) == 0 &&
-			    pwrite(outfd, data, want->len, want->off) == (ssize_t)want->len) {
-				free(data);
+			if (ok && pwrite(outfd, data, want->len, want->off) == (ssize_t)want->len)
 				return 1;
-			}
 		}
 	}
-	free(data);
 	return 0;
+}
+
+/* Is block b of the part file entirely a hole (never written: no need to read it)? */
+static int
+part_hole(int fd, const struct fs_block *b)
+{
+	off_t d = lseek(fd, b->off, SEEK_DATA);
+
+	if (d < 0)
+		return errno == ENXIO; /* no data at or after off */
+	return d >= b->off + (off_t)b->len;
 }
 
 static int
@@ -555,13 +733,21 @@ handle_put_begin(struct agent *a, const struct frame *f)
 	char *line = xstrndup(f->payload.data ? f->payload.data : "", f->payload.len);
 	struct buf missing = BUF_INIT;
 	struct fs_file *cur;
-	int i, rc;
+	struct stat pst;
+	int i, rc, resume;
+	int64_t total = 0;
 	uint8_t *tmpdata = NULL;
 
 	put_reset(&a->put);
 	if (index_parse_line(line, &a->put.want, a->err, sizeof(a->err)) < 0 ||
 	    path_resolve(a->root, a->put.want.path, &a->put.final, a->err, sizeof(a->err)) < 0) {
 		rc = reply_error(a, a->err);
+		goto out;
+	}
+	for (i = 0; i < a->put.want.nblocks; i++)
+		total += a->put.want.blocks[i].len;
+	if (a->put.want.deleted || a->put.want.hash[0] == '\0' || total != a->put.want.size) {
+		rc = reply_error(a, "malformed put: its blocks do not make up the file");
 		goto out;
 	}
 	cur = index_find(&a->ix, a->put.want.path);
@@ -580,7 +766,7 @@ handle_put_begin(struct agent *a, const struct frame *f)
 		char *slash = strrchr(dir, '/');
 
 		*slash = '\0';
-		if (mkdir_p(dir, 0755) < 0) {
+		if (make_dirs(a, dir) < 0) {
 			char *m = xasprintf("cannot create directory %s: %s", dir, strerror(errno));
 
 			rc = reply_error(a, m);
@@ -592,6 +778,8 @@ handle_put_begin(struct agent *a, const struct frame *f)
 	}
 	a->put.tmp = part_name(a->put.final, a->put.want.hash);
 	a->put.fd = open(a->put.tmp, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+	/* a part file with data in it is an interrupted transfer: its verified blocks count */
+	resume = a->put.fd >= 0 && fstat(a->put.fd, &pst) == 0 && pst.st_size > 0;
 	if (a->put.fd < 0 || ftruncate(a->put.fd, a->put.want.size) < 0) {
 		char *m = xasprintf("cannot write %s: %s", a->put.tmp, strerror(errno));
 
@@ -600,21 +788,21 @@ handle_put_begin(struct agent *a, const struct frame *f)
 		goto out;
 	}
 	a->put.have = xcalloc((size_t)a->put.want.nblocks + 1, 1);
+	sha256_init(&a->put.whole);
+	a->put.fed = 0;
 	for (i = 0; i < a->put.want.nblocks; i++) {
 		const struct fs_block *b = &a->put.want.blocks[i];
-		uint8_t got[SHA256_LEN];
-		ssize_t r;
 
-		/* already in the part file (a resumed transfer)? */
 		tmpdata = xrealloc(tmpdata, b->len ? b->len : 1);
-		r = pread(a->put.fd, tmpdata, b->len, b->off);
-		sha256(tmpdata, r > 0 ? (size_t)r : 0, got);
-		if (r == (ssize_t)b->len && memcmp(got, b->hash, SHA256_LEN) == 0)
+		if (resume && !part_hole(a->put.fd, b) &&
+		    block_matches(a->put.fd, b->off, b, tmpdata))
 			a->put.have[i] = 1;
-		else if (local_block(a, b, a->put.fd))
+		else if (local_block(a, b, a->put.fd, tmpdata))
 			a->put.have[i] = 1;
 		else
 			buf_printf(&missing, "%s%d", missing.len ? "," : "", i);
+		if (a->put.have[i])
+			put_feed(&a->put, i, tmpdata); /* in order up to the first missing block */
 	}
 	rc = stream_send(
 	    &a->s, F_HAVE, missing.data ? missing.data : "", missing.len, a->err, sizeof(a->err));
@@ -646,8 +834,12 @@ handle_put_data(struct agent *a, const struct frame *f)
 		return 0;
 	}
 	b = &a->put.want.blocks[i];
-	sha256(p + 4, f->payload.len - 4, got);
-	if (f->payload.len - 4 != b->len || memcmp(got, b->hash, SHA256_LEN) != 0) {
+	if (f->payload.len - 4 != b->len) {
+		a->put.failed = xstrdup("a block arrived damaged (wrong length)");
+		return 0;
+	}
+	sha256(p + 4, b->len, got);
+	if (memcmp(got, b->hash, SHA256_LEN) != 0) {
 		a->put.failed = xstrdup("a block arrived damaged (hash mismatch)");
 		return 0;
 	}
@@ -656,39 +848,102 @@ handle_put_data(struct agent *a, const struct frame *f)
 		return 0;
 	}
 	a->put.have[i] = 1;
+	if ((int)i == a->put.fed) {
+		put_feed(&a->put, (int)i, p + 4);
+		if (put_catch_up(&a->put) < 0)
+			a->put.failed =
+			    xasprintf("cannot read back %s: %s", a->put.tmp, strerror(errno));
+	}
 	return 0;
 }
 
-/* Move a file into the trash (or unlink it when there is no trash). */
-static int
-to_trash(struct agent *a, const char *rel, const char *full)
+/*
+ * Where the old version of rel goes in the trash (directories created): a
+ * second version the same day gets a suffix.  NULL when the trash cannot
+ * be made (errno set).
+ */
+static char *
+trash_dest(struct agent *a, const char *rel)
 {
 	char day[16], *dest, *dir, *slash;
 	time_t t = time(NULL);
 	struct tm tm;
-	int rc;
 
-	if (a->trash_days <= 0)
-		return unlink(full) < 0 && errno != ENOENT ? -1 : 0;
 	gmtime_r(&t, &tm);
 	strftime(day, sizeof(day), "%Y%m%d", &tm);
 	dest = xasprintf("%s/%s/%s/%s", a->root, FS_TRASH_DIR, day, rel);
 	dir = xstrdup(dest);
 	slash = strrchr(dir, '/');
 	*slash = '\0';
-	rc = mkdir_p(dir, 0700);
-	if (rc == 0) {
-		if (access(dest, F_OK) == 0) {
-			/* a second version the same day: keep both */
-			char *d2 = xasprintf("%s.%ld", dest, (long)t);
+	if (mkdir_p(dir, 0700) < 0) {
+		int e = errno;
 
-			free(dest);
-			dest = d2;
-		}
-		rc = rename(full, dest);
+		free(dir);
+		free(dest);
+		errno = e;
+		return NULL;
 	}
-	free(dest);
 	free(dir);
+	if (access(dest, F_OK) == 0) {
+		/* a second version the same day: keep both */
+		char *d2 = xasprintf("%s.%ld", dest, (long)t);
+
+		free(dest);
+		dest = d2;
+	}
+	return dest;
+}
+
+/* Move a file into the trash (or unlink it when there is no trash). */
+static int
+to_trash(struct agent *a, const char *rel, const char *full)
+{
+	char *dest;
+	int rc;
+
+	if (a->trash_days <= 0)
+		return unlink(full) < 0 && errno != ENOENT ? -1 : 0;
+	if ((dest = trash_dest(a, rel)) == NULL)
+		return -1;
+	rc = rename(full, dest);
+	free(dest);
+	return rc;
+}
+
+/*
+ * Keep the old version of a file that a new one is about to replace: a hard
+ * link in the trash, so that the rename of the new version over the name
+ * replaces it in one step (the name is never missing, not even after a
+ * power cut between the two).  Where hard links are not supported (some
+ * removable-disk file systems), the old file moves to the trash as before.
+ * No trash: nothing to do, the rename replaces it.  0 or -1 (errno).
+ */
+static int
+keep_old_version(struct agent *a, const char *rel, const char *full)
+{
+	char *dest;
+	int rc;
+
+	if (a->trash_days <= 0)
+		return 0;
+	if ((dest = trash_dest(a, rel)) == NULL)
+		return -1;
+	rc = link(full, dest);
+	if (rc < 0 && errno != EEXIST)
+		rc = rename(full, dest);
+	free(dest);
+	return rc;
+}
+
+static int
+fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
 	return rc;
 }
 
@@ -696,109 +951,346 @@ static void
 fsync_dir_of(const char *path)
 {
 	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
-	int fd;
 
 	*slash = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
+	(void)fsync_dir(dir);
 	free(dir);
 }
 
-static int
-handle_put_end(struct agent *a)
+/*
+ * The end of a put, before any commit: every block in, the whole-file hash
+ * (computed as the blocks landed) equal to the one announced, mode and
+ * mtime set on the part file.  The part's fd stays open in a->put.  NULL,
+ * or the refusal (malloc'ed; the put is reset: a part file with verified
+ * blocks stays for a retry, one that does not match its hash is removed).
+ */
+static char *
+put_verify(struct agent *a)
 {
-	struct fs_file check;
-	struct fs_file *cur;
+	uint8_t digest[SHA256_LEN];
+	char hex[SHA256_HEX_LEN];
 	struct timespec ts[2];
-	struct stat sb;
+	char *m;
 	int i;
 
 	if (a->put.fd < 0)
-		return reply_error(a, "no file being put");
+		return xstrdup("no file being put");
 	if (a->put.failed) {
-		char *m = xstrdup(a->put.failed);
-		int rc;
-
+		m = xstrdup(a->put.failed);
 		put_reset(&a->put); /* the part file stays: a retry resumes from it */
-		rc = reply_error(a, m);
-		free(m);
-		return rc;
+		return m;
 	}
 	for (i = 0; i < a->put.want.nblocks; i++)
-		if (!a->put.have[i])
-			return reply_error(a, "the transfer ended with blocks missing");
-	memset(&check, 0, sizeof(check));
-	if (fsync(a->put.fd) < 0 || file_hash(a->put.tmp, &check, a->err, sizeof(a->err)) < 0 ||
-	    strcmp(check.hash, a->put.want.hash) != 0) {
-		free(check.blocks);
+		if (!a->put.have[i]) {
+			put_reset(&a->put);
+			return xstrdup("the transfer ended with blocks missing");
+		}
+	if (put_catch_up(&a->put) < 0) {
+		m = xasprintf("cannot read back %s: %s", a->put.tmp, strerror(errno));
+		put_reset(&a->put);
+		return m;
+	}
+	sha256_final(&a->put.whole, digest);
+	sha256_hex(digest, hex);
+	if (a->put.fed != a->put.want.nblocks || strcmp(hex, a->put.want.hash) != 0) {
 		unlink(a->put.tmp);
 		put_reset(&a->put);
-		return reply_error(a, "the assembled file does not match its hash; discarded");
+		return xstrdup("the assembled file does not match its hash; discarded");
 	}
-	free(check.blocks);
 	ts[0].tv_sec = a->put.want.mtime_ns / 1000000000LL;
 	ts[0].tv_nsec = a->put.want.mtime_ns % 1000000000LL;
 	ts[1] = ts[0];
-	if (fchmod(a->put.fd, a->put.want.mode & 07777) < 0 || futimens(a->put.fd, ts) < 0)
-		return reply_error(a, "cannot set the mode or mtime of the new file");
-	close(a->put.fd);
-	a->put.fd = -1;
-	cur = index_find(&a->ix, a->put.want.path);
-	if (!unchanged_since_scan(a->put.final, cur)) {
-		char *m =
-		    xasprintf("%s changed on node '%s' during the transfer; not overwriting it",
-			a->put.want.path, a->self);
-		int rc = reply_error(a, m);
-
-		free(m);
-		return rc;
+	if (fchmod(a->put.fd, a->put.want.mode & 07777) < 0 || futimens(a->put.fd, ts) < 0) {
+		put_reset(&a->put);
+		return xstrdup("cannot set the mode or mtime of the new file");
 	}
-	if (lstat(a->put.final, &sb) == 0 && to_trash(a, a->put.want.path, a->put.final) < 0) {
-		char *m = xasprintf(
-		    "cannot move the old %s to the trash: %s", a->put.final, strerror(errno));
-		int rc = reply_error(a, m);
+	return NULL;
+}
 
-		free(m);
-		return rc;
-	}
-	if (rename(a->put.tmp, a->put.final) < 0) {
-		char *m = xasprintf("cannot rename into %s: %s", a->put.final, strerror(errno));
-		int rc = reply_error(a, m);
+/* Move the put's verified file into a pending entry (the fd is closed). */
+static void
+put_to_pending(struct put *p, struct pending *pe)
+{
+	memset(pe, 0, sizeof(*pe));
+	pe->want = p->want;
+	memset(&p->want, 0, sizeof(p->want));
+	pe->final = p->final;
+	pe->tmp = p->tmp;
+	p->final = p->tmp = NULL;
+	put_reset(p);
+}
 
-		free(m);
-		return rc;
-	}
-	fsync_dir_of(a->put.final);
-	/* record the new version with its stat, so the next scan finds it unchanged */
+/*
+ * Put a verified, durable part file in place: the stat check against the
+ * index (a file changed locally since the scan is never overwritten), the
+ * old version kept in the trash, the rename.  The directory is not synced
+ * here.  NULL, or the refusal (malloc'ed).
+ */
+static char *
+put_in_place(struct agent *a, const struct pending *pe)
+{
+	struct fs_file *cur = index_find(&a->ix, pe->want.path);
+	struct stat sb;
+
+	if (!unchanged_since_scan(pe->final, cur))
+		return xasprintf("%s changed on node '%s' during the transfer; not overwriting it",
+		    pe->want.path, a->self);
+	if (lstat(pe->final, &sb) == 0 && keep_old_version(a, pe->want.path, pe->final) < 0)
+		return xasprintf(
+		    "cannot move the old %s to the trash: %s", pe->final, strerror(errno));
+	if (rename(pe->tmp, pe->final) < 0)
+		return xasprintf("cannot rename into %s: %s", pe->final, strerror(errno));
+	return NULL;
+}
+
+/* Record a file put in place (and durable) in the index, with its stat, so the next scan finds it unchanged. */
+static void
+record_put(struct agent *a, struct pending *pe)
+{
+	struct fs_file *cur = index_find(&a->ix, pe->want.path);
+	struct stat sb;
+
 	if (cur == NULL)
-		cur = index_add(&a->ix, a->put.want.path);
+		cur = index_add(&a->ix, pe->want.path);
 	else {
 		vv_free(&cur->vv);
 		free(cur->blocks);
 	}
-	lstat(a->put.final, &sb);
+	memset(&sb, 0, sizeof(sb));
+	(void)lstat(pe->final, &sb);
 	cur->deleted = 0;
-	cur->size = a->put.want.size;
+	cur->size = pe->want.size;
 	cur->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
 	cur->ctime_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000LL + sb.st_ctim.tv_nsec;
 	cur->inode = (uint64_t)sb.st_ino;
 	cur->mode = sb.st_mode & 07777;
-	memcpy(cur->hash, a->put.want.hash, sizeof(cur->hash));
-	cur->vv = a->put.want.vv;
-	a->put.want.vv.e = NULL;
-	a->put.want.vv.n = 0;
-	cur->blocks = a->put.want.blocks;
-	cur->nblocks = a->put.want.nblocks;
-	a->put.want.blocks = NULL;
-	a->put.want.nblocks = 0;
+	memcpy(cur->hash, pe->want.hash, sizeof(cur->hash));
+	cur->vv = pe->want.vv;
+	pe->want.vv.e = NULL;
+	pe->want.vv.n = 0;
+	cur->blocks = pe->want.blocks;
+	cur->nblocks = pe->want.nblocks;
+	pe->want.blocks = NULL;
+	pe->want.nblocks = 0;
 	index_sort(&a->ix);
 	a->dirty = 1;
-	put_reset(&a->put);
+}
+
+static char **commit_all(struct agent *a);
+
+/*
+ * PUT_END.  Payload "defer" (FS_PUT_DEFER): the verified file joins the
+ * batch, its write-back is started, and nothing is answered (the outcome is
+ * a line of the F_COMMIT answer).  Empty payload: the file is made durable
+ * and put in place at once, answered F_ACK or F_ERROR.
+ */
+static int
+handle_put_end(struct agent *a, const struct frame *f)
+{
+	int defer = f->payload.len == strlen(FS_PUT_DEFER) &&
+	    memcmp(f->payload.data, FS_PUT_DEFER, f->payload.len) == 0;
+	struct pending pe;
+	char *path = xstrdup(a->put.want.path ? a->put.want.path : "");
+	char *m = put_verify(a);
+	int i, rc;
+
+	if (defer) {
+		if (m == NULL && a->nbatch >= BATCH_MAX)
+			m = xstrdup("too many files waiting for F_COMMIT");
+		if (m == NULL) {
+			/* start the write-back now: F_COMMIT's fsync then mostly waits for it */
+			(void)sync_file_range(a->put.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+			put_to_pending(&a->put, &pe);
+		} else {
+			memset(&pe, 0, sizeof(pe));
+			pe.want.path = path;
+			path = NULL;
+			pe.err = m;
+			put_reset(&a->put);
+		}
+		free(path);
+		a->batch = xrealloc(a->batch, sizeof(*a->batch) * (size_t)(a->nbatch + 1));
+		a->batch[a->nbatch++] = pe;
+		return 0;
+	}
+	free(path);
+	if (m) {
+		put_reset(&a->put);
+		rc = reply_error(a, m);
+		free(m);
+		return rc;
+	}
+	{
+		/* a batch of one, beside whatever the batch holds */
+		struct pending *saved = a->batch;
+		int nsaved = a->nbatch;
+		char **why;
+
+		put_to_pending(&a->put, &pe);
+		a->batch = &pe;
+		a->nbatch = 1;
+		why = commit_all(a);
+		a->batch = saved;
+		a->nbatch = nsaved;
+		m = why[0];
+		free(why);
+		for (i = 0; i < a->nnewdirs; i++)
+			free(a->newdirs[i]);
+		a->nnewdirs = 0;
+		maybe_save(a, 0);
+	}
+	rc = m ? reply_error(a, m) : reply_ok(a, NULL);
+	free(m);
+	pending_clear(&pe);
+	return rc;
+}
+
+static int
+cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/*
+ * Make the batch durable and put it in place; why[i] (malloc'ed) is the
+ * reason file i was not, NULL when it is done.
+ *   1. every verified part file fsynced (data, size, mode, mtime: their
+ *      write-back was started at PUT_END);
+ *   2. the stat check of each file against the index; the entries of
+ *      those that pass go to the index journal, fsynced, each with the
+ *      stat of its part file (the journal replay keeps an entry only when
+ *      that very inode is under the name: one whose rename never happened
+ *      is ignored);
+ *   3. per file, in order: the stat check again (at the moment of the
+ *      rename), the old version kept in the trash, the rename;
+ *   4. one fsync per directory touched (the renames) and per parent of a
+ *      directory created;
+ *   5. the files recorded in the in-memory index (saved within two
+ *      seconds; the journal holds them meanwhile).
+ * A file is done only once both its data and its name are durable.
+ */
+static char **
+commit_all(struct agent *a)
+{
+	char **dirs = xcalloc((size_t)(a->nbatch + a->nnewdirs) + 1, sizeof(*dirs));
+	char **why = xcalloc((size_t)a->nbatch + 1, sizeof(*why));
+	struct fs_file *jent = xcalloc((size_t)a->nbatch + 1, sizeof(*jent));
+	const struct fs_file **jptr = xcalloc((size_t)a->nbatch + 1, sizeof(*jptr));
+	char e[512];
+	int i, j, ndirs = 0, nj = 0;
+
+	for (i = 0; i < a->nbatch; i++) {
+		struct pending *pe = &a->batch[i];
+		int fd;
+
+		if (pe->err) {
+			why[i] = xstrdup(pe->err);
+			continue;
+		}
+		fd = open(pe->tmp, O_RDONLY | O_NOFOLLOW);
+		if (fd < 0 || fsync(fd) < 0)
+			why[i] = xasprintf("cannot make %s durable: %s", pe->tmp, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	for (i = 0; i < a->nbatch; i++) {
+		struct pending *pe = &a->batch[i];
+		struct stat sb;
+
+		if (why[i])
+			continue;
+		if (!unchanged_since_scan(pe->final, index_find(&a->ix, pe->want.path))) {
+			why[i] = xasprintf("%s changed on node '%s' during the transfer; not "
+					   "overwriting it",
+			    pe->want.path, a->self);
+			continue;
+		}
+		if (lstat(pe->tmp, &sb) < 0) {
+			why[i] = xasprintf("cannot stat %s: %s", pe->tmp, strerror(errno));
+			continue;
+		}
+		jent[nj] = pe->want; /* shallow: path, hash, vv and blocks stay the batch's */
+		jent[nj].deleted = 0;
+		jent[nj].mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
+		jent[nj].ctime_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000LL + sb.st_ctim.tv_nsec;
+		jent[nj].inode = (uint64_t)sb.st_ino;
+		jent[nj].mode = sb.st_mode & 07777;
+		jptr[nj] = &jent[nj];
+		nj++;
+	}
+	/* a failed journal only costs the next scan a guess ("same content"); the files go on */
+	if (nj > 0 && index_journal_append(a->root, jptr, nj, e, sizeof(e)) < 0)
+		fprintf(stderr, "repctl agent: %s\n", e);
+	for (i = 0; i < a->nbatch; i++) {
+		struct pending *pe = &a->batch[i];
+		char *slash;
+
+		if (why[i] || (why[i] = put_in_place(a, pe)) != NULL)
+			continue;
+		dirs[ndirs] = xstrdup(pe->final);
+		slash = strrchr(dirs[ndirs], '/');
+		*slash = '\0';
+		ndirs++;
+	}
+	for (j = 0; j < a->nnewdirs; j++)
+		dirs[ndirs++] = xstrdup(a->newdirs[j]);
+	if (ndirs > 1)
+		qsort(dirs, (size_t)ndirs, sizeof(*dirs), cmp_str);
+	for (j = 0; j < ndirs; j++) {
+		if (j > 0 && strcmp(dirs[j], dirs[j - 1]) == 0)
+			continue;
+		if (fsync_dir(dirs[j]) < 0) {
+			/*
+			 * In place but not known durable: not "done".  Rare (an
+			 * I/O error): every file of the batch is answered so.
+			 */
+			for (i = 0; i < a->nbatch; i++)
+				if (!why[i])
+					why[i] =
+					    xasprintf("cannot make the directory %s durable: %s",
+						dirs[j], strerror(errno));
+		}
+	}
+	for (i = 0; i < a->nbatch; i++)
+		if (why[i] == NULL)
+			record_put(a, &a->batch[i]);
+	for (j = 0; j < ndirs; j++)
+		free(dirs[j]);
+	free(dirs);
+	free(jent);
+	free(jptr);
+	return why;
+}
+
+/*
+ * F_COMMIT: commit_all, then one answer line per file, in PUT_END order:
+ * PATH TAB "ok" TAB, or PATH TAB "error" TAB MESSAGE (fields escaped as
+ * everywhere).  The heartbeat pings while this runs.
+ */
+static int
+handle_commit(struct agent *a)
+{
+	char **why = commit_all(a);
+	struct buf out = BUF_INIT;
+	int i, rc;
+
+	for (i = 0; i < a->nbatch; i++) {
+		field_put(&out, a->batch[i].want.path);
+		if (why[i] == NULL) {
+			buf_puts(&out, "\tok\t\n");
+		} else {
+			buf_puts(&out, "\terror\t");
+			field_put(&out, why[i]);
+			buf_putc(&out, '\n');
+		}
+		free(why[i]);
+	}
+	free(why);
+	batch_reset(a);
 	maybe_save(a, 0);
-	return reply_ok(a, NULL);
+	rc = stream_send(&a->s, F_ACK, out.data ? out.data : "", out.len, a->err, sizeof(a->err));
+	buf_free(&out);
+	return rc;
 }
 
 /* path, expected hash ("-" for none), vv to record for the tombstone */
@@ -979,7 +1471,8 @@ agent_serve(int rfd, int wfd, const char *root_limit)
 			case F_ENTRY_REQ: rc = handle_entry(&a, &f); break;
 			case F_PUT_BEGIN: rc = handle_put_begin(&a, &f); break;
 			case F_PUT_DATA: rc = handle_put_data(&a, &f); break;
-			case F_PUT_END: rc = handle_put_end(&a); break;
+			case F_PUT_END: rc = handle_put_end(&a, &f); break;
+			case F_COMMIT: rc = handle_commit(&a); break;
 			case F_DELETE: rc = handle_delete(&a, &f); break;
 			case F_CONFLICT_COPY: rc = handle_conflict_copy(&a, &f); break;
 			case F_INDEX_UPDATE: rc = handle_index_update(&a, &f); break;
@@ -999,6 +1492,7 @@ done:
 	maybe_save(&a, 1);
 	heartbeat_stop(&hb);
 	put_reset(&a.put);
+	batch_reset(&a);
 	index_free(&a.ix);
 	ignore_free(a.ig);
 	stream_free(&a.s);

@@ -307,6 +307,105 @@ bad:
 	return -1;
 }
 
+static int64_t
+ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+/*
+ * The journal (<root>/.repctl/index.journal): index lines appended, and
+ * fsynced, by the agent each time it commits a batch of received files,
+ * so that a file reported done is in the durable index at once, not only
+ * at the next save (a save every two seconds at most: the whole index).
+ * index_save empties it.  An entry is written before its file is renamed
+ * into place, with the stat of the file (the part file: a rename keeps
+ * the inode, size and mtime), so on load a line counts only when that very
+ * file is under the name (a rename that never happened, or a file changed
+ * since, leaves it out); it then replaces the entry of its path when its
+ * vector is equal to or newer than the saved entry's (a journal left
+ * behind by a crash between a save's rename and its unlink is harmless:
+ * the save already holds those entries or newer ones).  A torn last line
+ * (a crash in the middle of an append) ends the replay.
+ */
+static void
+journal_replay(const char *root, struct fs_index *ix)
+{
+	char *path = xasprintf("%s/%s", root, FS_JOURNAL_FILE);
+	FILE *fp = fopen(path, "r");
+	char *line = NULL, err[256];
+	size_t cap = 0;
+	ssize_t n;
+
+	free(path);
+	if (fp == NULL)
+		return;
+	while ((n = getline(&line, &cap, fp)) > 0) {
+		struct fs_file f, *cur;
+
+		if (line[n - 1] != '\n')
+			break; /* torn */
+		line[--n] = '\0';
+		if (n == 0)
+			continue;
+		if (index_parse_line(line, &f, err, sizeof(err)) < 0)
+			break;
+		{
+			char *full = xasprintf("%s/%s", root, f.path);
+			struct stat sb;
+			int there = lstat(full, &sb) == 0 && S_ISREG(sb.st_mode) &&
+			    (uint64_t)sb.st_ino == f.inode && sb.st_size == f.size &&
+			    ts_ns(&sb.st_mtim) == f.mtime_ns;
+
+			free(full);
+			if (!there || f.deleted || path_check(f.path, err, sizeof(err)) < 0) {
+				file_clear(&f);
+				continue;
+			}
+		}
+		cur = index_find(ix, f.path);
+		if (cur == NULL) {
+			cur = index_add(ix, f.path);
+			free(cur->path);
+			*cur = f;
+			index_sort(ix);
+		} else if (vv_compare(&f.vv, &cur->vv) == VV_EQUAL ||
+		    vv_compare(&f.vv, &cur->vv) == VV_DOMINATES) {
+			file_clear(cur);
+			*cur = f;
+		} else {
+			file_clear(&f);
+		}
+	}
+	free(line);
+	fclose(fp);
+}
+
+int
+index_journal_append(
+    const char *root, const struct fs_file *const *files, int n, char *err, size_t errlen)
+{
+	char *path = xasprintf("%s/%s", root, FS_JOURNAL_FILE);
+	struct buf b = BUF_INIT;
+	int fd, i, rc = -1;
+
+	for (i = 0; i < n; i++) {
+		index_line(&b, files[i]);
+		buf_putc(&b, '\n');
+	}
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || (b.len && write(fd, b.data, b.len) != (ssize_t)b.len) || fsync(fd) < 0)
+		snprintf(
+		    err, errlen, "cannot write the index journal %s: %s", path, strerror(errno));
+	else
+		rc = 0;
+	if (fd >= 0)
+		close(fd);
+	buf_free(&b);
+	free(path);
+	return rc;
+}
+
 int
 index_load(const char *root, struct fs_index *ix, char *err, size_t errlen)
 {
@@ -323,6 +422,8 @@ index_load(const char *root, struct fs_index *ix, char *err, size_t errlen)
 		if (rc < 0)
 			snprintf(
 			    err, errlen, "cannot read the index %s: %s", path, strerror(errno));
+		else
+			journal_replay(root, ix);
 		free(path);
 		return rc;
 	}
@@ -342,6 +443,7 @@ index_load(const char *root, struct fs_index *ix, char *err, size_t errlen)
 		ix->f[ix->n++] = f;
 	}
 	index_sort(ix);
+	journal_replay(root, ix);
 	rc = 0;
 out:
 	free(line);
@@ -378,6 +480,13 @@ index_save(const char *root, const struct fs_index *ix, char *err, size_t errlen
 	fd = -1;
 	if (rename(tmp, path) < 0)
 		goto werr;
+	{
+		/* the saved index holds what the journal held */
+		char *jpath = xasprintf("%s/%s", root, FS_JOURNAL_FILE);
+
+		(void)unlink(jpath);
+		free(jpath);
+	}
 	rc = 0;
 	goto out;
 werr:
@@ -454,12 +563,6 @@ out:
 	free(buf);
 	close(fd);
 	return rc;
-}
-
-static int64_t
-ts_ns(const struct timespec *t)
-{
-	return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec;
 }
 
 static void

@@ -86,6 +86,8 @@ send_locked(struct fs_stream *s, enum frame_type type, const void *payload, size
 	rc = raw_write(s, b.data, b.len, err, errlen);
 	if (rc == 0)
 		s->sent += b.len;
+	else
+		s->failed = 1;
 	s->last_send = mono();
 	buf_free(&b);
 	return rc;
@@ -130,8 +132,10 @@ stream_recv(struct fs_stream *s, struct frame *f, char *err, size_t errlen)
 			long used = frame_decode((const uint8_t *)s->in.data + s->in_off,
 			    s->in.len - s->in_off, f, err, errlen);
 
-			if (used < 0)
+			if (used < 0) {
+				s->failed = 1;
 				return -1;
+			}
 			if (used > 0) {
 				s->in_off += (size_t)used;
 				if (s->in_off == s->in.len) {
@@ -159,10 +163,12 @@ stream_recv(struct fs_stream *s, struct frame *f, char *err, size_t errlen)
 		if (n < 0) {
 			if (!s->io_read)
 				snprintf(err, errlen, "read from peer: %s", strerror(errno));
+			s->failed = 1;
 			return -1;
 		}
 		if (n == 0) {
 			snprintf(err, errlen, "the peer closed the connection");
+			s->failed = 1;
 			return -1;
 		}
 		s->received += (unsigned long long)n;

@@ -17,6 +17,15 @@
  * the old version, in other files, or in a part file left by an
  * interrupted run), and the coordinator asks the sender for just those.
  * Block bytes are zstd-compressed on the wire when they shrink.
+ *
+ * Durability is batched (an agent that announces FS_FEATURE_COMMIT): each
+ * file ends with a PUT_END "defer" that is not answered, the receiver keeps
+ * the verified part file, and every BATCH_FILES files or BATCH_BYTES bytes
+ * per receiver (and at the end of each pair) an F_COMMIT makes the batch
+ * durable and puts it in place.  Only a file the commit answered "ok" is
+ * counted as done, and only then is the sender's vector updated: a run that
+ * dies before the commit leaves verified part files, which the next run
+ * reuses without sending their data again.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -123,6 +132,20 @@ folder_load(PGconn *meta, const char *name, struct folder_def *out, char *err, s
 
 /* ---- peers: one agent per node ---- */
 
+/*
+ * A file sent to a batching receiver, waiting for its F_COMMIT answer.
+ * Owned by the receiver's peer (pend_clear frees it).
+ */
+struct pend {
+	char *path;
+	struct peer *src; /* the sender */
+	struct vv merged; /* the vector the file carries */
+	int update_src;   /* the sender's own vector becomes merged once the file is done */
+	int conflict;     /* the second half of a conflict: counted as one when done */
+	long long size, sent;
+	char *err; /* the coordinator's own reason (a transfer broken on the sender's side) */
+};
+
 struct peer {
 	const struct folder_member *m;
 	struct fs_stream s;
@@ -130,7 +153,27 @@ struct peer {
 	struct ssh_conn *ssh; /* remote agent */
 	struct fs_index ix;
 	int open;
+	int batching;      /* the agent can defer puts to an F_COMMIT */
+	struct pend *pend; /* deferred puts to this node, in PUT_END order */
+	int npend;
+	long long pend_bytes;
 };
+
+/* Block requests in flight to a sender, per file (see transfer). */
+#define BLOCK_WINDOW 16
+
+/* A commit every this many files or bytes per receiver (and at the end of each pair). */
+#define BATCH_FILES 64
+#define BATCH_BYTES (64LL << 20)
+
+static void
+pend_clear(struct pend *pe)
+{
+	free(pe->path);
+	vv_free(&pe->merged);
+	free(pe->err);
+	memset(pe, 0, sizeof(*pe));
+}
 
 static ssize_t
 ssh_io_read(void *io, void *buf, size_t len, char *err, size_t errlen)
@@ -258,6 +301,15 @@ peer_open(const struct config *cfg, PGconn *meta, const struct folder_def *f, st
 		snprintf(err, errlen, "node '%s': %s", p->m->node, inner);
 		return -1; /* an agent that refused HELLO has hung up: no BYE */
 	}
+	{
+		/* "NODE" (an older agent) or "NODE\tcommit" */
+		char *fld[2];
+		int n = fields_split(
+		    reply.payload.data ? reply.payload.data : "", reply.payload.len, fld, 2);
+
+		p->batching = n == 2 && strcmp(fld[1], FS_FEATURE_COMMIT) == 0;
+		fields_free(fld, n);
+	}
 	frame_free(&reply);
 	p->open = 1;
 	return 0;
@@ -268,9 +320,14 @@ peer_close(struct peer *p)
 {
 	char e[256];
 	struct frame reply;
+	int i;
 
-	if (p->open && stream_call(&p->s, F_BYE, NULL, 0, &reply, e, sizeof(e)) == 0)
+	if (p->open && !p->s.failed &&
+	    stream_call(&p->s, F_BYE, NULL, 0, &reply, e, sizeof(e)) == 0)
 		frame_free(&reply);
+	for (i = 0; i < p->npend; i++)
+		pend_clear(&p->pend[i]);
+	free(p->pend);
 	if (p->ssh)
 		ssh_conn_close(p->ssh);
 	if (p->pid > 0) {
@@ -446,21 +503,145 @@ send_index_update(struct peer *p, const char *path, const struct vv *v, char *er
 	return rc;
 }
 
-/* Copy src's version of path (entry e) to dst, recording vector v there. */
+/* A broken transport ends the pair; a refused file does not. */
+static int
+transport_error(const char *err)
+{
+	return strstr(err, "closed the connection") || strstr(err, "write to peer") ||
+	    strstr(err, "read from peer") || strstr(err, "ssh");
+}
+
+/*
+ * The outcome of one put: done (failure NULL: counted, the sender's vector
+ * updated when asked) or not (the error noted).  0, or -1 when the sender's
+ * index update failed (err).
+ */
+static int
+put_outcome(struct run_ctx *rc, struct peer *dst, struct pend *pe, const char *failure, char *err,
+    size_t errlen)
+{
+	if (failure) {
+		note_error(
+		    rc, "%s: %s (%s <-> %s)", pe->path, failure, pe->src->m->node, dst->m->node);
+		return 0;
+	}
+	log_debug("folder file done: %s on node '%s'", pe->path, dst->m->node);
+	rc->st->files++;
+	rc->st->reused += pe->size - pe->sent;
+	if (pe->conflict)
+		rc->st->conflicts++;
+	if (pe->update_src && send_index_update(pe->src, pe->path, &pe->merged, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * F_COMMIT to a batching receiver: the files waiting there become durable
+ * and are put in place; each answer line is the outcome of one.  0, or -1
+ * when the transport broke (err; every waiting file is then not done: its
+ * verified part file stays for the next run).
+ */
+static int
+commit_batch(struct run_ctx *rc, struct peer *dst, char *err, size_t errlen)
+{
+	struct frame reply;
+	char inner[ERRLEN];
+	char *text = NULL, *line, *save = NULL;
+	int i, ok = 0, broken = 0;
+
+	if (dst->npend == 0)
+		return 0;
+	if (dst->s.failed) {
+		snprintf(inner, sizeof(inner),
+		    "the connection to node '%s' broke before the commit", dst->m->node);
+		broken = 1;
+	} else if (stream_call(&dst->s, F_COMMIT, NULL, 0, &reply, inner, sizeof(inner)) < 0) {
+		broken = 1;
+	} else {
+		text = xstrndup(reply.payload.data ? reply.payload.data : "", reply.payload.len);
+		frame_free(&reply);
+	}
+	line = text ? strtok_r(text, "\n", &save) : NULL;
+	for (i = 0; i < dst->npend; i++) {
+		struct pend *pe = &dst->pend[i];
+		char *fld[3];
+		int n = 0;
+		const char *failure = NULL;
+		char e2[ERRLEN];
+
+		if (broken) {
+			failure = inner;
+		} else if (line == NULL || (n = fields_split(line, strlen(line), fld, 3)) < 2 ||
+		    strcmp(fld[0], pe->path) != 0) {
+			/* out of step: believe nothing more from this node */
+			snprintf(inner, sizeof(inner), "node '%s' answered the commit out of step",
+			    dst->m->node);
+			dst->s.failed = 1;
+			broken = 1;
+			failure = inner;
+		} else if (pe->err) {
+			failure = pe->err;
+		} else if (strcmp(fld[1], "ok") != 0) {
+			failure = n == 3 ? fld[2] : "refused";
+		}
+		if (put_outcome(rc, dst, pe, failure, e2, sizeof(e2)) < 0) {
+			note_error(
+			    rc, "%s: %s (%s <-> %s)", pe->path, e2, pe->src->m->node, dst->m->node);
+			if (ok == 0 && transport_error(e2)) {
+				snprintf(err, errlen, "%s", e2);
+				ok = -1;
+			}
+		}
+		fields_free(fld, n);
+		if (line)
+			line = strtok_r(NULL, "\n", &save);
+	}
+	for (i = 0; i < dst->npend; i++)
+		pend_clear(&dst->pend[i]);
+	dst->npend = 0;
+	dst->pend_bytes = 0;
+	free(text);
+	if (broken && ok == 0) {
+		snprintf(err, errlen, "%s", inner);
+		ok = -1;
+	}
+	return ok;
+}
+
+/*
+ * Copy src's version of path (brief: its index entry without blocks) to
+ * dst, recording vector v there; update_src / conflict: see struct pend.
+ * To a batching receiver the file joins its batch (committed when the
+ * batch is full, or by the caller at the end of the pair); to another it
+ * is done or refused at once.  0; -1 with err: the file could not be sent
+ * (nothing waits for a commit), or the transport broke; 1: a commit this
+ * call made failed on a broken transport (its files are noted as not done,
+ * err says why).
+ */
 static int
 transfer(struct run_ctx *rc, struct peer *src, struct peer *dst, const struct fs_file *brief,
-    const struct vv *v, char *err, size_t errlen)
+    const struct vv *v, int update_src, int conflict, char *err, size_t errlen)
 {
 	struct fs_file full, send;
 	const struct fs_file *e = &full;
 	struct buf line = BUF_INIT, req = BUF_INIT, data = BUF_INIT;
 	struct frame reply, blk;
+	struct pend pe;
 	long long missing_bytes = 0;
-	int ok = -1, broken = 0;
-	char *list, *tok, *save = NULL;
+	int ok = -1, broken = 0, *want = NULL, nwant = 0, asked = 0, got = 0;
+	char *list, *tok, *save = NULL, drain[ERRLEN];
 
+	/*
+	 * A batch holds at most BATCH_BYTES: the files waiting are committed
+	 * before a file that would overflow it (small files do not wait for
+	 * the transfer of a large one to become durable).
+	 */
+	if (dst->batching && dst->npend > 0 && dst->pend_bytes + brief->size > BATCH_BYTES &&
+	    commit_batch(rc, dst, err, errlen) < 0)
+		return 1;
 	/* the scan sent no block lists: fetch this file's */
 	memset(&full, 0, sizeof(full));
+	memset(&pe, 0, sizeof(pe));
 	field_put(&req, brief->path);
 	if (stream_call(&src->s, F_ENTRY_REQ, req.data, req.len, &reply, err, errlen) < 0) {
 		buf_free(&req);
@@ -489,11 +670,8 @@ transfer(struct run_ctx *rc, struct peer *src, struct peer *dst, const struct fs
 		goto out;
 	list = xstrndup(reply.payload.data ? reply.payload.data : "", reply.payload.len);
 	frame_free(&reply);
-	for (tok = strtok_r(list, ",", &save); tok && !broken; tok = strtok_r(NULL, ",", &save)) {
+	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		int i = atoi(tok);
-		const struct fs_block *b;
-		char hex[SHA256_HEX_LEN];
-		uint8_t hdr[4];
 
 		if (i < 0 || i >= e->nblocks) {
 			snprintf(err, errlen, "node '%s' asked for a block that does not exist",
@@ -501,15 +679,53 @@ transfer(struct run_ctx *rc, struct peer *src, struct peer *dst, const struct fs
 			broken = 1;
 			break;
 		}
-		b = &e->blocks[i];
-		sha256_hex(b->hash, hex);
-		buf_reset(&req);
-		field_put(&req, e->path);
-		buf_printf(&req, "\t%lld\t%u\t%s", (long long)b->off, b->len, hex);
-		if (stream_call(&src->s, F_BLOCK_REQ, req.data, req.len, &blk, err, errlen) < 0) {
+		want = xrealloc(want, sizeof(*want) * (size_t)(nwant + 1));
+		want[nwant++] = i;
+	}
+	/*
+	 * The missing blocks, with up to BLOCK_WINDOW requests in flight to the
+	 * sender (it answers in order): no round trip per block.  The requests
+	 * are small, so they never fill a pipe or an SSH window while the
+	 * sender's answers wait to be read.
+	 */
+	while (!broken && got < nwant) {
+		const struct fs_block *b;
+		uint8_t hdr[4];
+		int i;
+
+		while (asked < nwant && asked - got < BLOCK_WINDOW) {
+			char hex[SHA256_HEX_LEN];
+
+			b = &e->blocks[want[asked]];
+			sha256_hex(b->hash, hex);
+			buf_reset(&req);
+			field_put(&req, e->path);
+			buf_printf(&req, "\t%lld\t%u\t%s", (long long)b->off, b->len, hex);
+			if (stream_send(&src->s, F_BLOCK_REQ, req.data, req.len, err, errlen) < 0) {
+				broken = 1;
+				break;
+			}
+			asked++;
+		}
+		if (broken || stream_recv(&src->s, &blk, err, errlen) < 0) {
 			broken = 1;
 			break;
 		}
+		i = want[got++];
+		if (blk.type == F_ERROR) {
+			snprintf(err, errlen, "%.*s", (int)blk.payload.len,
+			    blk.payload.data ? blk.payload.data : "");
+			frame_free(&blk);
+			/* the answers to the requests still in flight: read and dropped */
+			while (
+			    got < asked && stream_recv(&src->s, &blk, drain, sizeof(drain)) == 0) {
+				frame_free(&blk);
+				got++;
+			}
+			broken = 1;
+			break;
+		}
+		b = &e->blocks[i];
 		hdr[0] = (uint8_t)(i >> 24);
 		hdr[1] = (uint8_t)(i >> 16);
 		hdr[2] = (uint8_t)(i >> 8);
@@ -527,7 +743,40 @@ transfer(struct run_ctx *rc, struct peer *src, struct peer *dst, const struct fs
 		show_progress(rc, 0);
 	}
 	free(list);
+	pe.path = xstrdup(e->path);
+	pe.src = src;
+	{
+		struct vv none = { NULL, 0 };
+
+		vv_merge(v, &none, &pe.merged); /* a copy */
+	}
+	pe.update_src = update_src;
+	pe.conflict = conflict;
+	pe.size = e->size;
+	pe.sent = missing_bytes;
 	/* always end the put, so the agent's state and the stream stay in step */
+	if (dst->batching) {
+		char e2[ERRLEN];
+
+		if (stream_send(&dst->s, F_PUT_END, FS_PUT_DEFER, strlen(FS_PUT_DEFER), e2,
+			sizeof(e2)) < 0) {
+			if (!broken)
+				snprintf(err, errlen, "%s", e2);
+			goto out;
+		}
+		if (broken)
+			pe.err = xstrdup(err);
+		dst->pend = xrealloc(dst->pend, sizeof(*dst->pend) * (size_t)(dst->npend + 1));
+		dst->pend[dst->npend++] = pe;
+		dst->pend_bytes += e->size;
+		memset(&pe, 0, sizeof(pe));
+		ok = 0;
+		/* a commit that fails has noted its files: 1 tells the caller the transport broke */
+		if ((dst->npend >= BATCH_FILES || dst->pend_bytes >= BATCH_BYTES) &&
+		    commit_batch(rc, dst, err, errlen) < 0)
+			ok = 1;
+		goto out;
+	}
 	{
 		char e2[ERRLEN];
 
@@ -540,10 +789,11 @@ transfer(struct run_ctx *rc, struct peer *src, struct peer *dst, const struct fs
 	}
 	if (broken)
 		goto out;
-	rc->st->files++;
-	rc->st->reused += e->size - missing_bytes;
-	ok = 0;
+	/* done at once (an error in the sender's update is reported by the caller) */
+	ok = put_outcome(rc, dst, &pe, NULL, err, errlen);
 out:
+	free(want);
+	pend_clear(&pe);
 	file_clear(&full);
 	buf_free(&line);
 	buf_free(&req);
@@ -642,14 +892,12 @@ reconcile_pair(struct run_ctx *rc, struct peer *a, struct peer *b)
 		vv_merge(fa ? &fa->vv : &empty, fb ? &fb->vv : &empty, &merged);
 		switch (acts[k].act) {
 		case FA_COPY_A_TO_B:
-			r = transfer(rc, a, b, fa, &merged, err, sizeof(err));
-			if (r == 0 && vv_compare(&merged, &fa->vv) != VV_EQUAL)
-				r = send_index_update(a, fa->path, &merged, err, sizeof(err));
+			r = transfer(rc, a, b, fa, &merged,
+			    vv_compare(&merged, &fa->vv) != VV_EQUAL, 0, err, sizeof(err));
 			break;
 		case FA_COPY_B_TO_A:
-			r = transfer(rc, b, a, fb, &merged, err, sizeof(err));
-			if (r == 0 && vv_compare(&merged, &fb->vv) != VV_EQUAL)
-				r = send_index_update(b, fb->path, &merged, err, sizeof(err));
+			r = transfer(rc, b, a, fb, &merged,
+			    vv_compare(&merged, &fb->vv) != VV_EQUAL, 0, err, sizeof(err));
 			break;
 		case FA_DELETE_ON_B:
 			r = do_delete(b, fb, &merged, err, sizeof(err));
@@ -683,11 +931,8 @@ reconcile_pair(struct run_ctx *rc, struct peer *a, struct peer *b)
 			    acts[k].path, winner->m->node, loser->m->node, cname);
 			r = do_conflict_copy(loser, lf->path, cname, err, sizeof(err));
 			if (r == 0)
-				r = transfer(rc, winner, loser, wf, &merged, err, sizeof(err));
-			if (r == 0)
-				r = send_index_update(winner, wf->path, &merged, err, sizeof(err));
-			if (r == 0)
-				rc->st->conflicts++;
+				r = transfer(
+				    rc, winner, loser, wf, &merged, 1, 1, err, sizeof(err));
 			free(cname);
 			break;
 		}
@@ -698,15 +943,23 @@ reconcile_pair(struct run_ctx *rc, struct peer *a, struct peer *b)
 			break;
 		case FA_NONE: break;
 		}
-		if (r < 0) {
+		if (r > 0) {
+			transport = 1; /* noted by the commit */
+		} else if (r < 0) {
 			note_error(
 			    rc, "%s: %s (%s <-> %s)", acts[k].path, err, a->m->node, b->m->node);
 			/* a broken transport ends the pair; a refused file does not */
-			if (strstr(err, "closed the connection") || strstr(err, "write to peer") ||
-			    strstr(err, "read from peer") || strstr(err, "ssh"))
+			if (transport_error(err))
 				transport = 1;
 		}
 		vv_free(&merged);
+	}
+	/* what still waits in the batches is committed before the next pair or pass */
+	for (k = 0; k < 2; k++) {
+		char err[ERRLEN];
+
+		if (commit_batch(rc, k == 0 ? a : b, err, sizeof(err)) < 0)
+			transport = 1; /* its files are noted as not done */
 	}
 	for (k = 0; k < na; k++)
 		free(acts[k].path);
