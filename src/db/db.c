@@ -235,7 +235,7 @@ static int
 server_answers(PGconn *conn, char *why, size_t whylen)
 {
 	PQconninfoOption *opts = PQconninfo(conn), *o;
-	const char *kw[64], *val[64];
+	const char *kw[72], *val[72];
 	char ct[16];
 	double deadline = mono_now() + PROBE_SECS;
 	PGconn *p;
@@ -249,10 +249,26 @@ server_answers(PGconn *conn, char *why, size_t whylen)
 		if (o->val == NULL || *o->val == '\0' ||
 		    strcmp(o->keyword, "connect_timeout") == 0 ||
 		    strcmp(o->keyword, "application_name") == 0 ||
-		    strcmp(o->keyword, "fallback_application_name") == 0)
+		    strcmp(o->keyword, "fallback_application_name") == 0 ||
+		    strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0 ||
+		    strcmp(o->keyword, "port") == 0 ||
+		    strcmp(o->keyword, "target_session_attrs") == 0)
 			continue;
 		kw[n] = o->keyword;
 		val[n++] = o->val;
+	}
+	/* the very server conn is on, not the first of a host list */
+	if (PQhost(conn) && *PQhost(conn)) {
+		kw[n] = "host";
+		val[n++] = PQhost(conn);
+	}
+	if (PQhostaddr(conn) && *PQhostaddr(conn)) {
+		kw[n] = "hostaddr";
+		val[n++] = PQhostaddr(conn);
+	}
+	if (PQport(conn) && *PQport(conn)) {
+		kw[n] = "port";
+		val[n++] = PQport(conn);
 	}
 	kw[n] = "connect_timeout";
 	val[n++] = ct;

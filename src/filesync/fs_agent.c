@@ -661,8 +661,14 @@ unchanged_since_scan(const char *full, const struct fs_file *e)
 		return e == NULL || e->deleted;
 	if (e == NULL || e->deleted)
 		return 0;
+	/*
+	 * ctime too, as the scan does: an in-place edit of the same size whose
+	 * writer put the mtime back (a tag editor keeping file times) changes
+	 * only the ctime, and must not be overwritten.
+	 */
 	return sb.st_size == e->size &&
 	    (int64_t)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec == e->mtime_ns &&
+	    (int64_t)sb.st_ctim.tv_sec * 1000000000LL + sb.st_ctim.tv_nsec == e->ctime_ns &&
 	    (uint64_t)sb.st_ino == e->inode;
 }
 
@@ -1218,9 +1224,16 @@ commit_all(struct agent *a)
 		jptr[nj] = &jent[nj];
 		nj++;
 	}
-	/* a failed journal only costs the next scan a guess ("same content"); the files go on */
+	/*
+	 * No journal, no rename: a file answered "done" must be in the index
+	 * after a crash (or a later scan takes it for a new local file).  The
+	 * parts stay and the next run reuses their verified blocks.
+	 */
 	if (nj > 0 && index_journal_append(a->root, jptr, nj, e, sizeof(e)) < 0)
-		fprintf(stderr, "repctl agent: %s\n", e);
+		for (i = 0; i < a->nbatch; i++)
+			if (!why[i])
+				why[i] = xasprintf(
+				    "cannot write the index journal on node '%s': %s", a->self, e);
 	for (i = 0; i < a->nbatch; i++) {
 		struct pending *pe = &a->batch[i];
 		char *slash;

@@ -735,6 +735,16 @@ transfer(struct run_ctx *rc, struct peer *src, struct peer *dst, const struct fs
 		buf_add(&data, blk.payload.data, blk.payload.len);
 		frame_free(&blk);
 		if (stream_send(&dst->s, F_PUT_DATA, data.data, data.len, err, errlen) < 0) {
+			/*
+			 * The receiver is gone, the sender is not: read and drop its
+			 * answers to the requests still in flight, so that its stream
+			 * stays in step for the rest of the run (a commit to it next).
+			 */
+			while (
+			    got < asked && stream_recv(&src->s, &blk, drain, sizeof(drain)) == 0) {
+				frame_free(&blk);
+				got++;
+			}
 			free(list);
 			goto out;
 		}
