@@ -67,10 +67,12 @@ int db_execp(PGconn *conn, const char *sql, int nparams, const char *const *para
  * with PQclear().
  */
 /*
- * db_query through a statement prepared once per connection under name
- * (planned once: for the catalog queries of every edge run, whose planning
- * costs more than their execution).  The same sql must always go with the
- * same name.  Not for connections through a transaction-mode pooler.
+ * db_query through a statement prepared once per connection under name:
+ * parsed once; planned once only where nothing empties the server's plan
+ * cache (a SET of session_replication_role does, so inside an apply
+ * transaction it is planned again on every run).  The same sql must always
+ * go with the same name.  Not for connections through a transaction-mode
+ * pooler.
  */
 PGresult *db_query_prepared(PGconn *conn, const char *name, const char *sql, int nparams,
     const char *const *params, char *err, size_t errlen) __attribute__((warn_unused_result));

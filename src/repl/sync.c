@@ -2023,7 +2023,7 @@ integrity_check(struct edge_ctx *e, PGconn *tc, char *err, size_t errlen)
 	}
 	if (!has_fk)
 		goto unique;
-	/* prepared: planning this catalog query costs ten times its execution */
+	/* prepared (parsed once); still planned per run here: see the pre-check above */
 	fk = db_query_prepared(tc, "repctl_fk",
 	    "SELECT c.conname, c.conrelid::oid::text, c.confrelid::oid::text, c.confdeltype, "
 	    "pg_catalog.string_agg(pg_catalog.quote_ident(ca.attname), E'\\x1f' ORDER BY k.ord), "
