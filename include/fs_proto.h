@@ -61,6 +61,16 @@ enum frame_type {
  * the run fails, nothing is half-done (its PUT_END committed each file).
  */
 #define FS_FEATURE_COMMIT "commit"
+
+/*
+ * Heartbeat.  An agent pings (F_PING) while it works on a long request only
+ * when the coordinator asked for it: the HELLO request's eighth field lists
+ * what the coordinator accepts beyond protocol 1 (comma-separated), and
+ * FS_FEATURE_PING there means "F_PING is skipped by my reader".  A
+ * coordinator built before the heartbeat sends seven fields; it would take
+ * an F_PING for an answer, so such a peer gets none.
+ */
+#define FS_FEATURE_PING "ping"
 #define FS_PUT_DEFER "defer"
 
 /*

@@ -143,6 +143,7 @@ struct agent {
 	struct ignore *ig;
 	struct fs_index ix;
 	int loaded, dirty;
+	int peer_pings; /* the coordinator skips F_PING (FS_FEATURE_PING in its HELLO) */
 	time_t saved_at;
 	struct put put;
 	struct pending *batch; /* waiting for F_COMMIT, in PUT_END order */
@@ -189,8 +190,17 @@ heartbeat_main(void *arg)
 		if (h->busy && !h->stop) {
 			char e[256];
 
-			/* a failed ping is the main thread's to notice, at its next send */
+			/*
+			 * Not under h->lock: a ping write can block (the peer's
+			 * window is full while it is itself writing to us), and
+			 * the main thread must still be able to mark itself idle
+			 * and go on reading, or both ends would wait on each
+			 * other.  A failed ping is the main thread's to notice,
+			 * at its next send.
+			 */
+			pthread_mutex_unlock(&h->lock);
 			(void)stream_ping_if_quiet(h->s, PING_SECS, e, sizeof(e));
+			pthread_mutex_lock(&h->lock);
 		}
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -420,6 +430,25 @@ prune_trash(struct agent *a)
 	free(dir);
 }
 
+/* 1 when the comma-separated list names feature */
+static int
+feature_listed(const char *list, const char *feature)
+{
+	size_t l = strlen(feature);
+
+	for (const char *p = list; *p;) {
+		const char *e = strchr(p, ',');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+
+		if (n == l && strncmp(p, feature, l) == 0)
+			return 1;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return 0;
+}
+
 static int
 handle_hello(struct agent *a, const struct frame *f)
 {
@@ -466,6 +495,7 @@ handle_hello(struct agent *a, const struct frame *f)
 	a->folder = xstrdup(fld[1]);
 	a->self = xstrdup(fld[3]);
 	a->trash_days = atoi(fld[6]);
+	a->peer_pings = n >= 8 && feature_listed(fld[7], FS_FEATURE_PING);
 	ignore_free(a->ig);
 	a->ig = ignore_new(fld[5]);
 	marker = xasprintf("%s/%s", a->root, FS_MARKER);
@@ -551,6 +581,16 @@ handle_index(struct agent *a)
 	char e[256];
 	int i, rc = 0;
 
+	{
+		/*
+		 * Fault injection for the heartbeat's tests (t_fs_ping.sh): a
+		 * scan that takes this many more seconds, as on a slow disk.
+		 */
+		const char *d = getenv("REPCTL_TEST_SCAN_DELAY");
+
+		if (d && atoi(d) > 0)
+			sleep((unsigned)atoi(d));
+	}
 	if (index_scan(a->root, &a->ix, a->self, a->ig, &st, a->err, sizeof(a->err)) < 0)
 		return reply_error(a, a->err);
 	a->dirty = 1;
@@ -1473,7 +1513,7 @@ agent_serve(int rfd, int wfd, const char *root_limit)
 		heartbeat_busy(&hb, 0);
 		if (stream_recv(&a.s, &f, e, sizeof(e)) < 0)
 			break; /* EOF: the coordinator went away */
-		heartbeat_busy(&hb, 1);
+		heartbeat_busy(&hb, a.peer_pings);
 		if (f.type != F_HELLO && f.type != F_BYE && !a.loaded) {
 			rc = reply_error(&a, "send HELLO first");
 		} else {

@@ -215,6 +215,14 @@ peer_spawn_local(struct peer *p, char *err, size_t errlen)
 		close(in[1]);
 		close(out[0]);
 		close(out[1]);
+		/*
+		 * The running binary itself, through the magic link: after
+		 * an upgrade replaced the file (apt, a rebuild), readlink
+		 * names "... (deleted)" and the new file may be another
+		 * version; the link still reaches the image this
+		 * coordinator runs, so agent and coordinator always match.
+		 */
+		execl("/proc/self/exe", "repctl", "agent", (char *)NULL);
 		execl(self, "repctl", "agent", (char *)NULL);
 		_exit(127);
 	}
@@ -294,7 +302,7 @@ peer_open(const struct config *cfg, PGconn *meta, const struct folder_def *f, st
 	field_put(&b, p->m->node);
 	buf_printf(&b, "\t%d\t", create_marker);
 	field_put(&b, f->ignore[0] ? f->ignore : cfg->folder_ignore);
-	buf_printf(&b, "\t%d", cfg->folder_trash_days);
+	buf_printf(&b, "\t%d\t%s", cfg->folder_trash_days, FS_FEATURE_PING);
 	rc = stream_call(&p->s, F_HELLO, b.data, b.len, &reply, inner, sizeof(inner));
 	buf_free(&b);
 	if (rc < 0) {
