@@ -15,6 +15,7 @@
 #   make demo-stop       stop what `make demo` started
 #   make install PREFIX=/usr/local DESTDIR=   (SYSTEMDDIR= for no systemd unit)
 #   make format-check    clang-format dry run
+#   make layers          the includes follow the layers (docs/ARCHITECTURE.md)
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -130,10 +131,16 @@ check-asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  REPCTL_BIN=$(CURDIR)/build-asan/repctl bash tests/run integration
 
-# The README's test command: dependencies, plain build, everything under sanitizers.
+# The README's test command: dependencies, the layering of the includes, plain
+# build, everything under sanitizers.
 check: deps
+	$(MAKE) layers
 	$(MAKE) all unit-bins
 	$(MAKE) check-asan
+
+# Every #include follows the layers of docs/ARCHITECTURE.md (scripts/layers.sh).
+layers:
+	bash scripts/layers.sh
 
 # The Docker deployment end to end (tests/docker/check.sh): both images built
 # from the checkout, the primary's and the clients' compose stacks on this host,
@@ -198,4 +205,4 @@ clean:
 FORCE:
 
 .PHONY: FORCE all deps check check-unit check-integration check-asan soak demo demo-stop install \
-	format-check clean unit-bins
+	format-check clean unit-bins layers

@@ -30,7 +30,22 @@ enum act_rc {
 	ACT_ERROR = -1,   /* a server error (err) */
 };
 
-/* ---- cmd_status.c ---- */
+/* ---- status.c ---- */
+
+enum health { H_GREEN = 0, H_YELLOW = 1, H_RED = 2, H_UNKNOWN = 3 };
+
+/* "WORD: reason" into line as exactly one line (whitespace folded, capped); returns h. */
+int health_format(char *line, size_t linelen, enum health h, const char *msg);
+
+/*
+ * The rows of `repctl status`'s tables.  syncs: params are only (NULL: all),
+ * coordinator running ("true"/"false"), status_pending_json's answer, the
+ * default interval in seconds; nodes: the clock-skew warning threshold in
+ * ms.  NULL with err on failure.
+ */
+PGresult *status_syncs_query(PGconn *meta, const char *const params[4], char *err, size_t errlen);
+PGresult *status_nodes_query(PGconn *meta, const char *warn_ms, char *err, size_t errlen);
+PGresult *status_folders_query(PGconn *meta, char *err, size_t errlen);
 
 /*
  * {"sync": {"pending": N}} or {"sync": {"pending": null, "error": "..."}}

@@ -85,7 +85,10 @@ struct config *config_load(const char *path, char *(*env_lookup)(const char *), 
     size_t errlen) __attribute__((warn_unused_result));
 void config_free(struct config *cfg);
 
-/* Print every key and its effective value (`repctl config`). */
-void config_print(const struct config *cfg);
+/*
+ * Print every key and its effective value (`repctl config`); the metadata
+ * conninfo goes through redact (a new string, freed here: no password).
+ */
+void config_print(const struct config *cfg, char *(*redact)(const char *));
 
 #endif

@@ -44,6 +44,9 @@ struct db_timeouts {
 	int probe; /* seconds without an answer before the server is probed; 0: never */
 };
 void db_set_timeouts(const struct db_timeouts *t);
+/* The connections opened from now on follow cfg's limits (keepalives, statement_timeout, probe). */
+struct config;
+void db_use_config(const struct config *cfg);
 /* Lower the liveness probe's delay (probe_after) to at most secs, for a quick look. */
 void db_cap_probe(int secs);
 /*

@@ -33,7 +33,5 @@ int secrets_put(const char *path, const struct secret_key *k, const char *passwo
 /* Remove the entry for k if present. */
 int secrets_drop(const char *path, const struct secret_key *k, char *err, size_t errlen)
     __attribute__((warn_unused_result));
-/* Make every directory of path (mode). 0 or -1 with errno. */
-int mkdir_p(const char *dir, int mode) __attribute__((warn_unused_result));
 
 #endif

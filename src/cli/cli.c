@@ -763,6 +763,7 @@ cli_dispatch(struct cli_ctx *ctx, int argc, char **argv)
 			cmd_error("%s", err);
 			goto out;
 		}
+		db_use_config(ctx->cfg);
 	}
 	if (cmd->flags & CMD_META) {
 		ctx->meta = meta_connect(ctx->cfg, err, sizeof(err));

@@ -54,7 +54,7 @@ CMD_HANDLER(cmd_version)
 CMD_HANDLER(cmd_config)
 {
 	(void)args;
-	config_print(ctx->cfg);
+	config_print(ctx->cfg, db_conninfo_redact);
 	printf("# configuration OK\n");
 	return 0;
 }

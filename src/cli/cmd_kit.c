@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fsutil.h"
 #include "cli.h"
 #include "cmd.h"
 #include "config.h"

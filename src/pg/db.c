@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "config.h"
 #include "db.h"
 #include "log.h"
 #include "secrets.h"
@@ -75,6 +76,16 @@ struct conn_info {
 
 static struct conn_info *infos;
 static int ninfos;
+
+void
+db_use_config(const struct config *cfg)
+{
+	struct db_timeouts t = { cfg->tcp_keepalives_idle, cfg->tcp_keepalives_interval,
+		cfg->tcp_keepalives_count, cfg->tcp_user_timeout, cfg->statement_timeout,
+		cfg->probe_after };
+
+	db_set_timeouts(&t);
+}
 
 void
 db_set_timeouts(const struct db_timeouts *t)

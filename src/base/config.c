@@ -18,7 +18,6 @@
 
 #include "buf.h"
 #include "config.h"
-#include "db.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -384,14 +383,6 @@ config_load(const char *path, char *(*env_lookup)(const char *), char *err, size
 	fill_default_path(&cfg->secrets_file, cfg->state_dir, "secrets");
 	fill_default_path(&cfg->ssh_identity, cfg->state_dir, "ssh/id_ed25519");
 	fill_default_path(&cfg->ssh_known_hosts, cfg->state_dir, "ssh/known_hosts");
-	{
-		/* the connections opened from now on follow these limits */
-		struct db_timeouts t = { cfg->tcp_keepalives_idle, cfg->tcp_keepalives_interval,
-			cfg->tcp_keepalives_count, cfg->tcp_user_timeout, cfg->statement_timeout,
-			cfg->probe_after };
-
-		db_set_timeouts(&t);
-	}
 	return cfg;
 fail:
 	if (lc_inited)
@@ -401,7 +392,7 @@ fail:
 }
 
 void
-config_print(const struct config *cfg)
+config_print(const struct config *cfg, char *(*redact)(const char *))
 {
 	const struct config_key *k;
 
@@ -418,7 +409,7 @@ config_print(const struct config *cfg)
 				printf("%s = \"(set, %zu characters)\"\n", k->name,
 				    strlen(*(char *const *)p));
 			} else if (strcmp(k->name, "meta") == 0) {
-				char *red = db_conninfo_redact(*(char *const *)p);
+				char *red = redact(*(char *const *)p);
 
 				printf("%s = \"%s\"\n", k->name, red);
 				free(red);

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fsutil.h"
 #include "fs_agent.h"
 #include "fs_hash.h"
 #include "fs_index.h"

@@ -49,6 +49,7 @@
 #include <libssh/libssh.h>
 
 #include "buf.h"
+#include "fsutil.h"
 #include "fs_ssh.h"
 #include "secrets.h"
 #include "xmalloc.h"
