@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/t_vv_sql.sh - the SQL twins of the version-vector code
 # (repctl.vv_cmp and repctl.vv_merge in sql/node_schema.sql) agree with
-# vv_compare() / vv_merge() in src/repl/vv.c on a real server: a table of
+# vv_compare() / vv_merge() in src/base/vv.c on a real server: a table of
 # cases (equal, dominates, dominated, concurrent, empty, NULL arguments,
 # keys on one side only, zero counters), both argument orders, a sequential
 # update, refusals of non-objects, and a randomized cross-check against the
@@ -191,8 +191,8 @@ main(void)
 }
 EOF
 ok "$cc_bin" -std=c11 -D_GNU_SOURCE -I"$ROOT/include" -o "$TEST_TMP/vvgen" "$TEST_TMP/vvgen.c" \
-	"$ROOT/src/repl/vv.c" "$ROOT/src/core/buf.c" "$ROOT/src/core/xmalloc.c" \
-	"$ROOT/src/core/log.c"
+	"$ROOT/src/base/vv.c" "$ROOT/src/base/buf.c" "$ROOT/src/base/xmalloc.c" \
+	"$ROOT/src/base/log.c"
 if [[ ! -x $TEST_TMP/vvgen ]]; then
 	done_testing
 fi

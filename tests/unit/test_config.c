@@ -1,5 +1,5 @@
 /*
- * test_config.c - the configuration loader (src/core/config.c).
+ * test_config.c - the configuration loader (src/base/config.c).
  *
  * Covers config_load() with a fake environment (a static table instead of
  * getenv) and temporary files under /tmp: built-in defaults and the paths

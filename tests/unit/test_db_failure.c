@@ -1,6 +1,6 @@
 /*
  * test_db_failure.c - the one table that tells why a connection failed
- * (db_classify_failure in src/db/db.c), which the generic hint, onboard's
+ * (db_classify_failure in src/pg/db.c), which the generic hint, onboard's
  * diagnosis and the liveness probe of a silent server all read.
  *
  * Covers each class with libpq 15's own message texts (refused, timeout,

@@ -1,5 +1,5 @@
 /*
- * test_fs_chunk.c - content-defined chunking (src/filesync/fs_chunk.c).
+ * test_fs_chunk.c - content-defined chunking (src/files/fs_chunk.c).
  *
  * Covers the gear table (regenerated from its documented splitmix64 seed),
  * cdc_cut()'s contract on short inputs and with eof 0 or 1, chunk sizes

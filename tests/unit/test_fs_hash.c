@@ -1,5 +1,5 @@
 /*
- * test_fs_hash.c - SHA-256 (src/filesync/fs_hash.c).
+ * test_fs_hash.c - SHA-256 (src/files/fs_hash.c).
  *
  * Covers the NIST vectors from FIPS 180-4's examples ("", "abc", the 448-bit
  * two-block message, the 896-bit message, one million 'a' fed in odd-sized

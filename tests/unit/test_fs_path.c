@@ -1,5 +1,5 @@
 /*
- * test_fs_path.c - path safety and ignore patterns (src/filesync/fs_path.c).
+ * test_fs_path.c - path safety and ignore patterns (src/files/fs_path.c).
  *
  * path_check(): every refusal (empty, absolute, "." / ".." / empty
  * components, control characters including DEL, backslashes, a component

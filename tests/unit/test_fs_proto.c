@@ -1,5 +1,5 @@
 /*
- * test_fs_proto.c - protocol framing (src/filesync/fs_proto.c).
+ * test_fs_proto.c - protocol framing (src/files/fs_proto.c).
  *
  * Covers frame_encode()/frame_decode() round trips of several frames of
  * every kind (empty, text, binary, compressible, incompressible, FRAME_MAX

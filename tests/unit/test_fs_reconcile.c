@@ -1,6 +1,6 @@
 /*
  * test_fs_reconcile.c - the per-path decision and conflict copy names
- * (src/filesync/fs_reconcile.c).
+ * (src/files/fs_reconcile.c).
  *
  * Every rule of reconcile() case by case: no entries, one side without an
  * entry (a file, a tombstone), equal vectors, one vector dominating (copy,

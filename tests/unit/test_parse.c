@@ -1,6 +1,6 @@
 /*
  * test_parse.c - the pure parsers (src/cli/parse.c) and JSON string
- * escaping (buf_json_str in src/core/buf.c).
+ * escaping (buf_json_str in src/base/buf.c).
  *
  * Covers parse_valid_name (first character, allowed characters, 63/64
  * length limit), parse_qualified (public default, case folding, quoted

@@ -1,5 +1,5 @@
 /*
- * test_vv.c - version vectors (src/repl/vv.c).
+ * test_vv.c - version vectors (src/base/vv.c).
  *
  * Covers vv_parse() (NULL, "", "{}", whitespace around and inside, several
  * keys, an escaped quote or backslash in a key, a repeated key, and every
