@@ -40,6 +40,9 @@ enum log_level log_get_level(void);
 /* Context prefix ("sync cava_to_juke"); NULL clears it.  Copied. */
 void log_set_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The same with a va_list (the CLI's cmd_error prints through it). */
+void log_vmsg(enum log_level lvl, const char *fmt, va_list ap);
+
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

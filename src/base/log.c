@@ -173,6 +173,12 @@ vlog(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 	errno = saved;
 }
 
+void
+log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
+{
+	vlog(lvl, 0, fmt, ap);
+}
+
 #define LOGFN(name, lvl, with_errno)            \
 	void name(const char *fmt, ...)         \
 	{                                       \

@@ -8,6 +8,7 @@
  * the metadata database as the command's flags ask, then calls the
  * handler.  Handlers never parse argv themselves.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,20 @@ struct token {
 };
 
 /* Split pattern into tokens; returns count. */
+/*
+ * The handlers' error line ("repctl: error: what\nhint: ..."), through the
+ * one logger: stderr in the CLI, the log file in a daemon's process.
+ */
+void
+cmd_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LVL_ERROR, fmt, ap);
+	va_end(ap);
+}
+
 static int
 tokenize(const char *pattern, struct token *t, int max)
 {

@@ -19,6 +19,7 @@
 #include "cmd.h"
 #include "config.h"
 #include "db.h"
+#include "log.h"
 #include "meta.h"
 #include "output.h"
 #include "parse.h"
@@ -162,9 +163,8 @@ installed_finish(PGconn *c, struct installed *done, int undo)
 	for (i = 0; i < done->n; i++) {
 		if (undo && c &&
 		    capture_remove(c, done->schema[i], done->table[i], err, sizeof(err)) < 0)
-			fprintf(stderr,
-			    "repctl: warning: could not take capture of %s.%s off again: %s\n",
-			    done->schema[i], done->table[i], err);
+			log_warnx("could not take capture of %s.%s off again: %s", done->schema[i],
+			    done->table[i], err);
 		free(done->schema[i]);
 		free(done->table[i]);
 	}
@@ -236,9 +236,9 @@ CMD_HANDLER(cmd_add_all_tables)
 		if (excluded(exclude, s, t))
 			continue;
 		if (PQgetisnull(r, i, 3)) {
-			fprintf(stderr,
-			    "repctl: warning: skipping table %s.%s on node '%s': it has no primary "
-			    "key (add one with ALTER TABLE ... ADD PRIMARY KEY, then run this again)\n",
+			log_warnx(
+			    "skipping table %s.%s on node '%s': it has no primary "
+			    "key (add one with ALTER TABLE ... ADD PRIMARY KEY, then run this again)",
 			    s, t, db);
 			skipped++;
 			continue;

@@ -15,18 +15,6 @@
 #include "meta.h"
 #include "version.h"
 
-void
-cmd_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("repctl: error: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 CMD_HANDLER(cmd_help)
 {
 	(void)ctx;

@@ -17,6 +17,7 @@
 #include "cmd.h"
 #include "config.h"
 #include "db.h"
+#include "log.h"
 #include "fs_ssh.h"
 #include "meta.h"
 #include "output.h"
@@ -367,10 +368,10 @@ CMD_HANDLER(cmd_remove_database)
 		PGconn *c = node_connect(ctx->cfg, &n, err, sizeof(err));
 
 		if (c == NULL)
-			fprintf(stderr,
-			    "repctl: warning: %s\nthe capture triggers and schema repctl stay on that "
+			log_warnx(
+			    "%s\nthe capture triggers and schema repctl stay on that "
 			    "node; remove them there with: DROP SCHEMA repctl CASCADE (and the "
-			    "repctl_capture_* triggers)\n",
+			    "repctl_capture_* triggers)",
 			    err);
 		else if (capture_remove_all(c, err, sizeof(err)) < 0) {
 			db_close(c);

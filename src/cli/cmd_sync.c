@@ -21,6 +21,7 @@
 #include "cmd.h"
 #include "config.h"
 #include "db.h"
+#include "log.h"
 #include "keyseq.h"
 #include "meta.h"
 #include "output.h"
@@ -101,10 +102,10 @@ warn_unregistered(PGconn *meta, const char *sync)
 	if (r == NULL)
 		return;
 	for (i = 0; i < PQntuples(r); i++)
-		fprintf(stderr,
-		    "repctl: warning: table %s is registered on %s but not on node '%s': it will "
+		log_warnx(
+		    "table %s is registered on %s but not on node '%s': it will "
 		    "not replicate to or from '%s'\nhint: run 'repctl add all tables --herd=%s "
-		    "--db=%s' (or add table)\n",
+		    "--db=%s' (or add table)",
 		    PQgetvalue(r, i, 0), PQgetvalue(r, i, 2), PQgetvalue(r, i, 1),
 		    PQgetvalue(r, i, 1), PQgetvalue(r, i, 3), PQgetvalue(r, i, 1));
 	PQclear(r);
@@ -134,9 +135,8 @@ warn_conn(void *ud, const char *node)
 		c = node_connect(w->ctx->cfg, &n, err, sizeof(err));
 	node_clear(&n);
 	if (c == NULL)
-		fprintf(stderr,
-		    "repctl: warning: cannot check the primary keys of node '%s': %s\nhint: run "
-		    "'repctl validate %s' once it is reachable\n",
+		log_warnx("cannot check the primary keys of node '%s': %s\nhint: run "
+			  "'repctl validate %s' once it is reachable",
 		    node, err, w->sync);
 	w->conns = xrealloc(w->conns, sizeof(PGconn *) * (size_t)(w->n + 1));
 	w->names = xrealloc(w->names, sizeof(char *) * (size_t)(w->n + 1));
@@ -150,10 +150,10 @@ warn_key(const char *what, void *ud)
 {
 	struct warn_ctx *w = ud;
 
-	fprintf(stderr,
-	    "repctl: warning: %s\nhint: run 'repctl partition sequences %s' (each node its own "
+	log_warnx(
+	    "%s\nhint: run 'repctl partition sequences %s' (each node its own "
 	    "residue: INCREMENT BY a step, a distinct start per node), or make the key a UUID "
-	    "(uuid DEFAULT gen_random_uuid(), which no two nodes repeat)\n",
+	    "(uuid DEFAULT gen_random_uuid(), which no two nodes repeat)",
 	    what, w->sync);
 }
 
@@ -169,12 +169,11 @@ warn_key_sequences(struct cli_ctx *ctx, const char *sync)
 
 	if (keyseq_collect_sync(ctx->meta, sync, warn_conn, &w, &ks, &skipped, err, sizeof(err)) <
 	    0)
-		fprintf(stderr, "repctl: warning: cannot check the primary keys: %s\n", err);
+		log_warnx("cannot check the primary keys: %s", err);
 	else {
 		if (skipped)
-			fprintf(stderr,
-			    "repctl: warning: cannot check the primary keys: %s\nhint: 'repctl "
-			    "validate %s' says what is missing\n",
+			log_warnx("cannot check the primary keys: %s\nhint: 'repctl "
+				  "validate %s' says what is missing",
 			    skipped, sync);
 		keyseq_hazards(&ks, warn_key, &w);
 	}

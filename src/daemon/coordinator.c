@@ -203,9 +203,8 @@ pidfile_acquire(const struct config *cfg, char *err, size_t errlen)
 		return -1;
 	}
 	/* the coordinator is gone but its lock is held: leftover children, or one starting */
-	fprintf(stderr,
-	    "repctl: the coordinator of this state directory (pid %ld) is gone, but processes it "
-	    "started still hold \"%s\": waiting for them to exit\n",
+	log_info("the coordinator of this state directory (pid %ld) is gone, but processes it "
+		 "started still hold \"%s\": waiting for them to exit",
 	    pi.pid, cfg->pid_file);
 	for (t = 0; t < 200; t++) {
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
@@ -213,9 +212,7 @@ pidfile_acquire(const struct config *cfg, char *err, size_t errlen)
 		if (t == 100) { /* 10 s: stop those we can prove are its children */
 			for (i = 0; i < pi.nw; i++)
 				if (same_process(pi.wpid[i], pi.wstart[i])) {
-					fprintf(stderr,
-					    "repctl: stopping leftover worker pid %ld\n",
-					    pi.wpid[i]);
+					log_info("stopping leftover worker pid %ld", pi.wpid[i]);
 					kill((pid_t)pi.wpid[i], SIGTERM);
 					sent++;
 				}
@@ -1071,17 +1068,17 @@ coordinator_start(struct config *cfg, const char *config_path, int foreground)
 
 	(void)config_path;
 	if (console_check_config(cfg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "repctl: error: %s\n", err);
+		log_error("%s", err);
 		return 1;
 	}
 	if (mkdir_p(cfg->state_dir, 0700) < 0) {
-		fprintf(stderr, "repctl: error: cannot create the state directory \"%s\": %s\n",
-		    cfg->state_dir, strerror(errno));
+		log_error("cannot create the state directory \"%s\": %s", cfg->state_dir,
+		    strerror(errno));
 		return 1;
 	}
 	pidfd = pidfile_acquire(cfg, err, sizeof(err));
 	if (pidfd < 0) {
-		fprintf(stderr, "repctl: error: %s\n", err);
+		log_error("%s", err);
 		return 1;
 	}
 	{
@@ -1096,13 +1093,13 @@ coordinator_start(struct config *cfg, const char *config_path, int foreground)
 		if (meta == NULL || meta_check_installed(meta, cfg, err, sizeof(err)) < 0 ||
 		    (h = coord_lock_holder(meta, where, sizeof(where), err, sizeof(err))) != 0) {
 			if (h == 1)
-				fprintf(stderr,
-				    "repctl: error: another coordinator already runs the syncs of "
+				log_error(
+				    "another coordinator already runs the syncs of "
 				    "this metadata database: %s\nhint: 'repctl stop' (from any host "
-				    "or container using this metadata database) stops it\n",
+				    "or container using this metadata database) stops it",
 				    where);
 			else
-				fprintf(stderr, "repctl: error: %s\n", err);
+				log_error("%s", err);
 			db_close(meta);
 			close(pidfd);
 			return 1;
@@ -1158,7 +1155,7 @@ coordinator_start(struct config *cfg, const char *config_path, int foreground)
 		return 0;
 	}
 	buf[n > 0 ? n : 0] = '\0';
-	fprintf(stderr, "repctl: error: the coordinator did not start: %s\n",
+	log_error("the coordinator did not start: %s",
 	    n > 0 ? buf : "it exited without saying why (see the log)");
 	waitpid(child, NULL, WNOHANG);
 	return 1;

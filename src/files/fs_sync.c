@@ -999,8 +999,7 @@ folder_mark(const struct config *cfg, PGconn *meta, const struct folder_def *f)
 		memset(&p, 0, sizeof(p));
 		p.m = &f->m[i];
 		if (peer_open(cfg, meta, f, &p, 1, err, sizeof(err)) < 0)
-			fprintf(stderr, "repctl: warning: no folder marker on %s: %s\n", p.m->node,
-			    err);
+			log_warnx("no folder marker on %s: %s", p.m->node, err);
 		else
 			marked++;
 		peer_close(&p);

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "coordlock.h"
 #include "db.h"
+#include "log.h"
 #include "meta.h"
 #include "xmalloc.h"
 
@@ -249,9 +250,8 @@ coord_lock_stale_end(PGconn *meta)
 
 		ended = v && v[0] == 't';
 		if (ended)
-			fprintf(stderr,
-			    "repctl: the coordinator lock was still held for pid %ld on this host, "
-			    "which is gone: its session (server pid %s) ended\n",
+			log_info("the coordinator lock was still held for pid %ld on this host, "
+				 "which is gone: its session (server pid %s) ended",
 			    pid, p[0]);
 		free(v);
 	}

@@ -3004,8 +3004,7 @@ sync_lock(PGconn *meta, const char *sync, int wait, char *err, size_t errlen)
 		snprintf(err, errlen, "sync %s is being run by %s", sync, holder);
 		return 0;
 	}
-	fprintf(stderr, "repctl: sync %s is being run by %s: waiting for that run to end\n", sync,
-	    holder);
+	log_info("sync %s is being run by %s: waiting for that run to end", sync, holder);
 	if (db_execp(meta, "SELECT pg_catalog.pg_advisory_lock(" RUN_LOCK_KEY ")", 1, p, err,
 		errlen) < 0)
 		return -1;
