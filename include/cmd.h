@@ -66,5 +66,13 @@ void cmd_tell_reload(struct cli_ctx *ctx);
 
 /* Print an error for the user (what, where, how to fix) to stderr. */
 void cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * A failed lookup of a sync, folder or node (kind) by name: err when the
+ * metadata database could not be asked (not NULL), else "no KIND 'NAME'"
+ * with the hint of the command that lists them.
+ */
+void cmd_lookup_error(const char *kind, const char *name, const char *err);
+/* Ask QUESTION on the terminal; 1 when the answer is y or yes (0 at end of input). */
+int cmd_confirm(const char *question);
 
 #endif

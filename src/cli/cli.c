@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "cli.h"
@@ -234,6 +235,30 @@ cmd_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(LOG_LVL_ERROR, fmt, ap);
 	va_end(ap);
+}
+
+int
+cmd_confirm(const char *question)
+{
+	char answer[64];
+
+	printf("%s", question);
+	fflush(stdout);
+	if (fgets(answer, sizeof(answer), stdin) == NULL)
+		return 0;
+	answer[strcspn(answer, "\r\n")] = '\0';
+	return strcasecmp(answer, "y") == 0 || strcasecmp(answer, "yes") == 0;
+}
+
+void
+cmd_lookup_error(const char *kind, const char *name, const char *err)
+{
+	if (err != NULL)
+		cmd_error("%s", err);
+	else if (strcmp(kind, "node") == 0)
+		cmd_error("no node '%s'\nhint: 'repctl list databases' shows the nodes", name);
+	else
+		cmd_error("no %s '%s'\nhint: 'repctl list %ss' shows them", kind, name, kind);
 }
 
 static int

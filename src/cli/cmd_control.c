@@ -112,10 +112,8 @@ sync_must_exist(struct cli_ctx *ctx, const char *name)
 	int e = meta_exists(
 	    ctx->meta, "SELECT 1 FROM repctl.sync WHERE name = $1", name, err, sizeof(err));
 
-	if (e < 0)
-		cmd_error("%s", err);
-	else if (e == 0)
-		cmd_error("no sync '%s'\nhint: 'repctl list syncs' shows them", name);
+	if (e != 1)
+		cmd_lookup_error("sync", name, e < 0 ? err : NULL);
 	return e == 1 ? 0 : -1;
 }
 

@@ -201,7 +201,7 @@ CMD_HANDLER(cmd_remove_folder)
 	}
 	if (PQntuples(r) == 0) {
 		PQclear(r);
-		cmd_error("no folder '%s'\nhint: 'repctl list folders' shows them", p[0]);
+		cmd_lookup_error("folder", p[0], NULL);
 		return 1;
 	}
 	PQclear(r);
@@ -237,10 +237,7 @@ CMD_HANDLER(cmd_sync_folder)
 
 	found = folder_load(ctx->meta, name, &f, err, sizeof(err));
 	if (found != 0) {
-		if (found < 0)
-			cmd_error("%s", err);
-		else
-			cmd_error("no folder '%s'\nhint: 'repctl list folders' shows them", name);
+		cmd_lookup_error("folder", name, found < 0 ? err : NULL);
 		return 1;
 	}
 	got = db_value(ctx->meta,

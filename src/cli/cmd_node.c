@@ -266,11 +266,7 @@ CMD_HANDLER(cmd_update_database)
 	}
 	found = meta_node_get(ctx->meta, name, &n, err, sizeof(err));
 	if (found != 0) {
-		if (found < 0)
-			cmd_error("%s", err);
-		else
-			cmd_error(
-			    "no node '%s'\nhint: 'repctl list databases' shows the nodes", name);
+		cmd_lookup_error("node", name, found < 0 ? err : NULL);
 		node_clear(&n);
 		return 1;
 	}
@@ -342,11 +338,7 @@ CMD_HANDLER(cmd_remove_database)
 
 	found = meta_node_get(ctx->meta, name, &n, err, sizeof(err));
 	if (found != 0) {
-		if (found < 0)
-			cmd_error("%s", err);
-		else
-			cmd_error(
-			    "no node '%s'\nhint: 'repctl list databases' shows the nodes", name);
+		cmd_lookup_error("node", name, found < 0 ? err : NULL);
 		node_clear(&n);
 		return 1;
 	}

@@ -422,20 +422,6 @@ step_reach(struct onb *o)
 
 /* ---- 2. the SSH host key ---- */
 
-/* Ask on the terminal; 1 when the answer is y or yes. */
-static int
-confirm(const char *question)
-{
-	char answer[64];
-
-	printf("%s", question);
-	fflush(stdout);
-	if (fgets(answer, sizeof(answer), stdin) == NULL)
-		return 0;
-	answer[strcspn(answer, "\r\n")] = '\0';
-	return strcasecmp(answer, "y") == 0 || strcasecmp(answer, "yes") == 0;
-}
-
 static int
 step_hostkey(struct onb *o)
 {
@@ -509,7 +495,7 @@ step_hostkey(struct onb *o)
 			goto out;
 		}
 		printf("client '%s' (%s) presents SSH host key %s\n", o->name, o->ssh, fp);
-		if (!confirm("accept? [y/N] ")) {
+		if (!cmd_confirm("accept? [y/N] ")) {
 			cmd_error("host key not accepted; nothing was changed");
 			goto out;
 		}
@@ -2342,11 +2328,7 @@ CMD_HANDLER(cmd_offboard)
 	found = meta_node_get(ctx->meta, name, &n, err, sizeof(err));
 	node_clear(&n);
 	if (found != 0) {
-		if (found < 0)
-			cmd_error("%s", err);
-		else
-			cmd_error(
-			    "no node '%s'\nhint: 'repctl list databases' shows the nodes", name);
+		cmd_lookup_error("node", name, found < 0 ? err : NULL);
 		return 1;
 	}
 	if (ctx->cfg->node && strcmp(ctx->cfg->node, name) == 0) {

@@ -25,10 +25,7 @@ CMD_HANDLER(cmd_run)
 
 	found = sync_load(ctx->meta, name, &s, err, sizeof(err));
 	if (found != 0) {
-		if (found < 0)
-			cmd_error("%s", err);
-		else
-			cmd_error("no sync '%s'\nhint: 'repctl list syncs' shows them", name);
+		cmd_lookup_error("sync", name, found < 0 ? err : NULL);
 		return 1;
 	}
 	/* a run of the coordinator's worker in progress: wait for it, never overlap */

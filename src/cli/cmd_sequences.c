@@ -286,10 +286,7 @@ CMD_HANDLER(cmd_partition_sequences)
 	memset(&p, 0, sizeof(p));
 	found = sync_load(ctx->meta, name, &s, err, sizeof(err));
 	if (found != 0) {
-		if (found < 0)
-			cmd_error("%s", err);
-		else
-			cmd_error("no sync '%s'\nhint: 'repctl list syncs' shows them", name);
+		cmd_lookup_error("sync", name, found < 0 ? err : NULL);
 		return 1;
 	}
 	p.n = s.nm;

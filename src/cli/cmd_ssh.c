@@ -59,20 +59,6 @@ out:
 	return rc;
 }
 
-/* Ask on the terminal; 1 when the answer is y or yes. */
-static int
-confirm(const char *question)
-{
-	char answer[64];
-
-	printf("%s", question);
-	fflush(stdout);
-	if (fgets(answer, sizeof(answer), stdin) == NULL)
-		return 0;
-	answer[strcspn(answer, "\r\n")] = '\0';
-	return strcasecmp(answer, "y") == 0 || strcasecmp(answer, "yes") == 0;
-}
-
 CMD_HANDLER(cmd_trust)
 {
 	char err[ERRLEN];
@@ -98,7 +84,7 @@ CMD_HANDLER(cmd_trust)
 		goto out;
 	}
 	if (found == 1) {
-		cmd_error("no node '%s'\nhint: 'repctl list databases' shows the nodes", name);
+		cmd_lookup_error("node", name, NULL);
 		goto out;
 	}
 	if (n.ssh == NULL || *n.ssh == '\0') {
@@ -153,8 +139,8 @@ CMD_HANDLER(cmd_trust)
 			    replace ? " --replace" : "", fp);
 			goto out;
 		}
-		if (!confirm(state == 2 ? "replace the recorded key with this one? [y/N] "
-					: "accept? [y/N] ")) {
+		if (!cmd_confirm(state == 2 ? "replace the recorded key with this one? [y/N] "
+					    : "accept? [y/N] ")) {
 			cmd_error("not accepted; nothing was written");
 			goto out;
 		}

@@ -117,11 +117,7 @@ CMD_HANDLER(cmd_status)
 		e = meta_exists(
 		    ctx->meta, "SELECT 1 FROM repctl.sync WHERE name = $1", only, err, sizeof(err));
 		if (e != 1) {
-			if (e < 0)
-				cmd_error("%s", err);
-			else
-				cmd_error(
-				    "no sync '%s'\nhint: 'repctl list syncs' shows them", only);
+			cmd_lookup_error("sync", only, e < 0 ? err : NULL);
 			return 1;
 		}
 	}

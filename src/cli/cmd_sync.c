@@ -317,10 +317,7 @@ CMD_HANDLER(cmd_update_sync)
 	e = meta_exists(
 	    ctx->meta, "SELECT 1 FROM repctl.sync WHERE name = $1", name, err, sizeof(err));
 	if (e != 1) {
-		if (e < 0)
-			cmd_error("%s", err);
-		else
-			cmd_error("no sync '%s'\nhint: 'repctl list syncs' shows them", name);
+		cmd_lookup_error("sync", name, e < 0 ? err : NULL);
 		return 1;
 	}
 	if (herd) {
@@ -367,7 +364,7 @@ CMD_HANDLER(cmd_remove_sync)
 	}
 	if (PQntuples(r) == 0) {
 		PQclear(r);
-		cmd_error("no sync '%s'\nhint: 'repctl list syncs' shows them", name);
+		cmd_lookup_error("sync", name, NULL);
 		return 1;
 	}
 	PQclear(r);

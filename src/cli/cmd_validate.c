@@ -866,7 +866,7 @@ CMD_HANDLER(cmd_validate)
 		return 1;
 	}
 	if (only && PQntuples(r) == 0) {
-		cmd_error("no sync '%s'\nhint: 'repctl list syncs' shows them", only);
+		cmd_lookup_error("sync", only, NULL);
 		PQclear(r);
 		return 1;
 	}

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "errors.h"
 #include "fs_path.h"
 #include "xmalloc.h"
 
@@ -68,19 +69,6 @@ path_show(struct buf *b, const char *s)
 		else
 			buf_putc(b, (char)c);
 	}
-}
-
-/* err = the formatted message.  err may be NULL (the caller does not care). */
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 /* err = "unsafe path 'rel': reason".  err may be NULL. */

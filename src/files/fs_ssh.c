@@ -49,6 +49,7 @@
 #include <libssh/libssh.h>
 
 #include "buf.h"
+#include "errors.h"
 #include "fsutil.h"
 #include "fs_ssh.h"
 #include "secrets.h"
@@ -72,21 +73,6 @@ struct ssh_conn {
 	char errtail[STDERR_KEEP];   /* last bytes of the remote stderr, NUL-terminated */
 	size_t errlen;
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- targets ---- */
 
