@@ -34,24 +34,10 @@
 #include <zstd.h>
 
 #include "buf.h"
+#include "errors.h"
 #include "fs_proto.h"
 #include "log.h"
 #include "xmalloc.h"
-
-static void frame_error(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-frame_error(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static void
 put_be32(uint8_t *p, uint32_t v)
@@ -146,16 +132,16 @@ frame_decode(const uint8_t *in, size_t len, struct frame *f, char *err, size_t e
 	type = in[4];
 	flags = in[5];
 	if (blen > FRAME_MAX) {
-		frame_error(err, errlen, "frame too large: %lu bytes (limit %d)",
-		    (unsigned long)blen, FRAME_MAX);
+		set_err(err, errlen, "frame too large: %lu bytes (limit %d)", (unsigned long)blen,
+		    FRAME_MAX);
 		goto out;
 	}
 	if (type < F_HELLO || type > F_LAST) {
-		frame_error(err, errlen, "unknown frame type %u", (unsigned)type);
+		set_err(err, errlen, "unknown frame type %u", (unsigned)type);
 		goto out;
 	}
 	if (flags & ~FRAME_ZSTD) {
-		frame_error(err, errlen, "unknown frame flags 0x%02x (type %u)", (unsigned)flags,
+		set_err(err, errlen, "unknown frame flags 0x%02x (type %u)", (unsigned)flags,
 		    (unsigned)type);
 		goto out;
 	}
@@ -166,17 +152,17 @@ frame_decode(const uint8_t *in, size_t len, struct frame *f, char *err, size_t e
 	if (flags & FRAME_ZSTD) {
 		csize = ZSTD_getFrameContentSize(body, blen);
 		if (csize == ZSTD_CONTENTSIZE_ERROR) {
-			frame_error(
+			set_err(
 			    err, errlen, "corrupt compressed payload (type %u)", (unsigned)type);
 			goto out;
 		}
 		if (csize == ZSTD_CONTENTSIZE_UNKNOWN) {
-			frame_error(err, errlen,
-			    "compressed payload without a content size (type %u)", (unsigned)type);
+			set_err(err, errlen, "compressed payload without a content size (type %u)",
+			    (unsigned)type);
 			goto out;
 		}
 		if (csize > FRAME_MAX) {
-			frame_error(err, errlen,
+			set_err(err, errlen,
 			    "compressed payload too large: %llu bytes (limit %d, type %u)", csize,
 			    FRAME_MAX, (unsigned)type);
 			goto out;
@@ -184,7 +170,7 @@ frame_decode(const uint8_t *in, size_t len, struct frame *f, char *err, size_t e
 		buf_grow(&f->payload, (size_t)csize);
 		got = ZSTD_decompress(f->payload.data, (size_t)csize, body, blen);
 		if (ZSTD_isError(got) || got != csize) {
-			frame_error(err, errlen, "corrupt compressed payload (type %u): %s",
+			set_err(err, errlen, "corrupt compressed payload (type %u): %s",
 			    (unsigned)type,
 			    ZSTD_isError(got) ? ZSTD_getErrorName(got) : "size mismatch");
 			goto out;
