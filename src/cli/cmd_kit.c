@@ -78,54 +78,6 @@ struct kit_file {
 	char *from; /* a file to copy (the repctl binary, agent-entrypoint.sh) */
 };
 
-/* Write a file atomically (temporary file, fsync, rename) with mode.  0 or -1 with err. */
-static int
-kit_write(const char *path, const char *text, size_t len, int mode, char *err, size_t errlen)
-{
-	char *tmp = xasprintf("%s.tmp%ld", path, (long)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode), rc = -1;
-	size_t off = 0;
-
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-		free(tmp);
-		return -1;
-	}
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	if (fchmod(fd, (mode_t)mode) < 0 || fsync(fd) < 0) {
-		snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-		goto out;
-	}
-	rc = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (rc < 0)
-		unlink(tmp);
-	free(tmp);
-	return rc;
-}
-
 /* The whole file at path, or NULL.  *len gets its size.  free(). */
 static char *
 kit_slurp(const char *path, size_t *len)
@@ -704,10 +656,10 @@ CMD_HANDLER(cmd_client_kit)
 				free(path);
 				goto out;
 			}
-			wrc = kit_write(path, data, len, k.f[i].mode, err, sizeof(err));
+			wrc = atomic_write(path, data, len, k.f[i].mode, err, sizeof(err));
 			free(data);
 		} else {
-			wrc = kit_write(
+			wrc = atomic_write(
 			    path, k.f[i].text, strlen(k.f[i].text), k.f[i].mode, err, sizeof(err));
 		}
 		free(path);

@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "config.h"
 #include "fsutil.h"
 #include "console.h"
@@ -121,23 +122,19 @@ static void
 pidinfo_write(struct coord *c)
 {
 	char *path = xasprintf("%s.info", c->cfg->pid_file);
-	char *tmp = xasprintf("%s.tmp", path);
-	FILE *fp = fopen(tmp, "w");
+	struct buf b = BUF_INIT;
+	char err[512];
 	int i;
 
-	if (fp != NULL) {
-		fprintf(fp, "coordinator %ld %llu %llu\n", (long)getpid(), proc_start(getpid()),
-		    pidns());
-		for (i = 0; i < c->nw; i++)
-			if (c->w[i].pid > 0)
-				fprintf(fp, "child %ld %llu 0\n", (long)c->w[i].pid,
-				    proc_start(c->w[i].pid));
-		if (fclose(fp) != 0 || rename(tmp, path) != 0)
-			log_warn("cannot write \"%s\"", path);
-	} else {
-		log_warn("cannot write \"%s\"", tmp);
-	}
-	free(tmp);
+	buf_printf(
+	    &b, "coordinator %ld %llu %llu\n", (long)getpid(), proc_start(getpid()), pidns());
+	for (i = 0; i < c->nw; i++)
+		if (c->w[i].pid > 0)
+			buf_printf(
+			    &b, "child %ld %llu 0\n", (long)c->w[i].pid, proc_start(c->w[i].pid));
+	if (atomic_write(path, b.data, b.len, 0644, err, sizeof(err)) < 0)
+		log_warnx("%s", err);
+	buf_free(&b);
 	free(path);
 }
 

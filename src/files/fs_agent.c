@@ -982,28 +982,6 @@ keep_old_version(struct agent *a, const char *rel, const char *full)
 	return rc;
 }
 
-static int
-fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-static void
-fsync_dir_of(const char *path)
-{
-	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
-
-	*slash = '\0';
-	(void)fsync_dir(dir);
-	free(dir);
-}
-
 /*
  * The end of a put, before any commit: every block in, the whole-file hash
  * (computed as the blocks landed) equal to the one announced, mode and
@@ -1429,7 +1407,7 @@ handle_conflict_copy(struct agent *a, const struct frame *f)
 		free(m);
 		goto out;
 	}
-	fsync_dir_of(dest);
+	(void)fsync_dir_of(dest);
 	nf = index_add(&a->ix, fld[1]);
 	cur = index_find(&a->ix, fld[0]); /* index_add may have moved entries */
 	{

@@ -368,74 +368,6 @@ dir_of(const char *path)
 	return xstrndup(path, (size_t)(slash - path));
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/*
- * Write data to a new file tmp (mode, O_EXCL) and fsync it.  0 or -1 with
- * errno; tmp is removed on failure.
- */
-static int
-write_new_file(const char *tmp, const char *data, size_t len, mode_t mode)
-{
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-	int saved;
-
-	if (fd < 0)
-		return -1;
-	if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
-		saved = errno;
-		close(fd);
-		unlink(tmp);
-		errno = saved;
-		return -1;
-	}
-	if (close(fd) < 0) {
-		saved = errno;
-		unlink(tmp);
-		errno = saved;
-		return -1;
-	}
-	return 0;
-}
-
-/* Replace path with data atomically (temp file + rename).  0 or -1 with err. */
-static int
-replace_file(const char *path, const char *data, size_t len, mode_t mode, char *err, size_t errlen)
-{
-	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	int rc = -1;
-
-	(void)unlink(tmp); /* a leftover of a crashed run with our pid */
-	if (write_new_file(tmp, data, len, mode) < 0) {
-		set_err(err, errlen, "cannot write \"%s\": %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (rename(tmp, path) < 0) {
-		set_err(
-		    err, errlen, "cannot rename \"%s\" to \"%s\": %s", tmp, path, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	rc = 0;
-out:
-	free(tmp);
-	return rc;
-}
-
 /* 1 when the known-hosts line names exactly host (a plain, unhashed name). */
 static int
 line_names_host(const char *line, const char *host)
@@ -504,7 +436,7 @@ known_hosts_add(const char *path, const char *entry, int replace, char *err, siz
 		goto out;
 	}
 	buf_puts(&out, entry);
-	if (replace_file(path, out.data, out.len, 0600, err, errlen) < 0)
+	if (atomic_write(path, out.data, out.len, 0600, err, errlen) < 0)
 		goto out;
 	(void)fsync(dfd);
 	rc = 0;
@@ -701,7 +633,7 @@ write_pubkey(ssh_key priv, const char *path, char *err, size_t errlen)
 	if (line == NULL)
 		goto out;
 	text = xasprintf("%s\n", line);
-	rc = replace_file(pubpath, text, strlen(text), 0644, err, errlen);
+	rc = atomic_write(pubpath, text, strlen(text), 0644, err, errlen);
 out:
 	free(text);
 	free(line);
@@ -748,7 +680,7 @@ ssh_keygen(const char *path, char *err, size_t errlen)
 
 		tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
 		(void)unlink(tmp);
-		if (write_new_file(tmp, text, strlen(text), 0600) < 0) {
+		if (file_write_new(tmp, text, strlen(text), 0600) < 0) {
 			set_err(err, errlen, "cannot write \"%s\": %s", tmp, strerror(errno));
 			free(text);
 			goto out;

@@ -157,10 +157,10 @@ static int
 rewrite(const char *path, const struct secret_key *k, const char *newline, char *err, size_t errlen)
 {
 	struct buf prefix = BUF_INIT, out = BUF_INIT;
-	char *tmp = xasprintf("%s.tmp", path), *dir = xstrdup(path), *slash;
+	char *dir = xstrdup(path), *slash;
 	FILE *fp;
 	char line[4096];
-	int fd = -1, rc = -1;
+	int rc = -1;
 
 	slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
@@ -184,28 +184,19 @@ rewrite(const char *path, const struct secret_key *k, const char *newline, char 
 	}
 	if (newline)
 		buf_puts(&out, newline);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || fchmod(fd, 0600) < 0 ||
-	    (out.len && write(fd, out.data, out.len) != (ssize_t)out.len) || fsync(fd) < 0) {
-		snprintf(err, errlen, "cannot write secrets file \"%s\": %s", tmp, strerror(errno));
-		goto out;
-	}
-	close(fd);
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		snprintf(
-		    err, errlen, "cannot replace secrets file \"%s\": %s", path, strerror(errno));
-		goto out;
+	{
+		char inner[512];
+
+		if (atomic_write(
+			path, out.data ? out.data : "", out.len, 0600, inner, sizeof(inner)) < 0) {
+			snprintf(err, errlen, "cannot write secrets file \"%s\": %s", path, inner);
+			goto out;
+		}
 	}
 	rc = 0;
 out:
-	if (fd >= 0) {
-		close(fd);
-		unlink(tmp);
-	}
 	buf_free(&prefix);
 	buf_free(&out);
-	free(tmp);
 	free(dir);
 	return rc;
 }
