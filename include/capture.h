@@ -31,7 +31,8 @@ char *capture_shadow(PGconn *conn, const char *schema, const char *table, char *
 
 /*
  * Primary key columns of a table (a regclass text such as "public"."t"), in
- * key order, one row each; NULL with err.  PQclear() the result.
+ * key order, one row each: name, type (format_type), whether it has a
+ * collation ("t"/"f"); NULL with err.  PQclear() the result.
  */
 PGresult *capture_pk_columns(PGconn *conn, const char *rel, char *err, size_t errlen)
     __attribute__((warn_unused_result));

@@ -44,6 +44,11 @@ struct db_timeouts {
 	int probe; /* seconds without an answer before the server is probed; 0: never */
 };
 void db_set_timeouts(const struct db_timeouts *t);
+/*
+ * The server's clock against this machine's, in ms (positive: the server is
+ * ahead), taken at the midpoint of one round trip.  0, or -1 with err.
+ */
+int db_clock_offset_ms(PGconn *conn, double *offset_ms, char *err, size_t errlen);
 /* The connections opened from now on follow cfg's limits (keepalives, statement_timeout, probe). */
 struct config;
 void db_use_config(const struct config *cfg);

@@ -278,13 +278,7 @@ table_setup(struct cmp *c, struct ktable *t, char *err, size_t errlen)
 
 	t->qtable = db_qualified(conn, t->schema, t->table);
 	p[0] = t->qtable;
-	r = db_query(conn,
-	    "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attcollation <> 0 "
-	    "FROM pg_catalog.pg_index i "
-	    "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
-	    "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-	    "WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.ord",
-	    1, p, err, errlen);
+	r = capture_pk_columns(conn, p[0], err, errlen);
 	if (r == NULL)
 		return -1;
 	if (PQntuples(r) == 0) {

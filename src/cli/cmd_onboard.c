@@ -60,6 +60,7 @@
 #include <netinet/in.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "cli.h"
 #include "cmd.h"
 #include "config.h"
@@ -1493,15 +1494,6 @@ fill_free(struct fill *f, int n)
 	free(f);
 }
 
-static double
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static volatile sig_atomic_t watch_stop;
 
 static void
@@ -1559,7 +1551,7 @@ watch_begin(const struct onb *o, const struct fill *f, int nf, long long total)
 	    o->cfg->connect_timeout, err, sizeof(err));
 	if (c == NULL)
 		_exit(0);
-	t0 = mono_now();
+	t0 = clock_mono();
 	while (!watch_stop) {
 		PGresult *r = db_query(c,
 		    "SELECT p.relid::regclass::text, p.tuples_processed, p.bytes_processed "
@@ -1591,7 +1583,7 @@ watch_begin(const struct onb *o, const struct fill *f, int nf, long long total)
 			cur_rows = rows;
 			cur_bytes = bytes;
 			{
-				double el = mono_now() - t0;
+				double el = clock_mono() - t0;
 				long long all_rows = before + (shadow ? 0 : cur_rows);
 				long long all_bytes = done_bytes + cur_bytes;
 				double rate = el > 0 ? (double)all_rows / el : 0;
@@ -1661,7 +1653,7 @@ run_fill(struct onb *o, struct onb_herd *h)
 	if (watcher > 0 && lvl >= LOG_LVL_INFO)
 		log_set_level(
 		    LOG_LVL_WARN); /* the progress line replaces the per-table log lines */
-	t0 = mono_now();
+	t0 = clock_mono();
 	memset(&st, 0, sizeof(st));
 	if (sync_lock(o->meta, s.name, 1, err, sizeof(err)) < 0) {
 		rc = -1;
@@ -1669,7 +1661,7 @@ run_fill(struct onb *o, struct onb_herd *h)
 		rc = sync_run(pool, o->meta, &s, o->cfg, &st, err, sizeof(err));
 		sync_unlock(o->meta, s.name);
 	}
-	el = mono_now() - t0;
+	el = clock_mono() - t0;
 	watch_end(watcher);
 	log_set_level(lvl);
 	pool_free(pool);

@@ -77,29 +77,15 @@ problem(struct vctx *v, const char *fmt, ...)
 	v->problems++;
 }
 
-static double
-wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* The node's clock against ours (midpoint of the round trip), as status measures it. */
 static void
 check_clock(struct vctx *v, struct vnode *vn)
 {
 	char err[ERRLEN];
-	double t0 = wall_now(), t1, offset;
-	char *s = db_value(vn->conn, "SELECT extract(epoch FROM clock_timestamp())::float8", 0,
-	    NULL, err, sizeof(err));
+	double offset;
 
-	t1 = wall_now();
-	if (s == NULL)
+	if (db_clock_offset_ms(vn->conn, &offset, err, sizeof(err)) < 0)
 		return;
-	offset = (strtod(s, NULL) - (t0 + t1) / 2) * 1000.0;
-	free(s);
 	if (fabs(offset) > v->cli->cfg->clock_skew_warn_ms)
 		problem(v,
 		    "node '%s': its clock is off by %.0f ms from this machine's (more than "

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "config.h"
 #include "fsutil.h"
 #include "console.h"
@@ -312,15 +313,6 @@ control_read(struct coord *c)
 
 /* ---- the scheduler ---- */
 
-static double
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int
 has_node(char **v, int n, const char *node)
 {
@@ -348,7 +340,7 @@ wake_one(struct ssync *x, int how)
 	if (how == 1)
 		x->backoff = 0;
 	if (x->due_at == 0)
-		x->due_at = mono();
+		x->due_at = clock_mono();
 }
 
 static void
@@ -502,7 +494,7 @@ sched_load(struct coord *c, PGconn *meta, char *err, size_t errlen)
 				x->tgt[x->ntgt++] = xstrdup(d.m[j].node);
 		}
 		x->interval = d.interval > 0 ? d.interval : c->cfg->sync_interval;
-		x->due_at = mono(); /* every sync runs once at start */
+		x->due_at = clock_mono(); /* every sync runs once at start */
 		x->runner = -1;
 		c->ns++;
 		sync_def_free(&d);
@@ -515,7 +507,7 @@ sched_load(struct coord *c, PGconn *meta, char *err, size_t errlen)
 static void
 sched_dispatch(struct coord *c)
 {
-	double now = mono();
+	double now = clock_mono();
 	int i, j;
 
 	for (i = 0; i < c->nw; i++) {
@@ -562,7 +554,7 @@ sched_dispatch(struct coord *c)
 static void
 sched_grow(struct coord *c)
 {
-	double now = mono();
+	double now = clock_mono();
 	int i, runners = 0, idle = 0, late = 0, id = 0;
 
 	for (i = 0; i < c->nw; i++)
@@ -601,7 +593,7 @@ sched_done(struct coord *c, struct worker *w, char *line)
 {
 	char *f[4] = { line, NULL, NULL, NULL };
 	struct ssync *x;
-	double now = mono();
+	double now = clock_mono();
 	int k, code;
 
 	for (k = 1; k < 4; k++) {
@@ -883,7 +875,7 @@ reap(struct coord *c)
 			if (w->job >= 0) {
 				/* the run it was making is made again soon */
 				c->s[w->job].runner = -1;
-				c->s[w->job].next = mono() + c->cfg->retry_min;
+				c->s[w->job].next = clock_mono() + c->cfg->retry_min;
 				w->job = -1;
 			}
 			if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_GONE) {

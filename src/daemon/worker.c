@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "config.h"
 #include "daemon.h"
 #include "db.h"
@@ -73,15 +74,6 @@ on_term(int sig)
 {
 	(void)sig;
 	worker_stop = 1;
-}
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* A worker process: SIGTERM/SIGINT end its loop, SIGHUP belongs to the parent. */
@@ -214,7 +206,7 @@ runner_run(const struct config *cfg, PGconn **metap, struct node_pool **poolp, c
 		sync_def_free(&s);
 		return;
 	}
-	t0 = now_s();
+	t0 = clock_mono();
 	rc = sync_run(*poolp, *metap, &s, cfg, &st, err, sizeof(err));
 	if (worker_stop) {
 		/* interrupted: nothing was committed by the unfinished edges */
@@ -229,7 +221,8 @@ runner_run(const struct config *cfg, PGconn **metap, struct node_pool **poolp, c
 
 		if (n > 0)
 			log_info("sync %s: run good in %.3fs: I/U/D %ld/%ld/%ld, %ld conflict(s)",
-			    sync, now_s() - t0, st.inserts, st.updates, st.deletes, st.conflicts);
+			    sync, clock_mono() - t0, st.inserts, st.updates, st.deletes,
+			    st.conflicts);
 		pipe_say(out_fd, "%s\t%d\t%ld\t", sync, RUN_GOOD, n);
 	} else if (st.edges_failed == 0) {
 		/* only paused tables: the rest flows, keep the normal pace */
@@ -386,11 +379,11 @@ folder_worker_main(struct config *cfg, const char *folder)
 				watched = xstrdup(lp);
 			}
 		}
-		if (settle > 0 && now_s() >= settle) {
+		if (settle > 0 && clock_mono() >= settle) {
 			due = 1;
 			settle = 0;
 		}
-		if (strcmp(f.status, "active") == 0 && (due || now_s() >= next)) {
+		if (strcmp(f.status, "active") == 0 && (due || clock_mono() >= next)) {
 			char *got = db_value(meta,
 			    "SELECT pg_catalog.pg_try_advisory_lock(hashtext('repctl folder ' || $1))",
 			    1, p, err, sizeof(err));
@@ -413,16 +406,16 @@ folder_worker_main(struct config *cfg, const char *folder)
 						    "conflict(s)",
 						    st.files, (double)st.bytes / 1e6, st.deleted,
 						    st.conflicts);
-					next = now_s() + interval;
+					next = clock_mono() + interval;
 				} else {
 					backoff = backoff == 0 ? cfg->retry_min : backoff * 2;
 					if (backoff > cfg->retry_max)
 						backoff = cfg->retry_max;
 					log_warnx("run bad, retry in %.0fs: %s", backoff, err);
-					next = now_s() + backoff;
+					next = clock_mono() + backoff;
 				}
 			} else {
-				next = now_s() + 1; /* someone else is running it */
+				next = clock_mono() + 1; /* someone else is running it */
 			}
 			free(got);
 			due = 0;
@@ -463,7 +456,7 @@ folder_worker_main(struct config *cfg, const char *folder)
 				}
 				/* our own writes land in .repctl (not watched) or are renames the
 				 * next scan finds unchanged: a spurious run costs only a scan */
-				settle = now_s() + 2;
+				settle = clock_mono() + 2;
 				if (newdir) {
 					close(ifd);
 					ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -515,7 +508,7 @@ watch_backoff(const struct config *cfg, struct watched *w)
 		wait = cfg->circuit_reset;
 	wait *= 0.75 + 0.5 * ((double)rand() / RAND_MAX);
 	w->tries++;
-	w->next = now_s() + wait;
+	w->next = clock_mono() + wait;
 }
 
 /* Connect and LISTEN: 0, or -1 with err. */
@@ -584,7 +577,7 @@ watcher_main(struct config *cfg, int out_fd)
 				continue;
 			reread = 0;
 		}
-		if (now_s() >= reread) {
+		if (clock_mono() >= reread) {
 			/* the nodes, and which of them failed their runs */
 			PGresult *r = db_query(meta,
 			    "SELECT n.name, coalesce(ns.circuit_open_until > now(), false) "
@@ -625,19 +618,19 @@ watcher_main(struct config *cfg, int out_fd)
 				free(w[i].node);
 				w[i] = w[--nw];
 			}
-			reread = now_s() + 1;
+			reread = clock_mono() + 1;
 		}
 		for (i = 0; i < nw && !worker_stop; i++) {
 			struct watched *x = &w[i];
 			int back = 0;
 
-			if (now_s() < x->next)
+			if (clock_mono() < x->next)
 				continue;
 			if (x->conn == NULL) {
 				if (watch_connect(cfg, meta, x, err, sizeof(err)) < 0) {
 					watch_backoff(cfg, x);
 					log_debug("node %s unreachable (next try in %.1fs): %s",
-					    x->node, x->next - now_s(), err);
+					    x->node, x->next - clock_mono(), err);
 					continue;
 				}
 				back = 1;
@@ -671,7 +664,7 @@ watcher_main(struct config *cfg, int out_fd)
 				free(done);
 				x->tries = 0;
 				x->seen = 1;
-				x->next = now_s() + 1; /* probes at most every second */
+				x->next = clock_mono() + 1; /* probes at most every second */
 				pipe_say(out_fd, "B\t%s", x->node);
 			}
 		}

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fs_stream.h"
 
 void
@@ -23,15 +24,6 @@ void
 stream_free(struct fs_stream *s)
 {
 	buf_free(&s->in);
-}
-
-static double
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int
@@ -69,7 +61,7 @@ send_locked(struct fs_stream *s, enum frame_type type, const void *payload, size
 		return -1;
 	}
 	if (s->bwlimit > 0) {
-		double now = mono(), due;
+		double now = clock_mono(), due;
 
 		if (s->bw_start == 0)
 			s->bw_start = now;
@@ -88,7 +80,7 @@ send_locked(struct fs_stream *s, enum frame_type type, const void *payload, size
 		s->sent += b.len;
 	else
 		s->failed = 1;
-	s->last_send = mono();
+	s->last_send = clock_mono();
 	buf_free(&b);
 	return rc;
 }
@@ -114,7 +106,7 @@ stream_ping_if_quiet(struct fs_stream *s, double secs, char *err, size_t errlen)
 
 	if (s->send_lock)
 		pthread_mutex_lock(s->send_lock);
-	if (mono() - s->last_send >= secs)
+	if (clock_mono() - s->last_send >= secs)
 		rc = send_locked(s, F_PING, NULL, 0, err, errlen);
 	if (s->send_lock)
 		pthread_mutex_unlock(s->send_lock);

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "config.h"
 #include "db.h"
 #include "fs_agent.h"
@@ -451,19 +452,10 @@ struct run_ctx {
 	long long planned;
 };
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 show_progress(struct run_ctx *rc, int final)
 {
-	double dt = now_s() - rc->t0, rate = dt > 0 ? (double)rc->st->bytes / dt : 0;
+	double dt = clock_mono() - rc->t0, rate = dt > 0 ? (double)rc->st->bytes / dt : 0;
 	double eta = rate > 0 && rc->planned > rc->st->bytes
 	    ? (double)(rc->planned - rc->st->bytes) / rate
 	    : 0;
@@ -1029,7 +1021,7 @@ folder_run(const struct config *cfg, PGconn *meta, const struct folder_def *f, i
 	rc.cfg = cfg;
 	rc.st = st;
 	rc.progress = progress;
-	rc.t0 = now_s();
+	rc.t0 = clock_mono();
 	run_id = db_value(meta, "INSERT INTO repctl.folder_run (folder) VALUES ($1) RETURNING id",
 	    1, p1, err, errlen);
 	if (run_id == NULL)

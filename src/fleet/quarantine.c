@@ -38,6 +38,7 @@
 
 #include "actions.h"
 #include "buf.h"
+#include "capture.h"
 #include "config.h"
 #include "db.h"
 #include "meta.h"
@@ -54,14 +55,7 @@ static int
 pk_exprs(PGconn *c, const char *qtable, const char *json_param, const char *alias, char **cond,
     char **pkjson, char *err, size_t errlen)
 {
-	const char *p[1] = { qtable };
-	PGresult *r = db_query(c,
-	    "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) "
-	    "FROM pg_catalog.pg_index i "
-	    "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
-	    "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-	    "WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.ord",
-	    1, p, err, errlen);
+	PGresult *r = capture_pk_columns(c, qtable, err, errlen);
 	struct buf b = BUF_INIT, j = BUF_INIT;
 	int i;
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
@@ -76,6 +77,21 @@ struct conn_info {
 
 static struct conn_info *infos;
 static int ninfos;
+
+int
+db_clock_offset_ms(PGconn *conn, double *offset_ms, char *err, size_t errlen)
+{
+	double t0 = clock_wall(), t1;
+	char *v = db_value(
+	    conn, "SELECT extract(epoch FROM clock_timestamp())::float8", 0, NULL, err, errlen);
+
+	t1 = clock_wall();
+	if (v == NULL)
+		return -1;
+	*offset_ms = (strtod(v, NULL) - (t0 + t1) / 2) * 1000.0;
+	free(v);
+	return 0;
+}
 
 void
 db_use_config(const struct config *cfg)
@@ -180,15 +196,6 @@ who(PGconn *conn, char *tmp, size_t n)
 	return tmp;
 }
 
-static double
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /*
  * Give up on a connection whose state is unknown (a request is in flight):
  * shut its socket down, so that libpq sees the end of the stream, marks the
@@ -248,7 +255,7 @@ server_answers(PGconn *conn, char *why, size_t whylen)
 	PQconninfoOption *opts = PQconninfo(conn), *o;
 	const char *kw[72], *val[72];
 	char ct[16];
-	double deadline = mono_now() + PROBE_SECS;
+	double deadline = clock_mono() + PROBE_SECS;
 	PGconn *p;
 	PostgresPollingStatusType st;
 	int n = 0, rc = -1, sent = 0;
@@ -295,7 +302,7 @@ server_answers(PGconn *conn, char *why, size_t whylen)
 	st = PQstatus(p) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
 	for (;;) {
 		struct pollfd pf;
-		double now = mono_now();
+		double now = clock_mono();
 		int r;
 
 		if (!sent && st == PGRES_POLLING_OK) {
@@ -362,11 +369,11 @@ static int
 wait_socket(PGconn *conn, int for_write, double deadline, char *err, size_t errlen)
 {
 	char w[300];
-	double since = mono_now(), next_probe = since + tmo.probe;
+	double since = clock_mono(), next_probe = since + tmo.probe;
 
 	for (;;) {
 		struct pollfd pf;
-		double now = mono_now();
+		double now = clock_mono();
 		int ms = 200, fd = PQsocket(conn), r;
 
 		if (fd < 0) {
@@ -402,7 +409,7 @@ wait_socket(PGconn *conn, int for_write, double deadline, char *err, size_t errl
 				conn_kill(conn, err);
 				return -1;
 			}
-			next_probe = mono_now() + tmo.probe;
+			next_probe = clock_mono() + tmo.probe;
 		}
 		if (deadline > 0 && (deadline - now) * 1000 < ms)
 			ms = (int)((deadline - now) * 1000) + 1;
@@ -427,7 +434,7 @@ answer_deadline(PGconn *conn)
 	struct conn_info *ci = info_of(conn, 0);
 	int g = ci ? ci->guard : (tmo.statement > 0 ? tmo.statement + DB_ANSWER_GRACE : 0);
 
-	return g > 0 ? mono_now() + g : 0;
+	return g > 0 ? clock_mono() + g : 0;
 }
 
 /* Send everything queued.  0 or -1 with err. */
@@ -706,7 +713,7 @@ connect_bounded(
 		struct pollfd pf;
 		const char *h = PQhost(conn), *p = PQport(conn);
 		char cur[256];
-		double now = mono_now();
+		double now = clock_mono();
 		int ms = 200, r;
 
 		snprintf(cur, sizeof(cur), "%s:%s", h ? h : "", p ? p : "");

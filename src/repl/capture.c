@@ -206,7 +206,8 @@ capture_pk_columns(PGconn *c, const char *rel, char *err, size_t errlen)
 	const char *params[1] = { rel };
 
 	return db_query(c,
-	    "SELECT a.attname FROM pg_catalog.pg_index i "
+	    "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
+	    "a.attcollation <> 0 FROM pg_catalog.pg_index i "
 	    "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
 	    "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
 	    "WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.ord",

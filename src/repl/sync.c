@@ -64,15 +64,6 @@ struct node_pool {
 	unsigned long tick; /* counts pool_get calls */
 };
 
-static double
-wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /*
  * Measure the node's clock against ours (midpoint of the round trip) and
  * record it; latest/first trust the nodes' clocks, so status warns when an
@@ -82,17 +73,11 @@ static void
 clock_measure(PGconn *meta, PGconn *node, const char *name, const struct config *cfg)
 {
 	char err[ERRLEN], off[64];
-	double t0 = wall_now(), t1, remote, offset;
-	char *v = db_value(node, "SELECT extract(epoch FROM clock_timestamp())::float8", 0, NULL,
-	    err, sizeof(err));
+	double offset;
 	const char *p[2] = { name, off };
 
-	t1 = wall_now();
-	if (v == NULL)
+	if (db_clock_offset_ms(node, &offset, err, sizeof(err)) < 0)
 		return;
-	remote = strtod(v, NULL);
-	free(v);
-	offset = (remote - (t0 + t1) / 2) * 1000.0;
 	snprintf(off, sizeof(off), "%.1f", offset);
 	if (fabs(offset) > cfg->clock_skew_warn_ms)
 		log_warnx(
