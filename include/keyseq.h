@@ -68,4 +68,32 @@ int keyseq_collect_sync(PGconn *meta, const char *sync, PGconn *(*get)(void *ud,
     void *ud, struct keyseq_set *out, char **skipped, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* ---- partitioning (`repctl partition sequences`): pure arithmetic ---- */
+
+/* The first value >= from with value = r (mod step); step > 0, any sign of from and r. */
+long long keyseq_first_at_or_above(long long from, long long r, long long step);
+
+/*
+ * Give each of n nodes a residue 1..step.  residue[i]: in, the residue the
+ * node has recorded (0: none); out, its residue.  taken[1..step]: residues
+ * held by nodes outside these n (updated as residues are given).  A
+ * recorded residue is kept when nobody else holds it (the first node in
+ * order wins it); a node without gets i + 1 when free, else the smallest
+ * free residue.  -1 when every node has one, else the index of the first
+ * node left without (every residue taken).
+ */
+int keyseq_assign_residues(int n, int *residue, char *taken, int step);
+
+/*
+ * Where a node's sequence goes when partitioned with (residue, step):
+ * *start, its START WITH (the first value of its class at or above both
+ * its MINVALUE and the residue) and *next, its RESTART WITH: the sequence's
+ * own next value cur when it is already stepped by step, above high (the
+ * largest id in use for the column anywhere) and in its class (a rerun
+ * changes nothing), else the first value of its class above high; never
+ * below *start.
+ */
+void keyseq_plan(long long high, long long cur, long long old_increment, long long min_value,
+    int residue, int step, long long *start, long long *next);
+
 #endif

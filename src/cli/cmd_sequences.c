@@ -89,15 +89,6 @@ node_index(struct pctx *p, const char *node)
 	return -1;
 }
 
-/* The first value >= from with value = r (mod step). */
-static long long
-first_at_or_above(long long from, long long r, long long step)
-{
-	long long m = ((r - from) % step + step) % step;
-
-	return from + m;
-}
-
 /*
  * The largest value a sequence has handed out (read after the ALTER, so its
  * increment is the step): the last value, or when it was already stepped by
@@ -195,42 +186,36 @@ choose_residues(PGconn *meta, const char *sync, struct pctx *p, int step)
 		cmd_error("%s", err);
 		goto out;
 	}
-	/* keep the residues nodes already have */
+	/* the residues nodes already have (kept when free) */
 	for (i = 0; i < p->n; i++) {
 		const char *q[1] = { p->nodes[i].name };
 		char *v =
 		    db_value(meta, "SELECT min(residue) FROM repctl.seq_partition WHERE node = $1",
 			1, q, err, sizeof(err));
-		int res = v && *v ? atoi(v) : 0;
 
+		p->nodes[i].residue = v && *v ? atoi(v) : 0;
 		free(v);
-		if (res >= 1 && res <= step && !taken[res]) {
-			p->nodes[i].residue = res;
-			p->nodes[i].had_residue = 1;
-			taken[res] = 1;
-		}
 	}
-	for (i = 0; i < p->n; i++) {
-		int want = p->nodes[i].ord + 1, r;
+	{
+		int *res = xcalloc((size_t)p->n + 1, sizeof(int)), full;
 
-		if (p->nodes[i].residue)
-			continue;
-		if (want <= step && !taken[want])
-			r = want;
-		else
-			for (r = 1; r <= step && taken[r]; r++)
-				;
-		if (r > step) {
+		for (i = 0; i < p->n; i++)
+			res[i] = p->nodes[i].residue;
+		full = keyseq_assign_residues(p->n, res, taken, step);
+		for (i = 0; i < p->n; i++) {
+			p->nodes[i].had_residue = res[i] != 0 && res[i] == p->nodes[i].residue;
+			p->nodes[i].residue = res[i];
+		}
+		free(res);
+		if (full >= 0) {
 			cmd_error(
 			    "no residue is free for node '%s': every one of 1..%d is taken by "
 			    "another node\nhint: remove nodes that are gone ('repctl remove "
 			    "database'), or choose a larger step for the whole fleet; nothing was "
 			    "changed",
-			    p->nodes[i].name, step);
+			    p->nodes[full].name, step);
 			goto out;
 		}
-		p->nodes[i].residue = r;
-		taken[r] = 1;
 	}
 	rc = 0;
 out:
@@ -410,14 +395,8 @@ CMD_HANDLER(cmd_partition_sequences)
 					h = high[b];
 		}
 		ps[j].high = h;
-		ps[j].start = first_at_or_above(
-		    k->min_value > pn->residue ? k->min_value : pn->residue, pn->residue, step);
-		if (ps[j].old_increment == step && cur > h && cur % step == pn->residue % step)
-			ps[j].next = cur; /* already partitioned: leave it */
-		else
-			ps[j].next = first_at_or_above(h + 1, pn->residue, step);
-		if (ps[j].next < ps[j].start)
-			ps[j].next = ps[j].start;
+		keyseq_plan(h, cur, ps[j].old_increment, k->min_value, pn->residue, step,
+		    &ps[j].start, &ps[j].next);
 		if (ps[j].next > k->max_value) {
 			snprintf(err, sizeof(err),
 			    "sequence %s.%s would need the value %lld, above its MAXVALUE %lld "

@@ -316,3 +316,54 @@ out:
 	buf_free(&sk);
 	return rc;
 }
+
+/* ---- partitioning: pure arithmetic (tests/unit/test_keyseq.c) ---- */
+
+long long
+keyseq_first_at_or_above(long long from, long long r, long long step)
+{
+	long long m = ((r - from) % step + step) % step;
+
+	return from + m;
+}
+
+int
+keyseq_assign_residues(int n, int *residue, char *taken, int step)
+{
+	int i, r;
+
+	/* keep the residues nodes already have, when free */
+	for (i = 0; i < n; i++) {
+		if (residue[i] >= 1 && residue[i] <= step && !taken[residue[i]])
+			taken[residue[i]] = 1;
+		else
+			residue[i] = 0;
+	}
+	for (i = 0; i < n; i++) {
+		if (residue[i])
+			continue;
+		if (i + 1 <= step && !taken[i + 1])
+			r = i + 1;
+		else
+			for (r = 1; r <= step && taken[r]; r++)
+				;
+		if (r > step)
+			return i;
+		residue[i] = r;
+		taken[r] = 1;
+	}
+	return -1;
+}
+
+void
+keyseq_plan(long long high, long long cur, long long old_increment, long long min_value,
+    int residue, int step, long long *start, long long *next)
+{
+	*start = keyseq_first_at_or_above(min_value > residue ? min_value : residue, residue, step);
+	if (old_increment == step && cur > high && cur % step == residue % step)
+		*next = cur; /* already partitioned: leave it */
+	else
+		*next = keyseq_first_at_or_above(high + 1, residue, step);
+	if (*next < *start)
+		*next = *start;
+}
