@@ -89,7 +89,8 @@ int sync_run(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
 
 /*
  * Keys changed on the sources and not yet applied to some target (summed
- * over edges); -1 with err when a source cannot be reached.
+ * over edges); -1 with err when a source cannot be reached or a count
+ * fails (never a partial sum).
  */
 long sync_pending(
     struct node_pool *pool, PGconn *meta, const struct sync_def *s, char *err, size_t errlen);

@@ -3206,8 +3206,13 @@ sync_pending(
 				char *q, *v;
 				const char *qp[1] = { prev };
 
-				if (sh == NULL)
-					continue;
+				if (sh == NULL) {
+					if (err[0] == '\0')
+						continue; /* not captured there: nothing to count */
+					PQclear(tables);
+					free(prev);
+					return -1;
+				}
 				q = xasprintf(
 				    "SELECT count(*) FROM repctl.%s sh WHERE $1::text IS NULL OR "
 				    "(sh.repctl_txid >= pg_catalog.pg_snapshot_xmin($1::pg_snapshot) "
@@ -3215,11 +3220,16 @@ sync_pending(
 				    "$1::pg_snapshot))",
 				    sh);
 				v = db_value(sc, q, 1, qp, err, errlen);
-				if (v)
-					total += atol(v);
-				free(v);
 				free(q);
 				free(sh);
+				if (v == NULL) {
+					/* a partial count would look like progress: none */
+					PQclear(tables);
+					free(prev);
+					return -1;
+				}
+				total += atol(v);
+				free(v);
 			}
 			PQclear(tables);
 			free(prev);
