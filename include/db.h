@@ -55,6 +55,12 @@ void db_use_config(const struct config *cfg);
 /* Lower the liveness probe's delay (probe_after) to at most secs, for a quick look. */
 void db_cap_probe(int secs);
 /*
+ * Connections opened from now on run each statement for at most secs
+ * (statement_timeout lowered to it even when the role or conninfo set a
+ * longer one), for a quick look that must not wait on a lock.
+ */
+void db_cap_statement(int secs);
+/*
  * A flag a signal handler sets to stop the process (the daemon's workers):
  * once it is set, a wait in progress ends at once (its connection is
  * closed) and every later request fails without being sent.

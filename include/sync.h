@@ -71,6 +71,12 @@ void pool_set_fail_fast(struct node_pool *p);
 PGconn *pool_get(struct node_pool *p, const char *node, char *err, size_t errlen);
 /* Drop a node's connection (after an error). */
 void pool_drop(struct node_pool *p, const char *node);
+/*
+ * A query on node's connection failed (why): drop the connection, and in a
+ * fail-fast pool do not try the node again (a server that hung once would
+ * cost every later sync of a status call its timeout again).
+ */
+void pool_failed(struct node_pool *p, const char *node, const char *why);
 
 /* Load a sync; 0, 1 when it does not exist, -1 on error. */
 int sync_load(PGconn *meta, const char *name, struct sync_def *out, char *err, size_t errlen)

@@ -125,6 +125,8 @@ status_pending_json(const struct config *cfg, PGconn *meta, const char *only)
 	if (quick.connect_timeout > QUICK_SECS)
 		quick.connect_timeout = QUICK_SECS;
 	db_cap_probe(QUICK_SECS);
+	/* a count that waits on a lock (DDL, VACUUM FULL on the source) gives up too */
+	db_cap_statement(2 * QUICK_SECS);
 	pool = pool_new(&quick, meta);
 	pool_set_fail_fast(pool);
 	PGresult *r = db_query(meta,

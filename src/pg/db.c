@@ -116,6 +116,16 @@ db_cap_probe(int secs)
 		tmo.probe = secs;
 }
 
+/* connections opened from now on: statement_timeout at most this (0: no cap) */
+static int stmt_cap;
+
+void
+db_cap_statement(int secs)
+{
+	if (secs > 0 && (stmt_cap == 0 || stmt_cap > secs))
+		stmt_cap = secs;
+}
+
 void
 db_set_stop_flag(volatile sig_atomic_t *flag)
 {
@@ -765,7 +775,8 @@ db_connect(const char *conninfo, const char *appname, const char *passfile, cons
 	PGconn *conn;
 	PGresult *res;
 	struct conn_info *ci;
-	const char *sp[1] = { stmt };
+	char cap[32];
+	const char *sp[2] = { stmt, cap };
 
 	/* defaults first: values from the conninfo string override them */
 	snprintf(tmo_s, sizeof(tmo_s), "%d", timeout > 0 ? timeout : 10);
@@ -833,14 +844,18 @@ db_connect(const char *conninfo, const char *appname, const char *passfile, cons
 	 * whatever is in force.
 	 */
 	snprintf(stmt, sizeof(stmt), "%d", tmo.statement);
+	snprintf(cap, sizeof(cap), "%d", stmt_cap);
 	res = exec_wait(conn,
 	    "SELECT pg_catalog.set_config('search_path', '', false), "
 	    "pg_catalog.set_config('TimeZone', 'UTC', false), "
-	    "CASE WHEN $1::int > 0 AND pg_catalog.current_setting('statement_timeout') = '0' "
+	    "CASE WHEN $2::int > 0 AND (pg_catalog.current_setting('statement_timeout') = '0' "
+	    "OR extract(epoch FROM pg_catalog.current_setting('statement_timeout')::interval) > "
+	    "$2::int) THEN pg_catalog.set_config('statement_timeout', $2 || 's', false) "
+	    "WHEN $1::int > 0 AND pg_catalog.current_setting('statement_timeout') = '0' "
 	    "THEN pg_catalog.set_config('statement_timeout', $1 || 's', false) END, "
 	    "ceil(extract(epoch FROM "
 	    "pg_catalog.current_setting('statement_timeout')::interval))::int",
-	    1, sp, 0, err, errlen);
+	    2, sp, 0, err, errlen);
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		if (res)
 			result_error(res, conn, err, errlen);

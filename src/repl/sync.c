@@ -155,6 +155,17 @@ pool_drop(struct node_pool *p, const char *node)
 	e->conn = NULL;
 }
 
+void
+pool_failed(struct node_pool *p, const char *node, const char *why)
+{
+	struct pool_entry *e = pool_entry(p, node);
+
+	db_close(e->conn);
+	e->conn = NULL;
+	if (p->fail_fast && e->failed == NULL)
+		e->failed = xstrdup(why);
+}
+
 PGconn *
 pool_get(struct node_pool *p, const char *node, char *err, size_t errlen)
 {
@@ -3209,6 +3220,7 @@ sync_pending(
 				if (sh == NULL) {
 					if (err[0] == '\0')
 						continue; /* not captured there: nothing to count */
+					pool_failed(pool, s->m[i].node, err);
 					PQclear(tables);
 					free(prev);
 					return -1;
@@ -3223,7 +3235,10 @@ sync_pending(
 				free(q);
 				free(sh);
 				if (v == NULL) {
-					/* a partial count would look like progress: none */
+					/* a partial count would look like progress: none; and
+					 * a node that hung once is not asked again by this
+					 * status (fail-fast pool) */
+					pool_failed(pool, s->m[i].node, err);
 					PQclear(tables);
 					free(prev);
 					return -1;
