@@ -93,6 +93,13 @@ PGresult *db_query_prepared(PGconn *conn, const char *name, const char *sql, int
 PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params, char *err,
     size_t errlen) __attribute__((warn_unused_result));
 /*
+ * Several statements without parameters in one round trip (the simple
+ * protocol, like db_exec): the result of the last one, which returns rows;
+ * NULL on failure of any (the statements after a failed one do not run).
+ */
+PGresult *db_query_multi(PGconn *conn, const char *sql, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/*
  * db_query, and on failure also the SQLSTATE (6 bytes with the NUL) and the
  * violated constraint's name (may be empty) of the error.
  */

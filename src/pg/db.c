@@ -918,6 +918,24 @@ db_query(
 }
 
 PGresult *
+db_query_multi(PGconn *conn, const char *sql, char *err, size_t errlen)
+{
+	PGresult *res = exec_wait(conn, sql, 0, NULL, 1, err, errlen);
+
+	if (res == NULL)
+		return NULL;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		if (PQresultStatus(res) == PGRES_COMMAND_OK)
+			snprintf(err, errlen, "the last statement returned no rows");
+		else
+			result_error(res, conn, err, errlen);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+PGresult *
 db_query_diag(PGconn *conn, const char *sql, int nparams, const char *const *params, char *err,
     size_t errlen, char sqlstate[6], char *constraint, size_t conlen)
 {

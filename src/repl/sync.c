@@ -347,6 +347,8 @@ struct table_ctx {
 	struct buf dcols; /* every replicated column as repctl_d.col */
 	struct buf tcols; /* every replicated column as repctl_t.col */
 	PGresult *tcolsr; /* columns_of() on the target, kept for copy_batch() */
+	int keep;         /* built-in column types and collations: kept staging tables (edge_run) */
+	unsigned long long sig; /* the table and its target columns, names and types */
 };
 
 static void
@@ -398,7 +400,12 @@ key_join(PGconn *c, PGresult *pk, const char *a, const char *b)
 	return buf_steal(&j);
 }
 
-/* Columns of a table as "name type" rows in attnum order (generated ones excluded). */
+/*
+ * Columns of a table as "name type" rows in attnum order (generated ones
+ * excluded): name, type, is a key, type category, "TYPEOID:COLLOID" with
+ * 't' or 'f' first: whether both are built in (below FirstNormalObjectId),
+ * which a kept staging table needs (edge_run), and the table's oid.
+ */
 static PGresult *
 columns_of(PGconn *c, const char *qtable, char *err, size_t errlen)
 {
@@ -408,7 +415,9 @@ columns_of(PGconn *c, const char *qtable, char *err, size_t errlen)
 	    "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
 	    "EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = a.attrelid AND "
 	    "i.indisprimary AND a.attnum = ANY (i.indkey::int2[])), "
-	    "t.typcategory "
+	    "t.typcategory, "
+	    "CASE WHEN a.atttypid < 16384 AND a.attcollation < 16384 THEN 't' ELSE 'f' END || "
+	    "a.atttypid::text || ':' || a.attcollation::text, a.attrelid::text "
 	    "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
 	    "WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped "
 	    "AND a.attgenerated = '' ORDER BY a.attnum",
@@ -545,6 +554,34 @@ table_prepare(PGconn *sc, PGconn *tc, const struct sync_def *s, const char *snod
 				t->cc_q = xstrdup(q);
 		}
 		free(q);
+	}
+	/*
+	 * The staging tables' signature: the table's name, and its columns'
+	 * names, types (with modifiers) and collations in the target's order
+	 * (FNV-1a); a change of any of them names other staging tables.
+	 */
+	t->sig = 14695981039346656037ULL;
+	t->keep = 1;
+	{
+		const char *part[4];
+		int k;
+
+		for (i = -1; i < PQntuples(tcols); i++) {
+			part[0] = i < 0 ? t->qtable : PQgetvalue(tcols, i, 0);
+			part[1] = i < 0 ? "" : PQgetvalue(tcols, i, 1);
+			part[2] = i < 0 ? "" : PQgetvalue(tcols, i, 4);
+			part[3] = NULL;
+			if (i >= 0 && part[2][0] != 't')
+				t->keep = 0;
+			for (k = 0; part[k]; k++) {
+				const unsigned char *c = (const unsigned char *)part[k];
+
+				do {
+					t->sig ^= *c;
+					t->sig *= 1099511628211ULL;
+				} while (*c++);
+			}
+		}
 	}
 	rc = 0;
 	t->tcolsr = tcols; /* the same transaction: copy_batch() reads them again */
@@ -750,7 +787,7 @@ struct edge_ctx {
 	struct applied_tab { /* the tables applied in this pass, for integrity_check() */
 		char *qtable, *schema, *table;
 		char oid[16];
-		char d[32];  /* its decision table */
+		char d[64];  /* its decision table */
 		char **keys; /* quoted key column names */
 		int nkeys, idx;
 	} * at;
@@ -1258,7 +1295,7 @@ static int
 apply_once(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, const char *stage,
     const char *d, long rows, char *err, size_t errlen)
 {
-	struct buf q = BUF_INIT;
+	struct buf q = BUF_INIT, sel = BUF_INIT;
 	char *jt = key_join(tc, pk, "repctl_t", "repctl_s"),
 	     *jsh = key_join(tc, pk, "repctl_sh", "repctl_s");
 	char *jdt = key_join(tc, pk, "repctl_t", "repctl_d"),
@@ -1283,9 +1320,13 @@ apply_once(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, co
 	 * later edit of a version that won a conflict for concurrent with the
 	 * loser's counter, which the winner's vector keeps.
 	 */
+	/* the savepoint apply_table() rolls back to, in the same round trip */
 	buf_printf(&q,
-	    "SELECT 1 FROM %s repctl_t JOIN %s repctl_s ON %s ORDER BY %s FOR UPDATE OF repctl_t;"
-	    "CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT repctl_s.*, repctl_sh.repctl_vv AS repctl_t_vv, "
+	    "SAVEPOINT repctl_try; "
+	    "SELECT 1 FROM %s repctl_t JOIN %s repctl_s ON %s ORDER BY %s FOR UPDATE OF repctl_t;",
+	    t->qtable, stage, jt, kt);
+	buf_printf(&sel,
+	    "SELECT repctl_s.*, repctl_sh.repctl_vv AS repctl_t_vv, "
 	    "repctl_sh.repctl_changed_at AS repctl_t_changed, repctl_sh.repctl_deleted AS repctl_t_deleted, "
 	    "repctl_sh.repctl_origin AS repctl_t_origin, (repctl_t.%s IS NOT NULL) AS repctl_t_exists, "
 	    "coalesce(repctl_sh.repctl_dot, repctl_sh.repctl_origin, %s) AS repctl_t_dot, "
@@ -1302,9 +1343,16 @@ apply_once(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, co
 	    "%s))::bigint, 0) "
 	    "THEN 1 ELSE 2 END AS repctl_cmp, "
 	    "row_number() OVER () AS repctl_rid "
-	    "FROM %s repctl_s LEFT JOIN repctl.%s repctl_sh ON %s LEFT JOIN %s repctl_t ON %s;",
-	    t->qtable, stage, jt, kt, d, first, ltnode, ltnode, ltnode, stage, t->tshadow, jsh,
-	    t->qtable, jt);
+	    "FROM %s repctl_s LEFT JOIN repctl.%s repctl_sh ON %s LEFT JOIN %s repctl_t ON %s",
+	    first, ltnode, ltnode, ltnode, stage, t->tshadow, jsh, t->qtable, jt);
+	/* a kept decision table (edge_run): created once, filled here */
+	if (t->keep)
+		buf_printf(&q,
+		    "CREATE TEMP TABLE IF NOT EXISTS %s ON COMMIT DELETE ROWS AS %s WITH NO DATA;"
+		    "INSERT INTO %s %s;",
+		    d, sel.data, d, sel.data);
+	else
+		buf_printf(&q, "CREATE TEMP TABLE %s ON COMMIT DROP AS %s;", d, sel.data);
 	if (rows > 5000)
 		buf_printf(&q, "ANALYZE %s;", d);
 	if (db_exec(tc, q.data, err, errlen) < 0)
@@ -1333,15 +1381,13 @@ apply_once(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, co
 	} else if (n < 0) {
 		goto out;
 	}
-	if (db_exec(tc, "RELEASE SAVEPOINT repctl_upsert", err, errlen) < 0)
-		goto out;
-
 	buf_reset(&q);
 	buf_printf(&q,
+	    "RELEASE SAVEPOINT repctl_upsert; "
 	    "WITH w AS (DELETE FROM %s repctl_t USING %s repctl_d WHERE %s AND "
 	    "repctl_d.repctl_cmp = 1 AND repctl_d.repctl_deleted RETURNING 1) SELECT count(*) FROM w",
 	    t->qtable, d, jdt);
-	r = db_query(tc, q.data, 0, NULL, err, errlen);
+	r = db_query_multi(tc, q.data, err, errlen);
 	if (r == NULL)
 		goto out;
 	e->st->deletes += atol(PQgetvalue(r, 0, 0));
@@ -1400,6 +1446,7 @@ apply_once(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, co
 	rc = 0;
 out:
 	buf_free(&q);
+	buf_free(&sel);
 	free(jt);
 	free(jsh);
 	free(jdt);
@@ -1429,8 +1476,7 @@ apply_table(struct edge_ctx *e, PGconn *tc, struct table_ctx *t, PGresult *pk, c
 		int nconf = e->nconf, nquar = e->nquar, retry, deadlock;
 		long written = e->written;
 
-		if (db_exec(tc, "SAVEPOINT repctl_try", err, errlen) < 0)
-			return -1;
+		/* apply_once() sets SAVEPOINT repctl_try first */
 		rc = apply_once(e, tc, t, pk, stage, d, rows, err, errlen);
 		if (rc == 0) {
 			if (db_exec(tc, "RELEASE SAVEPOINT repctl_try", err, errlen) < 0)
@@ -1790,7 +1836,10 @@ applied_add(struct edge_ctx *e, PGconn *tc, const struct table_ctx *t, PGresult 
     char *err, size_t errlen)
 {
 	const char *p[1] = { t->qtable };
-	char *oid = db_value(tc, "SELECT $1::regclass::oid::text", 1, p, err, errlen);
+	/* the oid columns_of() read in this transaction, or asked for */
+	char *oid = t->tcolsr && PQntuples(t->tcolsr) > 0
+	    ? xstrdup(PQgetvalue(t->tcolsr, 0, 5))
+	    : db_value(tc, "SELECT $1::regclass::oid::text", 1, p, err, errlen);
 	struct applied_tab *a;
 	int k;
 
@@ -2589,22 +2638,28 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 			perr, sizeof(perr)) < 0)
 			log_debug("%s: partitions not checked: %s", e->snode, perr);
 	}
-	if (db_exec(sc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, errlen) < 0)
-		goto source_fail;
-	snap = db_value(sc, "SELECT pg_catalog.pg_current_snapshot()::text", 0, NULL, err, errlen);
-	if (snap == NULL)
-		goto source_fail;
 	/*
-	 * The source's incarnation: the postmaster's start time, and the time
-	 * its statistics were last reset, which a crash recovery without a
-	 * postmaster restart (a backend killed, the others reset) also changes.
+	 * The transaction's snapshot (its first statement) and the source's
+	 * incarnation: the postmaster's start time, and the time its statistics
+	 * were last reset, which a crash recovery without a postmaster restart
+	 * (a backend killed, the others reset) also changes.  One round trip.
 	 */
-	epoch = db_value(sc,
-	    "SELECT pg_catalog.pg_postmaster_start_time()::text || ' ' || "
+	r = db_query_multi(sc,
+	    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+	    "SELECT pg_catalog.pg_current_snapshot()::text, "
+	    "pg_catalog.pg_postmaster_start_time()::text || ' ' || "
 	    "coalesce((SELECT stats_reset::text FROM pg_catalog.pg_stat_bgwriter), '')",
-	    0, NULL, err, errlen);
-	if (epoch == NULL)
+	    err, errlen);
+	if (r == NULL)
 		goto source_fail;
+	if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0) || PQgetisnull(r, 0, 1)) {
+		snprintf(err, errlen, "query returned no value");
+		PQclear(r);
+		goto source_fail;
+	}
+	snap = xstrdup(PQgetvalue(r, 0, 0));
+	epoch = xstrdup(PQgetvalue(r, 0, 1));
+	PQclear(r);
 	for (i = 0; i < n; i++) {
 		/*
 		 * The source restarted since this position (or the position comes
@@ -2663,26 +2718,29 @@ edge_run(struct node_pool *pool, PGconn *meta, struct edge_ctx *e, char *err, si
 	}
 	e->target_contacted = 1;
 apply_pass : {
-	const char *op[1] = { e->snode };
-
 	/*
 	 * synchronous_commit on, whatever the server's default: the edge's position
 	 * advances once this commit returns, so the commit must survive a crash of
-	 * the target (with it off, a crash right after loses the batch for good)
+	 * the target (with it off, a crash right after loses the batch for good).
+	 * One round trip: the origin is a quoted literal.
 	 */
-	if (db_exec(tc,
-		"BEGIN; SET LOCAL session_replication_role = replica; "
-		"SET LOCAL synchronous_commit = on",
-		err, errlen) < 0 ||
-	    db_execp(tc, "SELECT pg_catalog.set_config('repctl.origin', $1, true)", 1, op, err,
-		errlen) < 0)
+	char *lorigin = db_literal(tc, e->snode);
+	char *q = xasprintf("BEGIN; SET LOCAL session_replication_role = replica; "
+			    "SET LOCAL synchronous_commit = on; "
+			    "SELECT pg_catalog.set_config('repctl.origin', %s, true)",
+	    lorigin);
+	int qrc = db_exec(tc, q, err, errlen);
+
+	free(q);
+	free(lorigin);
+	if (qrc < 0)
 		goto target_fail;
 	target_open = 1;
 }
 	for (i = 0; i < n; i++) {
 		struct table_ctx t;
 		PGresult *pk;
-		char stage[32], d[32];
+		char stage[64], d[64];
 		long rows;
 
 		if (!todo[i])
@@ -2732,14 +2790,31 @@ apply_pass : {
 				continue;
 			}
 		}
-		snprintf(stage, sizeof(stage), "repctl_stage_%d", i);
-		snprintf(d, sizeof(d), "repctl_batch_%d", i);
+		/*
+		 * The staging table and the decision table (apply_once) of this
+		 * table.  Kept: created once per connection and
+		 * signature, emptied by every commit (ON COMMIT DELETE ROWS), their
+		 * rows of a rolled back transaction or savepoint gone with it.
+		 * Otherwise (a column of a type or collation of the user's, which a
+		 * kept table would hold on to): created and dropped by this
+		 * transaction, as they always were.
+		 */
+		if (t.keep) {
+			snprintf(stage, sizeof(stage), "repctl_s%d_%016llx", i, t.sig);
+			snprintf(d, sizeof(d), "repctl_d%d_%016llx", i, t.sig);
+		} else {
+			snprintf(stage, sizeof(stage), "repctl_stage_%d", i);
+			snprintf(d, sizeof(d), "repctl_batch_%d", i);
+		}
 		{
 			char *q = xasprintf(
-			    "CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s, NULL::jsonb AS repctl_vv, "
+			    "CREATE TEMP TABLE %s%s %s AS SELECT %s, NULL::jsonb AS repctl_vv, "
 			    "NULL::timestamptz AS repctl_changed_at, NULL::boolean AS repctl_deleted, "
-			    "NULL::text AS repctl_origin, NULL::text AS repctl_dot FROM %s WITH NO DATA",
-			    stage, t.cols.data, t.qtable);
+			    "NULL::text AS repctl_origin, NULL::text AS repctl_dot FROM %s WITH NO DATA; "
+			    "SAVEPOINT repctl_copy",
+			    t.keep ? "IF NOT EXISTS " : "", stage,
+			    t.keep ? "ON COMMIT DELETE ROWS" : "ON COMMIT DROP", t.cols.data,
+			    t.qtable);
 			int qrc = db_exec(tc, q, err, errlen);
 
 			free(q);
@@ -2748,11 +2823,6 @@ apply_pass : {
 				table_ctx_free(&t);
 				goto target_fail;
 			}
-		}
-		if (db_exec(tc, "SAVEPOINT repctl_copy", err, errlen) < 0) {
-			PQclear(pk);
-			table_ctx_free(&t);
-			goto target_fail;
 		}
 		rows = copy_batch(sc, tc, &t, pk, e->snode, rescan[i] ? NULL : prev[i], retry[i],
 		    stage, 0, err, errlen);
@@ -2930,29 +3000,43 @@ out:
 	return rc;
 }
 
-/* Circuit breaker: 1 when the node's circuit is open (skip it). */
+/*
+ * Circuit breaker: 1 when the circuit of node a or of node b is open (skip
+ * the edge); one query for both.  An error reads as closed.
+ */
 static int
-circuit_open(PGconn *meta, const char *node)
+circuit_open(PGconn *meta, const char *a, const char *b)
 {
 	char err[ERRLEN];
+	const char *p[2] = { a, b };
+	PGresult *r = db_query(meta,
+	    "SELECT 1 FROM repctl.node_state WHERE node IN ($1, $2) AND circuit_open_until > now() "
+	    "LIMIT 1",
+	    2, p, err, sizeof(err));
+	int open = r && PQntuples(r) > 0;
 
-	return meta_exists(meta,
-		   "SELECT 1 FROM repctl.node_state WHERE node = $1 AND circuit_open_until > now()",
-		   node, err, sizeof(err)) == 1;
+	PQclear(r);
+	return open;
 }
 
+/*
+ * Record the outcome of an edge for node (and node2 when not NULL, with the
+ * same error): one statement, one row per node.
+ */
 static void
-node_result(PGconn *meta, const struct config *cfg, const char *node, const char *error)
+node_result(
+    PGconn *meta, const struct config *cfg, const char *node, const char *node2, const char *error)
 {
 	char err[ERRLEN], fails[16], reset[16];
-	const char *p[4] = { node, error, fails, reset };
+	const char *p[5] = { node, error, fails, reset, node2 };
 
 	snprintf(fails, sizeof(fails), "%d", cfg->circuit_failures);
 	snprintf(reset, sizeof(reset), "%d", cfg->circuit_reset);
 	if (db_execp(meta,
 		"INSERT INTO repctl.node_state AS s (node, failures, last_contact, last_error) "
-		"VALUES ($1, CASE WHEN $2::text IS NULL THEN 0 ELSE 1 END, "
-		"CASE WHEN $2::text IS NULL THEN now() END, $2) "
+		"SELECT v.n, CASE WHEN $2::text IS NULL THEN 0 ELSE 1 END, "
+		"CASE WHEN $2::text IS NULL THEN now() END, $2 "
+		"FROM (VALUES ($1::text), ($5::text)) v(n) WHERE v.n IS NOT NULL "
 		"ON CONFLICT (node) DO UPDATE SET "
 		"failures = CASE WHEN $2::text IS NULL THEN 0 ELSE s.failures + 1 END, "
 		"last_contact = CASE WHEN $2::text IS NULL THEN now() ELSE s.last_contact END, "
@@ -2965,8 +3049,9 @@ node_result(PGconn *meta, const struct config *cfg, const char *node, const char
 		"WHERE $2::text IS NOT NULL OR s.failures <> 0 OR s.last_error IS NOT NULL "
 		"OR s.circuit_open_until IS NOT NULL OR s.last_contact IS NULL "
 		"OR s.last_contact < now() - interval '10 seconds'",
-		4, p, err, sizeof(err)) < 0)
-		log_warnx("cannot record the state of node '%s': %s", node, err);
+		5, p, err, sizeof(err)) < 0)
+		log_warnx("cannot record the state of node '%s'%s%s%s: %s", node,
+		    node2 ? " and node '" : "", node2 ? node2 : "", node2 ? "'" : "", err);
 }
 
 #define RUN_LOCK_KEY LOCK_SYNC_RUN ", pg_catalog.hashtext($1)"
@@ -3080,7 +3165,7 @@ sync_run_locked(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
 			char eerr[ERRLEN];
 			if (i == j || !s->m[j].target)
 				continue;
-			if (circuit_open(meta, s->m[i].node) || circuit_open(meta, s->m[j].node)) {
+			if (circuit_open(meta, s->m[i].node, s->m[j].node)) {
 				snprintf(eerr, sizeof(eerr),
 				    "edge %s -> %s skipped: circuit open (node failed repeatedly; "
 				    "next try after circuit.reset seconds)",
@@ -3108,17 +3193,19 @@ sync_run_locked(struct node_pool *pool, PGconn *meta, const struct sync_def *s,
 					snprintf(first_err, sizeof(first_err), "%s", eerr);
 				rc = -1;
 				if (e.down) /* the breaker counts unreachable nodes only */
-					node_result(meta, cfg, e.down, eerr);
+					node_result(meta, cfg, e.down, NULL, eerr);
 			} else {
 				st->edges_ok++;
 				st->inserts += est.inserts;
 				st->updates += est.updates;
 				st->deletes += est.deletes;
 				st->conflicts += est.conflicts;
-				node_result(meta, cfg, s->m[i].node, NULL);
 				/* an edge with nothing to send never reached the target */
-				if (e.target_contacted)
-					node_result(meta, cfg, s->m[j].node, NULL);
+				node_result(meta, cfg, s->m[i].node,
+				    e.target_contacted && strcmp(s->m[i].node, s->m[j].node) != 0
+					? s->m[j].node
+					: NULL,
+				    NULL);
 			}
 			if (e.warn.len) {
 				buf_printf(&warn, "%s%s", warn.len ? "; " : "", e.warn.data);
