@@ -13,7 +13,10 @@
 #    run.
 # 3. The primary, as the Docker section of docs/OPERATIONS.md says: docker/.env from
 #    env.example, the two secrets, `up -d --build`; its db and repctl
-#    become healthy (a fresh primary is green "idle"); an archive_production
+#    become healthy (a fresh primary is green "idle"); its web console,
+#    turned on in config/repctl.conf, answers on the published address
+#    (docker0's, standing for the VPN address) and not on the host's
+#    loopback, and refuses an action without the token; an archive_production
 #    with two tables in its db; then the quick start through `exec`: add
 #    database, add all tables.
 # 4. "Add a client": `client-kit client1` inside the container, the kit
@@ -223,12 +226,23 @@ check "the agent without a key, authorized_keys an empty directory (Docker's), s
 # ---- 3. the primary --------------------------------------------------------------------------
 D=$WORK/tree/docker
 MUSIC_P=$WORK/music-primary MUSIC_1=$WORK/music-client1 MUSIC_3=$WORK/music-client3
+CPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+CTOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 install -d -o 1000 -g 1000 "$MUSIC_P"
 (
 	cd "$D"
 	cp env.example .env
 	sed -i -e "s|^REPCTL_MUSIC_DIR=.*|REPCTL_MUSIC_DIR=$MUSIC_P|" .env
-	echo "REPCTL_IMAGE=$IMG_RUNTIME" >>.env
+	# the console, as docker/env.example says: published on the "VPN address"
+	# (docker0's here) only, turned on in config/repctl.conf with a token
+	{
+		echo "REPCTL_IMAGE=$IMG_RUNTIME"
+		echo "REPCTL_CONSOLE_ADDRESS=$ADDR"
+		echo "REPCTL_CONSOLE_PORT=$CPORT"
+	} >>.env
+	install -d -m 755 config
+	printf 'http = { listen = "0.0.0.0:8675"; token = "%s"; };\n' "$CTOKEN" >config/repctl.conf
+	chmod 644 config/repctl.conf
 	install -d -m 700 secrets
 	head -c 18 /dev/urandom | base64 >secrets/postgres_password
 	head -c 18 /dev/urandom | base64 >secrets/repctl_meta_password
@@ -251,6 +265,16 @@ rx() { c_primary exec -T repctl repctl "$@"; }
 OUT=$(rx status --health 2>&1 || true)
 say "status --health: $OUT"
 check "status --health of the fresh primary is green" grep -q '^green' <<<"$OUT"
+# the console: on the published address, not on the host's loopback, actions need the token
+code() { curl -s -o /dev/null -m 10 -w '%{http_code}' "$@" || true; }
+console_up() { [[ $(code "http://$ADDR:$CPORT/healthz") == 200 ]]; }
+wait_for 60 "console: /healthz answers 200 on the published address $ADDR:$CPORT" console_up
+check "console: nothing on the host's loopback at that port (published on one address only)" \
+	bash -c "[[ \$(curl -s -o /dev/null -m 5 -w '%{http_code}' http://127.0.0.1:$CPORT/healthz || true) == 000 ]]"
+check "console: an action without the token is refused (401)" \
+	bash -c "[[ \$(curl -s -o /dev/null -m 10 -w '%{http_code}' -X POST http://$ADDR:$CPORT/api/v1/folders/none/sync || true) == 401 ]]"
+check "console: with the token, the API answers (GET /api/v1/status 200)" \
+	bash -c "[[ \$(curl -s -o /dev/null -m 10 -w '%{http_code}' -H 'Authorization: Bearer $CTOKEN' http://$ADDR:$CPORT/api/v1/status || true) == 200 ]]"
 
 psql_p() { c_primary exec -T db psql -X -v ON_ERROR_STOP=1 -U postgres -d "${2:-archive_production}" -Atqc "$1"; }
 SCHEMA="
