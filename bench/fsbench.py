@@ -18,6 +18,14 @@ deterministic changes in the same order, workload after workload:
       (in place; the second must be detected)
   P2  side A emptied, .repctl included, as if its disk were unmounted: what
       does one run do to B?
+  F7  library scale (a separate pair of trees per tool): a music-library-like
+      tree of many small files (full: 100,000; quick: 5,000), artist/album
+      directories with tracks of a few KB, covers, cue sheets and rip logs:
+      F7 initial sync, F7n no-change run (median of the repetitions), F7c 1%
+      of the files changed (rewrites, appends, adds, deletes); with each,
+      the peak RSS (VmHWM, sampled every 50 ms) of the processes on both
+      sides: repctl's coordinator and its two agents, rsync's client and
+      server.  `--workloads F7` runs it alone.
 
 Bytes on the wire are SSH's own count of the connection, "Transferred:
 sent N, received M bytes" (the packet layer's counters: every encrypted
@@ -61,11 +69,11 @@ SCALES = {
     "quick": dict(media=5, media_min=2 * MiB, media_max=2 * MiB + 1, texts=20, big=20 * MiB,
                   f3=dict(app_text=1, app_media=1, rew_text=2, rew_media=0, add_text=3, add_media=0,
                           del_text=2, del_media=1),
-                  f4=3, reps_f2=1, timeout=120),
+                  f4=3, reps_f2=1, timeout=120, f7_files=5000, f7_reps=1),
     "full": dict(media=150, media_min=1 * MiB, media_max=int(6.5 * MiB), texts=2000, big=200 * MiB,
                  f3=dict(app_text=6, app_media=2, rew_text=7, rew_media=1, add_text=18, add_media=2,
                          del_text=16, del_media=4),
-                 f4=3, reps_f2=3, timeout=900),
+                 f4=3, reps_f2=3, timeout=900, f7_files=100000, f7_reps=3),
 }
 
 WORDS = ("the a of and to in is was he for it with as his on be at by had are but from or "
@@ -211,6 +219,135 @@ def tree_diff(a, b):
     return only_a, only_b, differ
 
 
+# ------------------------------------------------------------ F7: library --
+
+def make_library(root, nfiles):
+    """A music-library-like tree of about nfiles small files: artist/album
+    directories, per album 16 tracks of 2-10 KB (incompressible), a cover
+    (8-30 KB), a small folder.jpg, a cue sheet and a rip log (text).  The
+    same bytes in every run.  Returns the manifest (relative paths by kind)."""
+    rnd = random.Random(20261203)
+    man = {"track": [], "cue": [], "other": []}
+    per_album = 20
+    albums = max(1, (nfiles + per_album - 1) // per_album)
+    made = 0
+    for al in range(albums):
+        d = f"Artist {al // 4:04d}/Album {al % 4} ({1960 + al % 60})"
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+        files = []
+        for t in range(1, 17):
+            files.append((f"{d}/{t:02d} - Track {t:02d}.flac", "track", rnd.randrange(2048, 10240)))
+        files.append((f"{d}/cover.jpg", "other", rnd.randrange(8192, 30720)))
+        files.append((f"{d}/folder.jpg", "other", rnd.randrange(2048, 4096)))
+        files.append((f"{d}/album.cue", "cue", rnd.randrange(500, 1500)))
+        files.append((f"{d}/rip.log", "other", rnd.randrange(1000, 3000)))
+        for rel, kind, n in files:
+            if made >= nfiles:
+                break
+            data = text_bytes(rnd, n) if rel.endswith((".cue", ".log")) else rnd.randbytes(n)
+            with open(os.path.join(root, rel), "wb") as f:
+                f.write(data)
+            man[kind].append(rel)
+            made += 1
+    past = time.time() - 86400
+    for dp, dn, fn in os.walk(root):
+        for x in fn:
+            os.utime(os.path.join(dp, x), (past, past))
+    return man
+
+
+def plan_library(man, nfiles):
+    """F7c: 1% of the files: 40% of them tracks rewritten, 20% cue sheets
+    appended to, 20% tracks added (a bonus track in an album), 20% tracks
+    deleted; disjoint, the same for every tool."""
+    rnd = random.Random(77)
+    k = max(5, nfiles // 100)
+    tracks = list(man["track"])
+    rnd.shuffle(tracks)
+    cues = list(man["cue"])
+    rnd.shuffle(cues)
+    n_rew, n_app, n_add = k * 2 // 5, k // 5, k // 5
+    n_del = k - n_rew - n_app - n_add
+    rew = tracks[:n_rew]
+    dele = tracks[n_rew:n_rew + n_del]
+    app = cues[:n_app]
+    albums = sorted({os.path.dirname(x) for x in tracks[n_rew + n_del:n_rew + n_del + 4 * n_add]})
+    add = [f"{d}/17 - Bonus Track.flac" for d in albums[:n_add]]
+    return dict(rew=rew, app=app, add=add, dele=dele, count=len(rew) + len(app) + len(add) + len(dele))
+
+
+class RssSampler:
+    """Peak RSS (VmHWM) of the processes a run starts: the tool's own process
+    (main), its descendants (local:COMM) and the descendants of the bench's
+    sshd (remote:COMM: what the tool ran on the other side), sampled every
+    50 ms.  VmHWM only grows, so the last sample of a process is its peak
+    up to at most 50 ms before it exited."""
+    SKIP = {"sshd", "sh", "bash", "dash", "ssh", "sshd-session"}
+
+    def __init__(self, main_pid, sshd_pid):
+        import threading
+        self.main, self.sshd = main_pid, sshd_pid
+        self.peak = {}
+        self.stop = threading.Event()
+        self.th = threading.Thread(target=self.loop, daemon=True)
+        self.th.start()
+
+    @staticmethod
+    def procs():
+        out = {}
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            head, _, rest = st.rpartition(")")
+            comm = head.partition("(")[2]
+            out[int(d)] = (int(rest.split()[1]), comm)
+        return out
+
+    def loop(self):
+        while True:
+            done = self.stop.is_set()
+            ps = self.procs()
+            kids = {}
+            for pid, (ppid, comm) in ps.items():
+                kids.setdefault(ppid, []).append(pid)
+            for root, side in ((self.main, "local"), (self.sshd, "remote")):
+                if not root:
+                    continue
+                todo = [root]
+                while todo:
+                    pid = todo.pop()
+                    todo.extend(kids.get(pid, []))
+                    if pid == self.sshd:
+                        continue
+                    comm = ps.get(pid, (0, "?"))[1]
+                    if pid != self.main and comm in self.SKIP:
+                        continue
+                    key = "main" if pid == self.main else f"{side}:{comm}"
+                    try:
+                        with open(f"/proc/{pid}/status") as f:
+                            for ln in f:
+                                if ln.startswith("VmHWM:"):
+                                    kb = int(ln.split()[1])
+                                    if kb > self.peak.get(key, 0):
+                                        self.peak[key] = kb
+                                    break
+                    except OSError:
+                        pass
+            if done:
+                return
+            time.sleep(0.05)
+
+    def finish(self):
+        self.stop.set()
+        self.th.join()
+        return {k: round(v / 1024, 1) for k, v in self.peak.items()}
+
+
 # -------------------------------------------------------------------- wire --
 
 class SshCounter:
@@ -266,15 +403,23 @@ class Tool:
         pass
 
     def exec(self, cmd, env=None):
+        """Run cmd; with self.rss set (F7), its peak RSS by process goes into self.rss_seen."""
         t0 = time.monotonic()
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        sampler = RssSampler(p.pid, self.g.sshd_pid) if getattr(self, "rss", False) else None
         try:
-            r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=self.g.timeout)
-            rc, out, err = r.returncode, r.stdout, r.stderr
-        except subprocess.TimeoutExpired as e:
-            rc, out, err = 124, e.stdout or "", f"timed out after {self.g.timeout} s"
-            if isinstance(out, bytes):
-                out = out.decode(errors="replace")
-        return rc, time.monotonic() - t0, out, err
+            out, err = p.communicate(timeout=self.g.timeout)
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+            rc, err = 124, f"timed out after {self.g.timeout} s"
+        secs = time.monotonic() - t0
+        if sampler:
+            peaks = sampler.finish()
+            for k, v in peaks.items():
+                self.rss_seen[k] = max(v, self.rss_seen.get(k, 0))
+        return rc, secs, out or "", err or ""
 
 
 class Rsync(Tool):
@@ -331,23 +476,24 @@ class Unison(Tool):
 
 class Repctl(Tool):
     name = "repctl"
+    folder = "bench"
 
     def setup(self):
-        rc, s, out, err = self.exec([self.g.repctl, "add", "folder", "bench",
+        rc, s, out, err = self.exec([self.g.repctl, "add", "folder", self.folder,
                                      f"nodes=cava:{self.a},juke:{self.b}"])
         if rc:
             raise RuntimeError("repctl add folder: " + (err or out).strip()[-300:])
 
     def run(self, twoway=False):
-        rc, s, out, err = self.exec([self.g.repctl, "sync", "folder", "bench"])
+        rc, s, out, err = self.exec([self.g.repctl, "sync", "folder", self.folder])
         own = None
         try:
             if psycopg2 is None:
                 raise RuntimeError("python3-psycopg2 is not installed")
             c = psycopg2.connect(os.environ["REPCTL_META"])
             with c.cursor() as cur:
-                cur.execute("SELECT wire_bytes FROM repctl.folder_run WHERE folder = 'bench' "
-                            "ORDER BY id DESC LIMIT 1")
+                cur.execute("SELECT wire_bytes FROM repctl.folder_run WHERE folder = %s "
+                            "ORDER BY id DESC LIMIT 1", (self.folder,))
                 r = cur.fetchone()
                 own = r[0] if r else None
             c.close()
@@ -383,7 +529,7 @@ class Bench:
         r["ssh_bytes"], r["ssh_conns"] = t.counter.collect(r["conns"] if r["rc"] == 0 else 0)
         return r
 
-    def measure(self, t, workload, twoway=False, check=True, **extra):
+    def measure(self, t, workload, twoway=False, check=True, record=True, **extra):
         r = self.sync(t, twoway)
         kv = dict(seconds=r["seconds"], ssh_bytes=r["ssh_bytes"], tool_bytes=r["tool_bytes"],
                   rc=r["rc"], ok=r["rc"] == 0)
@@ -399,7 +545,8 @@ class Bench:
         if r["rc"]:
             kv["error"] = r["msg"][:400]
         kv.update(extra)
-        self.record(t.name, workload, **kv)
+        if record:
+            self.record(t.name, workload, **kv)
         return kv
 
     def each(self, fn):
@@ -421,6 +568,123 @@ class Bench:
             self.sync(t, twoway=t.name == "rsync")
 
     def run(self):
+        if any(w != "F7" for w in self.g.workloads):
+            self.run_main()
+        if "F7" in self.g.workloads:
+            self.run_f7()
+
+    def run_f7(self):
+        """F7, library scale: its own trees and, for repctl, its own folder."""
+        g, sc = self.g, self.sc
+        nfiles = g.f7_files or sc["f7_files"]
+        root = os.path.join(g.root, "f7")
+        seed = os.path.join(root, "seed")
+        t0 = time.monotonic()
+        man = make_library(seed, nfiles)
+        total = sum(os.path.getsize(os.path.join(dp, x)) for dp, dn, fn in os.walk(seed) for x in fn)
+        nfiles = count_files(seed)
+        self.record("dataset", "F7seed", files=nfiles, bytes=total, seconds=time.monotonic() - t0,
+                    dirs=sum(len(dn) for _, dn, _ in os.walk(seed)))
+        plan = plan_library(man, nfiles)
+        tools = {}
+        for cls in (Rsync, Unison, Repctl):
+            if cls.name not in g.tools:
+                continue
+            exe = g.repctl if cls.name == "repctl" else shutil.which(cls.name)
+            if not exe or not os.path.exists(exe):
+                self.record(cls.name, "F7", ok=False, seconds=None, error=f"{cls.name} is not installed")
+                continue
+            a = os.path.join(root, cls.name, "A")
+            b = os.path.join(root, cls.name, "B")
+            os.makedirs(b, exist_ok=True)
+            subprocess.run(["cp", "-a", "--reflink=auto", seed, a], check=True)
+            t = cls(g, a, b)
+            t.client_log = os.path.join(root, cls.name, "ssh-client.log")
+            if cls.name != "repctl":
+                t.counter = SshCounter(t.client_log)
+            if cls.name == "unison":
+                t.local = os.path.join(root, "unison", "local")
+                t.remote_dir = os.path.join(root, "unison", "remote")
+                os.makedirs(t.local, exist_ok=True)
+                os.makedirs(t.remote_dir, exist_ok=True)
+            else:
+                t.folder = "library"
+                try:
+                    t.setup()
+                except Exception as e:
+                    self.record(cls.name, "F7", ok=False, seconds=None, error=str(e)[:400])
+                    continue
+            tools[cls.name] = t
+        shutil.rmtree(seed)
+
+        def rss_fields(t):
+            seen = t.rss_seen
+            out = {"rss_main_mb": seen.get("main")}
+            if t.name.startswith("repctl"):
+                out["rss_coord_mb"] = seen.get("main")
+                # the local agent is the coordinator's child: its comm is "exe" when it is
+                # exec'ed through /proc/self/exe, else its binary's name (ssh is skipped)
+                out["rss_agent_local_mb"] = max([v for k, v in seen.items()
+                                                 if k.startswith("local:")] or [None], key=lambda x: x or 0)
+                out["rss_agent_remote_mb"] = max([v for k, v in seen.items()
+                                                  if k.startswith("remote:repctl")] or [None], key=lambda x: x or 0)
+            else:
+                out["rss_remote_mb"] = max([v for k, v in seen.items() if k.startswith("remote:")] or [0]) or None
+            out["rss_all"] = dict(seen)
+            return out
+
+        def one(t, wl, **extra):
+            t.rss, t.rss_seen = True, {}
+            try:
+                kv = self.measure(t, wl, record=False, **extra)
+            finally:
+                t.rss = False
+            kv.update(rss_fields(t))
+            self.record(t.name, wl, **kv)
+
+        for name, t in tools.items():
+            log(f"--- F7 {name}")
+            try:
+                one(t, "F7", files=nfiles, bytes=total)
+                for rep in range(1, sc["f7_reps"] + 1):
+                    one(t, "F7n", rep=rep, files=nfiles)
+                rnd = random.Random(17)
+                for rel in plan["rew"]:
+                    write(os.path.join(t.a, rel), rnd.randbytes(rnd.randrange(2048, 10240)))
+                for rel in plan["app"]:
+                    write(os.path.join(t.a, rel), text_bytes(rnd, 200), "ab")
+                for rel in plan["add"]:
+                    write(os.path.join(t.a, rel), rnd.randbytes(rnd.randrange(2048, 10240)))
+                for rel in plan["dele"]:
+                    os.unlink(os.path.join(t.a, rel))
+                one(t, "F7c", changed_files=plan["count"], files=nfiles)
+                if name == "repctl" and g.compare_repctl:
+                    # the same trees, now synced, under another build (before/after figures)
+                    o = Repctl(g, t.a, t.b)
+                    o.name, o.folder, o.counter = "repctl-other", t.folder, t.counter
+                    o.g = argparse.Namespace(**dict(vars(g), repctl=g.compare_repctl))
+                    # its agents too: the remote node runs the binary its node record names
+                    subprocess.run([g.compare_repctl, "update", "database", "juke",
+                                    f"agent={g.compare_repctl}"], check=True, capture_output=True)
+                    for rep in range(1, sc["f7_reps"] + 1):
+                        one(o, "F7n", rep=rep, files=nfiles, binary=g.compare_repctl)
+                    rnd = random.Random(18)
+                    for rel in plan["rew"][:len(plan["rew"]) // 2]:
+                        write(os.path.join(t.a, rel), rnd.randbytes(rnd.randrange(2048, 10240)))
+                    for rel in plan["app"]:
+                        write(os.path.join(t.a, rel), text_bytes(rnd, 200), "ab")
+                    for rel in plan["add"]:
+                        os.unlink(os.path.join(t.a, rel))
+                    one(o, "F7c", changed_files=len(plan["rew"]) // 2 + len(plan["app"]) + len(plan["add"]),
+                        files=nfiles, binary=g.compare_repctl)
+                    subprocess.run([g.repctl, "update", "database", "juke", f"agent={g.repctl}"],
+                                   check=True, capture_output=True)
+            except Exception as e:
+                self.record(name, "F7", ok=False, seconds=None, error=f"{type(e).__name__}: {e}"[:400])
+            if not g.keep_f7:
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+    def run_main(self):
         g, sc = self.g, self.sc
         seed = os.path.join(g.root, "seed")
         t0 = time.monotonic()
@@ -629,7 +893,21 @@ def main():
     ap.add_argument("--sshd-log", dest="sshd_log", required=True)
     ap.add_argument("--repctl", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--sshd-pid", dest="sshd_pid", type=int, default=0,
+                    help="the sshd's PID: F7 samples the RSS of what the tools run under it")
+    ap.add_argument("--workloads", default="all",
+                    help="comma list: the main workloads (F1-P2; 'main') and/or F7; default all")
+    ap.add_argument("--f7-files", dest="f7_files", type=int, default=0,
+                    help="F7's file count (default: full 100000, quick 5000)")
+    ap.add_argument("--compare-repctl", dest="compare_repctl", default="",
+                    help="F7: after repctl's runs, F7n and a second F7c (half the rewrites, the appends "
+                         "again, the added tracks deleted) with this other repctl binary on the same "
+                         "trees, recorded as tool repctl-other")
+    ap.add_argument("--keep-f7", dest="keep_f7", action="store_true",
+                    help="keep F7's trees (they are removed after each tool by default)")
     g = ap.parse_args()
+    w = [x for x in g.workloads.split(",") if x]
+    g.workloads = ["main", "F7"] if "all" in w else w
     g.tools = [x for x in g.tools.split(",") if x]
     g.timeout = SCALES[g.scale]["timeout"]
     Bench(g).run()

@@ -106,6 +106,13 @@ def db_rows(recs):
             vals = [x.get(k) for x in rs if k in x]
             if vals:
                 row[k] = all(vals)
+        for k in ("rss_coord_mb", "rss_agent_local_mb", "rss_agent_remote_mb", "rss_main_mb",
+                  "rss_remote_mb"):  # F7: the peak over the repetitions
+            v = [x.get(k) for x in rs if x.get(k) is not None]
+            if v:
+                row[k] = max(v)
+        if "files" in rs[-1] and wl.startswith("F7"):
+            row["files"] = rs[-1]["files"]
         row["ok"] = all(x.get("ok", False) for x in rs)
         errs = [x.get("error") for x in rs if x.get("error")]
         if errs:
@@ -134,6 +141,13 @@ def files_rows(recs):
                   "message", "summary"):
             if k in rs[-1]:
                 row[k if k != "runs" else "sync_runs"] = rs[-1][k]
+        for k in ("rss_coord_mb", "rss_agent_local_mb", "rss_agent_remote_mb", "rss_main_mb",
+                  "rss_remote_mb"):  # F7: the peak over the repetitions
+            v = [x.get(k) for x in rs if x.get(k) is not None]
+            if v:
+                row[k] = max(v)
+        if "files" in rs[-1] and wl.startswith("F7"):
+            row["files"] = rs[-1]["files"]
         row["ok"] = all(x.get("ok", False) for x in rs)
         errs = [x.get("error") for x in rs if x.get("error")]
         if errs:
@@ -156,6 +170,13 @@ def fleet_rows(recs):
             if x.get("workload") == "fleet":
                 row.update({k: v for k, v in x.items() if k not in ("ok", "error", "workload")})
         row["measured"] = any(x.get("workload") == "fleet" for x in rs)
+        for k in ("rss_coord_mb", "rss_agent_local_mb", "rss_agent_remote_mb", "rss_main_mb",
+                  "rss_remote_mb"):  # F7: the peak over the repetitions
+            v = [x.get(k) for x in rs if x.get(k) is not None]
+            if v:
+                row[k] = max(v)
+        if "files" in rs[-1] and wl.startswith("F7"):
+            row["files"] = rs[-1]["files"]
         row["ok"] = all(x.get("ok", False) for x in rs)
         errs = [x.get("error") for x in rs if x.get("error")]
         if errs:
@@ -233,6 +254,13 @@ def annotate(rows):
                     tg.append(("rename <= 200 KB sent", kb(r.get("ssh_bytes")), 200))
                 if wl == "P1":
                     tg.append(("both rewrites detected", r.get("both_detected"), True, "=="))
+                if wl == "F7n":
+                    tg.append(("library no-change run <= rsync's time", r.get("ratio_vs_rsync"), 1.0))
+                if wl in ("F7", "F7n", "F7c"):
+                    tg.append(("coordinator RSS <= 100 MB", r.get("rss_coord_mb"), 100))
+                    tg.append(("agent RSS <= 100 MB (the larger of the two)",
+                               max([x for x in (r.get("rss_agent_local_mb"), r.get("rss_agent_remote_mb"))
+                                    if x is not None] or [None], key=lambda x: x or 0), 100))
         if r["kind"] == "fleet" and r.get("measured"):
             n = r["n"]
             tg.append((f"connections on the hub <= N + 10 = {n + 10} (peak)", r.get("peak_hub_cluster_conns"),
@@ -338,7 +366,7 @@ def summarize(recs):
     rows = annotate(db_rows(recs) + files_rows(recs) + fleet_rows(recs))
     order = {w: i for i, w in enumerate(
         ["setup", "W1", "W2", "W3", "W3M", "W4", "M", "F1", "F2", "F3", "F4", "F5", "F5i", "F6", "P1", "P2",
-         "fleet"])}
+         "F7", "F7n", "F7c", "fleet"])}
     tools = {t: i for i, t in enumerate(["repctl", "pglogical", "bucardo", "rsync", "unison"])}
     rows.sort(key=lambda r: (r["kind"], r.get("layout", ""), r.get("n") or 0 if r["kind"] == "fleet" else 0,
                              order.get(r["workload"], 99), r.get("n") or 0, tools.get(r["tool"], 9)))
@@ -486,7 +514,9 @@ def cmd_markdown(a):
     names = {"F1": "F1 initial sync", "F2": "F2 nothing changed", "F3": "F3 ~1% changed",
              "F4": "F4 two-way + one file edited on both", "F5": "F5 1 MiB overwritten in the big file",
              "F5i": "F5i 1 MiB inserted in the big file", "F6": "F6 big file renamed",
-             "P1": "P1 two same-size rewrites within 1 s", "P2": "P2 side A emptied (disk unmounted)"}
+             "P1": "P1 two same-size rewrites within 1 s", "P2": "P2 side A emptied (disk unmounted)",
+             "F7": "F7 library: initial sync", "F7n": "F7n library: nothing changed",
+             "F7c": "F7c library: 1% changed"}
     for wl in names if has_files else ():
         rr = {t: find(rows, kind="files", tool=t, workload=wl) for t in ("repctl", "rsync", "unison")}
         if not any(rr.values()):
@@ -512,6 +542,12 @@ def cmd_markdown(a):
                 return f"{t}: {r.get('lost_on_b')} of {r.get('b_files_before')} files deleted on B"
             if r.get("equal") is False:
                 return f"{t}: trees differ after the run"
+            if wl.startswith("F7"):
+                if t == "repctl" and r.get("rss_coord_mb") is not None:
+                    return (f"{t}: {r.get('files')} files, peak RSS coordinator {r.get('rss_coord_mb')} MB, "
+                            f"agents {r.get('rss_agent_local_mb')} / {r.get('rss_agent_remote_mb')} MB")
+                if r.get("rss_main_mb") is not None:
+                    return f"{t}: peak RSS client {r.get('rss_main_mb')} MB, server {r.get('rss_remote_mb')} MB"
             return ""
         rp = rr["repctl"] or {}
         notes = "; ".join(x for x in (note(t, rr[t]) for t in rr) if x)

@@ -11,12 +11,18 @@
 #   --quick        small sizes (CI: keeps the benchmark from rotting, <= 4 min)
 #   --full         the sizes of docs/BENCHMARKS.md (default; ~30 min)
 #   --only PARTS   comma list among db (databases), files, fleet (default: all)
+#   --workloads L  the file part's workloads: main (F1-F6, P1, P2) and/or F7
+#                  (library scale: 100,000 small files, 5,000 in a quick run);
+#                  default main,F7.  `--only files --workloads F7` runs F7 alone
 #   --tools LIST   comma list among repctl,bucardo,pglogical,rsync,unison
 #                  (default: all; the fleet part is repctl's alone and runs
 #                  when repctl is in; pglogical is skipped, with a line that
 #                  says so, when postgresql-15-pglogical is not installed)
 #
 #   FLEET_N="10 25"  the fleet sizes (default: quick 5, full 10 25 50 100)
+#   F7_FILES=20000   F7's file count (default: full 100000, quick 5000)
+#   F7_COMPARE_REPCTL=PATH  F7 also runs its no-change and a 1% change with
+#                    this other repctl binary on the same trees (before/after)
 #   BENCH_SYNCHRONOUS_COMMIT=off  the database part's a, b and c with the
 #                    harness's synchronous_commit (default on: see db_clusters)
 #
@@ -33,6 +39,7 @@ MODE=full
 PARTS=db,files,fleet
 ALL_TOOLS=repctl,bucardo,pglogical,rsync,unison
 TOOLS=$ALL_TOOLS
+FS_WORKLOADS=main,F7
 while (($# > 0)); do
 	case $1 in
 	--quick) MODE=quick ;;
@@ -43,6 +50,10 @@ while (($# > 0)); do
 		;;
 	--tools)
 		TOOLS=$2
+		shift
+		;;
+	--workloads)
+		FS_WORKLOADS=$2
 		shift
 		;;
 	-h | --help)
@@ -541,7 +552,8 @@ fs_main() {
 	"$PY" "$BENCH/fsbench.py" --scale "$MODE" --tools "$TOOLS" --root "$TEST_TMP/fs" \
 		--port "$(sshd_port fsn)" --user "$SSHD_USER" --key "$TEST_TMP/fs/ssh/id_ed25519" \
 		--known-hosts "$TEST_TMP/fs/ssh/known_hosts" --sshd-log "$(sshd_logfile fsn)" \
-		--repctl "$r" --out "$JSONL"
+		--repctl "$r" --out "$JSONL" --sshd-pid "$(sshd_pid fsn)" --workloads "$FS_WORKLOADS" \
+		--f7-files "${F7_FILES:-0}" --compare-repctl "${F7_COMPARE_REPCTL:-}"
 }
 
 # ==================================================================== main --
@@ -573,10 +585,12 @@ out=$BENCH/results/$STAMP-$MODE.json
 "$PY" "$BENCH/report.py" summary "$JSONL" --json "$out"
 if [[ $MODE == full ]]; then
 	# a partial run must not replace the figures of the parts it did not run
-	if [[ $PARTS == db,files,fleet && $TOOLS == "$ALL_TOOLS" ]]; then
+	if [[ $PARTS == db,files,fleet && $TOOLS == "$ALL_TOOLS" && $FS_WORKLOADS == main,F7 ]]; then
 		cp "$out" "$BENCH/results/latest-full.json"
 	else
-		cp "$out" "$BENCH/results/latest-full-${PARTS//,/-}.json"
+		suffix=${PARTS//,/-}
+		[[ $FS_WORKLOADS == main,F7 ]] || suffix+=-${FS_WORKLOADS//,/-}
+		cp "$out" "$BENCH/results/latest-full-$suffix.json"
 	fi
 fi
 say "results: $out ($(($(date +%s) - T_START)) s in all)"

@@ -34,9 +34,14 @@ struct fs_file {
 	int seen; /* scratch: found by the current scan */
 };
 
+struct fs_lut;
+struct fs_blut;
+
 struct fs_index {
 	struct fs_file *f;
 	int n, cap;
+	struct fs_lut *lut;   /* path -> entry (fs_index.c), built on demand */
+	struct fs_blut *blut; /* block hash -> entry and block, built on demand */
 };
 
 #define FS_STATE_DIR ".repctl"
@@ -45,12 +50,27 @@ struct fs_index {
 #define FS_JOURNAL_FILE ".repctl/index.journal"
 #define FS_TRASH_DIR ".repctl/trash"
 #define FS_PART_SUFFIX ".repctl-part"
+/* A part file untouched (ctime) this long is a leftover: the scan removes it. */
+#define FS_PART_MAX_AGE 86400
 
 void index_init(struct fs_index *ix);
 void index_free(struct fs_index *ix);
 void file_clear(struct fs_file *f);
-/* Find by path (linear index kept sorted by index_sort); NULL when absent. */
+/*
+ * Find by path (a hash table, kept up to date as entries are added);
+ * NULL when absent.  The entries are in path order only after index_sort.
+ */
 struct fs_file *index_find(struct fs_index *ix, const char *path);
+/*
+ * Find a live entry holding a block of this hash and length: start with
+ * *cursor = 0, call again with the same cursor for the next one; *block is
+ * the block's position in the entry.  NULL when there is none (left).
+ * The index must not change between the calls of one search.
+ */
+const struct fs_file *index_find_block(
+    struct fs_index *ix, const uint8_t *hash, uint32_t len, size_t *cursor, int *block);
+/* f's blocks were replaced in place: make them findable by index_find_block. */
+void index_blocks_changed(struct fs_index *ix, const struct fs_file *f);
 /* Add an empty entry for path (caller fills it); returns it. */
 struct fs_file *index_add(struct fs_index *ix, const char *path);
 void index_sort(struct fs_index *ix);
@@ -87,6 +107,7 @@ int file_hash(const char *path, struct fs_file *f, char *err, size_t errlen)
 struct ignore;
 struct scan_stats {
 	long files, hashed, changed, deleted;
+	long parts_removed; /* stale part files removed (FS_PART_MAX_AGE) */
 	long long bytes_hashed;
 };
 
@@ -94,7 +115,9 @@ struct scan_stats {
  * Scan the folder at root against ix: files whose size, mtime, ctime or
  * inode changed are rehashed, and a content or mode change bumps self's
  * counter; files gone become tombstones (counter bumped).  Ignored paths,
- * the .repctl directory, partial transfers and symlinks are skipped.
+ * the .repctl directory, partial transfers and symlinks are skipped; a
+ * part file of ours untouched for FS_PART_MAX_AGE (the environment's
+ * REPCTL_PART_MAX_AGE, in seconds, when set: for the tests) is removed.
  * 0 or -1 with err.
  */
 int index_scan(const char *root, struct fs_index *ix, const char *self, const struct ignore *ig,

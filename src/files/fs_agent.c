@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "fsutil.h"
 #include "fs_agent.h"
 #include "fs_hash.h"
@@ -145,7 +146,7 @@ struct agent {
 	struct fs_index ix;
 	int loaded, dirty;
 	int peer_pings; /* the coordinator skips F_PING (FS_FEATURE_PING in its HELLO) */
-	time_t saved_at;
+	double saved_at, save_cost; /* clock_mono seconds; how long the last save took */
 	struct put put;
 	struct pending *batch; /* waiting for F_COMMIT, in PUT_END order */
 	int nbatch;
@@ -259,18 +260,28 @@ reply_ok(struct agent *a, const char *msg)
 	return stream_send(&a->s, F_ACK, msg, msg ? strlen(msg) : 0, e, sizeof(e));
 }
 
+/*
+ * Save the index when it changed: at once when forced, else at most every
+ * two seconds, and never more often than ten times the last save took
+ * (a save writes the whole index: at 100,000 files, a few tenths of a
+ * second; saved every two seconds it would take a good part of a long
+ * run).  Files committed in between are in the journal already.
+ */
 static void
 maybe_save(struct agent *a, int force)
 {
 	char e[512];
+	double t0;
 
 	if (!a->dirty || !a->loaded)
 		return;
-	if (!force && time(NULL) - a->saved_at < 2)
+	t0 = clock_mono();
+	if (!force && t0 - a->saved_at < (a->save_cost * 10 > 2.0 ? a->save_cost * 10 : 2.0))
 		return;
 	if (index_save(a->root, &a->ix, e, sizeof(e)) == 0) {
 		a->dirty = 0;
-		a->saved_at = time(NULL);
+		a->saved_at = clock_mono();
+		a->save_cost = a->saved_at - t0;
 	}
 }
 
@@ -594,7 +605,15 @@ handle_index(struct agent *a)
 	}
 	if (index_scan(a->root, &a->ix, a->self, a->ig, &st, a->err, sizeof(a->err)) < 0)
 		return reply_error(a, a->err);
-	a->dirty = 1;
+	/*
+	 * Saved now only when the scan changed an entry (a file hashed: new,
+	 * changed, or only its stat moved; one deleted).  Otherwise the index
+	 * is what was loaded (and a journal found at HELLO was saved then),
+	 * and rewriting it would make every no-change run write and fsync the
+	 * whole index (tens of MB at 100,000 files).
+	 */
+	if (st.hashed > 0 || st.deleted > 0)
+		a->dirty = 1;
 	maybe_save(a, 1);
 	for (i = 0; i < a->ix.n && rc == 0; i++) {
 		index_line_brief(&b, &a->ix.f[i]);
@@ -726,39 +745,52 @@ block_matches(int fd, int64_t off, const struct fs_block *want, uint8_t *data)
 	return memcmp(got, want->hash, SHA256_LEN) == 0;
 }
 
+/* Read block want from file path (at off) into data, check it, and write it to outfd. */
+static int
+copy_block_from(
+    const char *path, int64_t off, const struct fs_block *want, int outfd, uint8_t *data)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW), ok;
+
+	if (fd < 0)
+		return 0;
+	ok = block_matches(fd, off, want, data);
+	close(fd);
+	return ok && pwrite(outfd, data, want->len, want->off) == (ssize_t)want->len;
+}
+
 /*
- * Copy a block we already have somewhere into outfd: a hash lookup over our
- * index, then over the files of the batch (verified, not yet committed).
- * On success its bytes are left in data (want->len bytes) and 1 is returned.
+ * Copy a block we already have somewhere into outfd: a hash lookup in our
+ * index (a table by block hash: a linear search here made an initial sync
+ * of n files cost n^2), then over the files of the batch (verified, not
+ * yet committed).  On success its bytes are left in data (want->len bytes)
+ * and 1 is returned.
  */
 static int
 local_block(struct agent *a, const struct fs_block *want, int outfd, uint8_t *data)
 {
+	const struct fs_file *f;
+	size_t cursor = 0;
 	int i, j;
 
-	for (i = 0; i < a->ix.n + a->nbatch; i++) {
-		const struct fs_file *f = i < a->ix.n ? &a->ix.f[i] : &a->batch[i - a->ix.n].want;
-		const char *part = i < a->ix.n ? NULL : a->batch[i - a->ix.n].tmp;
+	while ((f = index_find_block(&a->ix, want->hash, want->len, &cursor, &j)) != NULL) {
+		char *full = xasprintf("%s/%s", a->root, f->path);
+		int ok = copy_block_from(full, f->blocks[j].off, want, outfd, data);
 
-		if (f->deleted || (i >= a->ix.n && a->batch[i - a->ix.n].err))
+		free(full);
+		if (ok)
+			return 1;
+	}
+	for (i = 0; i < a->nbatch; i++) {
+		const struct pending *pe = &a->batch[i];
+
+		if (pe->err)
 			continue;
-		for (j = 0; j < f->nblocks; j++) {
-			char *full;
-			int fd, ok;
-
-			if (f->blocks[j].len != want->len ||
-			    memcmp(f->blocks[j].hash, want->hash, SHA256_LEN) != 0)
-				continue;
-			full = part ? xstrdup(part) : xasprintf("%s/%s", a->root, f->path);
-			fd = open(full, O_RDONLY | O_NOFOLLOW);
-			free(full);
-			if (fd < 0)
-				continue;
-			ok = block_matches(fd, f->blocks[j].off, want, data);
-			close(fd);
-			if (ok && pwrite(outfd, data, want->len, want->off) == (ssize_t)want->len)
+		for (j = 0; j < pe->want.nblocks; j++)
+			if (pe->want.blocks[j].len == want->len &&
+			    memcmp(pe->want.blocks[j].hash, want->hash, SHA256_LEN) == 0 &&
+			    copy_block_from(pe->tmp, pe->want.blocks[j].off, want, outfd, data))
 				return 1;
-		}
 	}
 	return 0;
 }
@@ -868,8 +900,12 @@ handle_put_data(struct agent *a, const struct frame *f)
 	const struct fs_block *b;
 	uint8_t got[SHA256_LEN];
 
-	/* no reply: data frames are streamed; a failure is reported at PUT_END */
-	if (a->put.fd < 0 || a->put.failed)
+	/*
+	 * No reply: data frames are streamed; a failure is reported at PUT_END.
+	 * Data for a put that PUT_BEGIN refused (a pushed small file, whose
+	 * data left before the refusal was read) is dropped.
+	 */
+	if (a->put.fd < 0 || a->put.have == NULL || a->put.failed)
 		return 0;
 	if (f->payload.len < 4) {
 		a->put.failed = xstrdup("malformed block data");
@@ -1073,6 +1109,7 @@ static void
 record_put(struct agent *a, struct pending *pe)
 {
 	struct fs_file *cur = index_find(&a->ix, pe->want.path);
+	int existed = cur != NULL;
 	struct stat sb;
 
 	if (cur == NULL)
@@ -1097,7 +1134,12 @@ record_put(struct agent *a, struct pending *pe)
 	cur->nblocks = pe->want.nblocks;
 	pe->want.blocks = NULL;
 	pe->want.nblocks = 0;
-	index_sort(&a->ix);
+	/*
+	 * Not sorted here (a sort per file made a sync of n files cost
+	 * n^2 log n): the lookups are by hash table, and the next scan sorts.
+	 */
+	if (existed)
+		index_blocks_changed(&a->ix, cur);
 	a->dirty = 1;
 }
 
@@ -1177,6 +1219,68 @@ cmp_str(const void *x, const void *y)
 }
 
 /*
+ * fsync each of paths[0..n) (files or directories, opened with flags), up
+ * to FSYNC_THREADS at a time; errs[i] is 0 or the errno of path i.  Each
+ * file is still synced and checked on its own, but concurrent fsyncs share
+ * the filesystem's journal commits (ext4, xfs: one commit for all that
+ * wait together), where one after the other each paid a commit of its
+ * own: at 64 small files a batch, that was most of a commit's time.
+ */
+#define FSYNC_THREADS 8
+
+struct fsync_job {
+	char *const *paths;
+	int *errs;
+	int n, next, flags;
+	pthread_mutex_t lock;
+};
+
+static void
+fsync_one(const char *path, int flags, int *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
+
+	*err = 0;
+	if (fd < 0 || fsync(fd) < 0)
+		*err = errno ? errno : EIO;
+	if (fd >= 0)
+		close(fd);
+}
+
+static void *
+fsync_worker(void *arg)
+{
+	struct fsync_job *j = arg;
+
+	for (;;) {
+		int i;
+
+		pthread_mutex_lock(&j->lock);
+		i = j->next++;
+		pthread_mutex_unlock(&j->lock);
+		if (i >= j->n)
+			return NULL;
+		fsync_one(j->paths[i], j->flags, &j->errs[i]);
+	}
+}
+
+/* flags: O_NOFOLLOW for part files, O_DIRECTORY for directories (the root may be a symlink) */
+static void
+fsync_paths(char *const *paths, int n, int flags, int *errs)
+{
+	struct fsync_job j = { paths, errs, n, 0, flags, PTHREAD_MUTEX_INITIALIZER };
+	pthread_t t[FSYNC_THREADS];
+	int i, started = 0;
+
+	for (i = 0; i < FSYNC_THREADS - 1 && i < n - 1; i++)
+		if (pthread_create(&t[started], NULL, fsync_worker, &j) == 0)
+			started++;
+	(void)fsync_worker(&j); /* this thread works too (and alone when none started) */
+	for (i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+}
+
+/*
  * Make the batch durable and put it in place; why[i] (malloc'ed) is the
  * reason file i was not, NULL when it is done.
  *   1. every verified part file fsynced (data, size, mode, mtime: their
@@ -1204,19 +1308,29 @@ commit_all(struct agent *a)
 	char e[512];
 	int i, j, ndirs = 0, nj = 0;
 
-	for (i = 0; i < a->nbatch; i++) {
-		struct pending *pe = &a->batch[i];
-		int fd;
+	{
+		/* 1: the parts, fsynced together */
+		char **paths = xcalloc((size_t)a->nbatch + 1, sizeof(*paths));
+		int *errs = xcalloc((size_t)a->nbatch + 1, sizeof(*errs));
+		int *which = xcalloc((size_t)a->nbatch + 1, sizeof(*which));
+		int np = 0;
 
-		if (pe->err) {
-			why[i] = xstrdup(pe->err);
-			continue;
+		for (i = 0; i < a->nbatch; i++) {
+			if (a->batch[i].err) {
+				why[i] = xstrdup(a->batch[i].err);
+				continue;
+			}
+			which[np] = i;
+			paths[np++] = a->batch[i].tmp;
 		}
-		fd = open(pe->tmp, O_RDONLY | O_NOFOLLOW);
-		if (fd < 0 || fsync(fd) < 0)
-			why[i] = xasprintf("cannot make %s durable: %s", pe->tmp, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		fsync_paths(paths, np, O_NOFOLLOW, errs);
+		for (j = 0; j < np; j++)
+			if (errs[j])
+				why[which[j]] = xasprintf("cannot make %s durable: %s",
+				    a->batch[which[j]].tmp, strerror(errs[j]));
+		free(paths);
+		free(errs);
+		free(which);
 	}
 	for (i = 0; i < a->nbatch; i++) {
 		struct pending *pe = &a->batch[i];
@@ -1268,10 +1382,19 @@ commit_all(struct agent *a)
 		dirs[ndirs++] = xstrdup(a->newdirs[j]);
 	if (ndirs > 1)
 		qsort(dirs, (size_t)ndirs, sizeof(*dirs), cmp_str);
-	for (j = 0; j < ndirs; j++) {
-		if (j > 0 && strcmp(dirs[j], dirs[j - 1]) == 0)
-			continue;
-		if (fsync_dir(dirs[j]) < 0) {
+	{
+		/* 4: each directory once, fsynced together */
+		char **uniq = xcalloc((size_t)ndirs + 1, sizeof(*uniq));
+		int *errs = xcalloc((size_t)ndirs + 1, sizeof(*errs));
+		int nu = 0;
+
+		for (j = 0; j < ndirs; j++)
+			if (j == 0 || strcmp(dirs[j], dirs[j - 1]) != 0)
+				uniq[nu++] = dirs[j];
+		fsync_paths(uniq, nu, O_DIRECTORY, errs);
+		for (j = 0; j < nu; j++) {
+			if (!errs[j])
+				continue;
 			/*
 			 * In place but not known durable: not "done".  Rare (an
 			 * I/O error): every file of the batch is answered so.
@@ -1280,8 +1403,10 @@ commit_all(struct agent *a)
 				if (!why[i])
 					why[i] =
 					    xasprintf("cannot make the directory %s durable: %s",
-						dirs[j], strerror(errno));
+						uniq[j], strerror(errs[j]));
 		}
+		free(uniq);
+		free(errs);
 	}
 	for (i = 0; i < a->nbatch; i++)
 		if (why[i] == NULL)
@@ -1370,7 +1495,6 @@ handle_delete(struct agent *a, const struct frame *f)
 	cur->blocks = NULL;
 	cur->nblocks = 0;
 	cur->size = 0;
-	index_sort(&a->ix);
 	a->dirty = 1;
 	maybe_save(a, 0);
 	rc = reply_ok(a, NULL);
@@ -1433,7 +1557,6 @@ handle_conflict_copy(struct agent *a, const struct frame *f)
 	cur->deleted = 1;
 	cur->hash[0] = '\0';
 	cur->size = 0;
-	index_sort(&a->ix);
 	a->dirty = 1;
 	rc = reply_ok(a, NULL);
 out:

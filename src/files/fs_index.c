@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -35,19 +36,33 @@
 #include "fs_path.h"
 #include "xmalloc.h"
 
-/* ---- lookup: a small hash table from path to entry position ---- */
+/*
+ * ---- lookups: hash tables from path, and from block hash, to entry ----
+ *
+ * Each index owns its tables (the coordinator looks up two indexes in
+ * turn, so one table shared by all indexes would be rebuilt at every
+ * switch: O(n) per lookup).  A table covers the entries [0, n) of the
+ * array it was built for; entries appended since are added on the next
+ * lookup, and it is rebuilt when the array moved (realloc) or shrank;
+ * index_sort drops it.  The block table's slots are checked against the
+ * entry at every lookup, so a slot whose entry changed since only misses.
+ */
 
-struct slot {
-	int pos; /* -1 empty */
+struct fs_lut {
+	int *pos; /* entry position, -1 empty */
+	size_t cap;
+	int n; /* entries covered */
+	const struct fs_file *base;
 };
 
-static struct {
-	const struct fs_index *ix; /* the index the table was built for */
-	struct slot *s;
-	size_t cap;
-	int n; /* entries of ix covered */
-	struct fs_file *base;
-} lut;
+struct fs_blut {
+	struct fs_bslot {
+		int file, block; /* file -1: empty */
+	} * s;
+	size_t cap, used;
+	int n;
+	const struct fs_file *base;
+};
 
 static uint64_t
 strhash(const char *s)
@@ -60,43 +75,111 @@ strhash(const char *s)
 }
 
 static void
-lut_insert(int pos)
+lut_insert(struct fs_index *ix, int pos)
 {
-	size_t i = (size_t)(strhash(lut.ix->f[pos].path) & (lut.cap - 1));
+	struct fs_lut *l = ix->lut;
+	size_t i = (size_t)(strhash(ix->f[pos].path) & (l->cap - 1));
 
-	while (lut.s[i].pos >= 0)
-		i = (i + 1) & (lut.cap - 1);
-	lut.s[i].pos = pos;
+	while (l->pos[i] >= 0)
+		i = (i + 1) & (l->cap - 1);
+	l->pos[i] = pos;
 }
 
-/* Bring the table up to date with ix (rebuilt when ix moved or shrank). */
+/* Bring the path table up to date with ix (rebuilt when ix moved, shrank or filled it). */
 static void
-lut_sync(const struct fs_index *ix)
+lut_sync(struct fs_index *ix)
 {
-	int i;
+	struct fs_lut *l = ix->lut;
+	size_t i;
 
-	if (lut.ix != ix || lut.base != ix->f || lut.n > ix->n || (size_t)ix->n * 2 >= lut.cap) {
-		free(lut.s);
-		lut.ix = ix;
-		lut.base = ix->f;
-		lut.cap = 64;
-		while (lut.cap < (size_t)ix->n * 4)
-			lut.cap *= 2;
-		lut.s = xmalloc(sizeof(*lut.s) * lut.cap);
-		for (i = 0; (size_t)i < lut.cap; i++)
-			lut.s[i].pos = -1;
-		lut.n = 0;
+	if (l == NULL || l->base != ix->f || l->n > ix->n || (size_t)ix->n * 2 >= l->cap) {
+		if (l == NULL)
+			l = ix->lut = xcalloc(1, sizeof(*l));
+		free(l->pos);
+		l->base = ix->f;
+		l->cap = 64;
+		while (l->cap < (size_t)ix->n * 4)
+			l->cap *= 2;
+		l->pos = xmalloc(sizeof(*l->pos) * l->cap);
+		for (i = 0; i < l->cap; i++)
+			l->pos[i] = -1;
+		l->n = 0;
 	}
-	for (; lut.n < ix->n; lut.n++)
-		lut_insert(lut.n);
+	for (; l->n < ix->n; l->n++)
+		lut_insert(ix, l->n);
+}
+
+static uint64_t
+blockhash(const uint8_t *hash, uint32_t len)
+{
+	uint64_t h;
+
+	memcpy(&h, hash, sizeof(h)); /* SHA-256: uniform already */
+	return h ^ ((uint64_t)len * 0x9E3779B97F4A7C15ULL);
 }
 
 static void
-lut_forget(const struct fs_index *ix)
+blut_insert(struct fs_blut *l, const struct fs_file *f, int file)
 {
-	if (lut.ix == ix) {
-		free(lut.s);
-		memset(&lut, 0, sizeof(lut));
+	int j;
+
+	for (j = 0; j < f->nblocks; j++) {
+		size_t i = (size_t)(blockhash(f->blocks[j].hash, f->blocks[j].len) & (l->cap - 1));
+
+		while (l->s[i].file >= 0)
+			i = (i + 1) & (l->cap - 1);
+		l->s[i].file = file;
+		l->s[i].block = j;
+		l->used++;
+	}
+}
+
+static void
+blut_sync(struct fs_index *ix)
+{
+	struct fs_blut *l = ix->blut;
+	size_t i, total = 0;
+	int k;
+
+	if (l == NULL || l->base != ix->f || l->n > ix->n || l->used * 2 >= l->cap) {
+		if (l == NULL)
+			l = ix->blut = xcalloc(1, sizeof(*l));
+		free(l->s);
+		for (k = 0; k < ix->n; k++)
+			total += (size_t)ix->f[k].nblocks;
+		l->base = ix->f;
+		l->cap = 64;
+		while (l->cap < total * 4)
+			l->cap *= 2;
+		l->s = xmalloc(sizeof(*l->s) * l->cap);
+		for (i = 0; i < l->cap; i++)
+			l->s[i].file = -1;
+		l->used = 0;
+		l->n = 0;
+	}
+	for (; l->n < ix->n; l->n++) {
+		if (l->used + (size_t)ix->f[l->n].nblocks >= l->cap / 2) {
+			/* full: built again for every entry (at most a quarter full then) */
+			l->used = l->cap;
+			blut_sync(ix);
+			return;
+		}
+		blut_insert(l, &ix->f[l->n], l->n);
+	}
+}
+
+static void
+luts_forget(struct fs_index *ix)
+{
+	if (ix->lut) {
+		free(ix->lut->pos);
+		free(ix->lut);
+		ix->lut = NULL;
+	}
+	if (ix->blut) {
+		free(ix->blut->s);
+		free(ix->blut);
+		ix->blut = NULL;
 	}
 }
 
@@ -120,7 +203,7 @@ index_free(struct fs_index *ix)
 {
 	int i;
 
-	lut_forget(ix);
+	luts_forget(ix);
 	for (i = 0; i < ix->n; i++)
 		file_clear(&ix->f[i]);
 	free(ix->f);
@@ -130,16 +213,61 @@ index_free(struct fs_index *ix)
 struct fs_file *
 index_find(struct fs_index *ix, const char *path)
 {
+	struct fs_lut *l;
 	size_t i;
 
 	if (ix->n == 0)
 		return NULL;
 	lut_sync(ix);
-	for (i = (size_t)(strhash(path) & (lut.cap - 1)); lut.s[i].pos >= 0;
-	     i = (i + 1) & (lut.cap - 1))
-		if (strcmp(ix->f[lut.s[i].pos].path, path) == 0)
-			return &ix->f[lut.s[i].pos];
+	l = ix->lut;
+	for (i = (size_t)(strhash(path) & (l->cap - 1)); l->pos[i] >= 0; i = (i + 1) & (l->cap - 1))
+		if (strcmp(ix->f[l->pos[i]].path, path) == 0)
+			return &ix->f[l->pos[i]];
 	return NULL;
+}
+
+const struct fs_file *
+index_find_block(struct fs_index *ix, const uint8_t *hash, uint32_t len, size_t *cursor, int *block)
+{
+	struct fs_blut *l;
+	size_t i;
+
+	if (ix->n == 0)
+		return NULL;
+	if (*cursor == 0)
+		blut_sync(ix);
+	l = ix->blut;
+	i = *cursor ? *cursor - 1 : (size_t)(blockhash(hash, len) & (l->cap - 1));
+	for (; l->s[i].file >= 0; i = (i + 1) & (l->cap - 1)) {
+		const struct fs_file *f;
+		int j = l->s[i].block;
+
+		if (l->s[i].file >= ix->n)
+			continue;
+		f = &ix->f[l->s[i].file];
+		if (f->deleted || j >= f->nblocks || f->blocks[j].len != len ||
+		    memcmp(f->blocks[j].hash, hash, SHA256_LEN) != 0)
+			continue;
+		*cursor = ((i + 1) & (l->cap - 1)) + 1;
+		*block = j;
+		return f;
+	}
+	return NULL;
+}
+
+void
+index_blocks_changed(struct fs_index *ix, const struct fs_file *f)
+{
+	struct fs_blut *l = ix->blut;
+	int pos = (int)(f - ix->f);
+
+	if (l == NULL || l->base != ix->f || pos < 0 || pos >= l->n)
+		return; /* not covered yet: the next sync adds it */
+	if (l->used + (size_t)f->nblocks >= l->cap / 2) {
+		l->used = l->cap; /* rebuilt at the next lookup */
+		return;
+	}
+	blut_insert(l, f, pos);
 }
 
 struct fs_file *
@@ -168,7 +296,7 @@ index_sort(struct fs_index *ix)
 {
 	if (ix->n > 1)
 		qsort(ix->f, (size_t)ix->n, sizeof(*ix->f), cmp_file);
-	lut_forget(ix);
+	luts_forget(ix);
 }
 
 /* ---- text form ---- */
@@ -337,6 +465,8 @@ journal_replay(const char *root, struct fs_index *ix)
 	size_t cap = 0;
 	ssize_t n;
 
+	int added = 0;
+
 	free(path);
 	if (fp == NULL)
 		return;
@@ -368,7 +498,7 @@ journal_replay(const char *root, struct fs_index *ix)
 			cur = index_add(ix, f.path);
 			free(cur->path);
 			*cur = f;
-			index_sort(ix);
+			added = 1;
 		} else if (vv_compare(&f.vv, &cur->vv) == VV_EQUAL ||
 		    vv_compare(&f.vv, &cur->vv) == VV_DOMINATES) {
 			file_clear(cur);
@@ -379,6 +509,8 @@ journal_replay(const char *root, struct fs_index *ix)
 	}
 	free(line);
 	fclose(fp);
+	if (added)
+		index_sort(ix); /* once, not per line: a journal can hold thousands */
 }
 
 int
@@ -588,6 +720,35 @@ is_part(const char *name)
 	return n > s && strcmp(name + n - s, FS_PART_SUFFIX) == 0;
 }
 
+/*
+ * A part file this code names (".NAME.<16 hex>.repctl-part", fs_agent.c's
+ * part_name) that nothing touched for part_max_age seconds: left by a
+ * transfer that was killed and whose version never came again (changed
+ * before a run finished it).  Its ctime, not its mtime: a verified part
+ * carries the source file's mtime, which may be years old, while every
+ * write to it (a resume) and its mtime being set change the ctime.
+ */
+static int
+stale_part(const char *name, const struct stat *sb, time_t now)
+{
+	size_t n = strlen(name), s = strlen(FS_PART_SUFFIX), i;
+	static long max_age = -1;
+
+	if (max_age < 0) {
+		const char *e = getenv("REPCTL_PART_MAX_AGE"); /* seconds; for the tests */
+
+		max_age = e && *e ? atol(e) : FS_PART_MAX_AGE;
+		if (max_age < 0)
+			max_age = FS_PART_MAX_AGE;
+	}
+	if (name[0] != '.' || n < 1 + 1 + 1 + 16 + s || name[n - s - 17] != '.')
+		return 0;
+	for (i = n - s - 16; i < n - s; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+			return 0;
+	return S_ISREG(sb->st_mode) && sb->st_ctime + max_age < now;
+}
+
 static int
 scan_dir(const char *root, const char *rel, struct fs_index *ix, const char *self,
     const struct ignore *ig, struct scan_stats *st, char *err, size_t errlen)
@@ -622,8 +783,10 @@ scan_dir(const char *root, const char *rel, struct fs_index *ix, const char *sel
 		if (S_ISDIR(sb.st_mode)) {
 			if (!(ig && ignore_match(ig, relpath, 1)))
 				rc = scan_dir(root, relpath, ix, self, ig, st, err, errlen);
-		} else if (S_ISREG(sb.st_mode) && !is_part(de->d_name) &&
-		    !(ig && ignore_match(ig, relpath, 0))) {
+		} else if (is_part(de->d_name)) {
+			if (stale_part(de->d_name, &sb, time(NULL)) && unlink(full) == 0)
+				st->parts_removed++;
+		} else if (S_ISREG(sb.st_mode) && !(ig && ignore_match(ig, relpath, 0))) {
 			char perr[256];
 
 			if (path_check(relpath, perr, sizeof(perr)) < 0) {

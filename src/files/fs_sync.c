@@ -160,6 +160,9 @@ struct peer {
 	long long pend_bytes;
 };
 
+/* A file up to this size, new to a batching receiver, is pushed without waiting for its answer (see transfer). */
+#define PUSH_MAX (64 << 10)
+
 /* Block requests in flight to a sender, per file (see transfer). */
 #define BLOCK_WINDOW 16
 
@@ -349,16 +352,30 @@ peer_close(struct peer *p)
 	memset(p, 0, sizeof(*p));
 }
 
-/* Ask for the index; every path is checked before anything is believed. */
+/*
+ * Ask for the index (the agent scans first); peer_index_read reads it.
+ * Split so that both agents of a pair scan at the same time.
+ */
 static int
-peer_index(struct peer *p, char *err, size_t errlen)
+peer_index_ask(struct peer *p, char *err, size_t errlen)
+{
+	char inner[ERRLEN];
+
+	if (stream_send(&p->s, F_INDEX_REQ, NULL, 0, inner, sizeof(inner)) < 0) {
+		snprintf(err, errlen, "node '%s': %s", p->m->node, inner);
+		return -1;
+	}
+	return 0;
+}
+
+/* Read the index asked for; every path is checked before anything is believed. */
+static int
+peer_index_read(struct peer *p, char *err, size_t errlen)
 {
 	struct frame f;
 	char inner[ERRLEN];
 
 	index_free(&p->ix);
-	if (stream_send(&p->s, F_INDEX_REQ, NULL, 0, inner, sizeof(inner)) < 0)
-		goto fail;
 	for (;;) {
 		if (stream_recv(&p->s, &f, inner, sizeof(inner)) < 0)
 			goto fail;
@@ -608,6 +625,80 @@ commit_batch(struct run_ctx *rc, struct peer *dst, char *err, size_t errlen)
 	return ok;
 }
 
+/* An F_INDEX answer to ENTRY_REQ (consumed) into full.  0, or -1 with err. */
+static int
+entry_parse(struct frame *reply, struct fs_file *full, char *err, size_t errlen)
+{
+	char *text = xstrndup(reply->payload.data ? reply->payload.data : "", reply->payload.len);
+	int prc = reply->type == F_INDEX ? index_parse_line(text, full, err, errlen) : -1;
+
+	if (reply->type != F_INDEX)
+		snprintf(err, errlen, "unexpected answer to an entry request");
+	free(text);
+	frame_free(reply);
+	return prc;
+}
+
+/*
+ * The full entries (block lists) of the next files a run copies from one
+ * sender, asked for ENTRY_WINDOW at a time: the requests are sent
+ * together and the answers read in order (nothing else is in flight to the
+ * sender then), so a run of n small files costs n/ENTRY_WINDOW round trips
+ * to it instead of n.  Slot i holds the entry of action from + i (path
+ * NULL: not fetched, or refused: transfer asks again and reports why).
+ */
+#define ENTRY_WINDOW 64
+
+struct prefetch {
+	int from, n;
+	struct fs_file f[ENTRY_WINDOW];
+};
+
+static void
+prefetch_clear(struct prefetch *pf)
+{
+	int i;
+
+	for (i = 0; i < pf->n; i++)
+		file_clear(&pf->f[i]);
+	pf->from = pf->n = 0;
+}
+
+/* Fetch the entries of paths[0..n) from src.  0, or -1 when the transport broke (err). */
+static int
+prefetch_entries(struct peer *src, char *const *paths, int n, struct prefetch *pf, int from,
+    char *err, size_t errlen)
+{
+	struct buf req = BUF_INIT;
+	int i, sent = 0, rc = 0;
+
+	prefetch_clear(pf);
+	pf->from = from;
+	for (i = 0; i < n && rc == 0; i++) {
+		buf_reset(&req);
+		field_put(&req, paths[i]);
+		if (stream_send(&src->s, F_ENTRY_REQ, req.data, req.len, err, errlen) < 0)
+			rc = -1;
+		else
+			sent++;
+	}
+	buf_free(&req);
+	for (i = 0; i < sent; i++) {
+		struct frame reply;
+		char e2[ERRLEN];
+
+		if (stream_recv(&src->s, &reply, err, errlen) < 0)
+			return -1; /* the stream is out of step: the pair ends */
+		if (reply.type == F_ERROR || entry_parse(&reply, &pf->f[i], e2, sizeof(e2)) < 0) {
+			if (reply.type == F_ERROR)
+				frame_free(&reply);
+			memset(&pf->f[i], 0, sizeof(pf->f[i])); /* transfer asks again */
+		}
+		pf->n = i + 1;
+	}
+	return rc;
+}
+
 /*
  * Copy src's version of path (brief: its index entry without blocks) to
  * dst, recording vector v there; update_src / conflict: see struct pend.
@@ -620,7 +711,7 @@ commit_batch(struct run_ctx *rc, struct peer *dst, char *err, size_t errlen)
  */
 static int
 transfer(struct run_ctx *rc, struct peer *src, struct peer *dst, const struct fs_file *brief,
-    const struct vv *v, int update_src, int conflict, char *err, size_t errlen)
+    struct fs_file *pre, const struct vv *v, int update_src, int conflict, char *err, size_t errlen)
 {
 	struct fs_file full, send;
 	const struct fs_file *e = &full;
@@ -628,7 +719,7 @@ transfer(struct run_ctx *rc, struct peer *src, struct peer *dst, const struct fs
 	struct frame reply, blk;
 	struct pend pe;
 	long long missing_bytes = 0;
-	int ok = -1, broken = 0, *want = NULL, nwant = 0, asked = 0, got = 0;
+	int ok = -1, broken = 0, *want = NULL, nwant = 0, asked = 0, got = 0, push;
 	char *list, *tok, *save = NULL, drain[ERRLEN];
 
 	/*
@@ -639,37 +730,53 @@ transfer(struct run_ctx *rc, struct peer *src, struct peer *dst, const struct fs
 	if (dst->batching && dst->npend > 0 && dst->pend_bytes + brief->size > BATCH_BYTES &&
 	    commit_batch(rc, dst, err, errlen) < 0)
 		return 1;
-	/* the scan sent no block lists: fetch this file's */
+	/* the scan sent no block lists: this file's, fetched ahead (pre) or now */
 	memset(&full, 0, sizeof(full));
 	memset(&pe, 0, sizeof(pe));
-	field_put(&req, brief->path);
-	if (stream_call(&src->s, F_ENTRY_REQ, req.data, req.len, &reply, err, errlen) < 0) {
-		buf_free(&req);
-		return -1;
-	}
-	{
-		char *text =
-		    xstrndup(reply.payload.data ? reply.payload.data : "", reply.payload.len);
-		int prc = index_parse_line(text, &full, err, errlen);
-
-		free(text);
-		frame_free(&reply);
-		if (prc < 0 || strcmp(full.hash, brief->hash) != 0) {
-			if (prc == 0)
-				snprintf(err, errlen, "%s changed on node '%s' since the scan",
-				    brief->path, src->m->node);
-			file_clear(&full);
+	if (pre && pre->path) {
+		full = *pre; /* taken over */
+		memset(pre, 0, sizeof(*pre));
+	} else {
+		field_put(&req, brief->path);
+		if (stream_call(&src->s, F_ENTRY_REQ, req.data, req.len, &reply, err, errlen) < 0 ||
+		    entry_parse(&reply, &full, err, errlen) < 0) {
 			buf_free(&req);
 			return -1;
 		}
 	}
+	if (strcmp(full.hash, brief->hash) != 0) {
+		snprintf(err, errlen, "%s changed on node '%s' since the scan", brief->path,
+		    src->m->node);
+		file_clear(&full);
+		buf_free(&req);
+		return -1;
+	}
 	send = full;
 	send.vv = *v;
 	index_line(&line, &send);
-	if (stream_call(&dst->s, F_PUT_BEGIN, line.data, line.len, &reply, err, errlen) < 0)
-		goto out;
-	list = xstrndup(reply.payload.data ? reply.payload.data : "", reply.payload.len);
-	frame_free(&reply);
+	/*
+	 * A small file new to the receiver is pushed: PUT_BEGIN, then every
+	 * block at once, and the receiver's answer (which blocks it lacked, or
+	 * its refusal) is read only after the data went out, so the round trip
+	 * to the receiver overlaps with the one to the sender instead of
+	 * following it.  What it may cost: the bytes of a small file whose
+	 * blocks the receiver had elsewhere (a renamed or copied small file, a
+	 * part file of it), at most PUSH_MAX each.
+	 */
+	push = dst->batching && e->size <= PUSH_MAX && index_find(&dst->ix, e->path) == NULL;
+	if (push) {
+		if (stream_send(&dst->s, F_PUT_BEGIN, line.data, line.len, err, errlen) < 0)
+			goto out;
+		list = xstrdup("");
+		want = xmalloc(sizeof(*want) * ((size_t)e->nblocks + 1));
+		for (nwant = 0; nwant < e->nblocks; nwant++)
+			want[nwant] = nwant;
+	} else {
+		if (stream_call(&dst->s, F_PUT_BEGIN, line.data, line.len, &reply, err, errlen) < 0)
+			goto out;
+		list = xstrndup(reply.payload.data ? reply.payload.data : "", reply.payload.len);
+		frame_free(&reply);
+	}
 	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		int i = atoi(tok);
 
@@ -753,6 +860,25 @@ transfer(struct run_ctx *rc, struct peer *src, struct peer *dst, const struct fs
 		show_progress(rc, 0);
 	}
 	free(list);
+	if (push) {
+		/* the receiver's answer to PUT_BEGIN: nothing else of it is in flight */
+		char e2[ERRLEN];
+
+		if (stream_recv(&dst->s, &reply, e2, sizeof(e2)) < 0) {
+			if (!broken)
+				snprintf(err, errlen, "%s", e2);
+			goto out;
+		}
+		if (reply.type == F_ERROR) {
+			/* refused: no put is open there, so no PUT_END (its data was ignored) */
+			if (!broken)
+				snprintf(err, errlen, "%.*s", (int)reply.payload.len,
+				    reply.payload.data ? reply.payload.data : "");
+			frame_free(&reply);
+			goto out;
+		}
+		frame_free(&reply);
+	}
 	pe.path = xstrdup(e->path);
 	pe.src = src;
 	{
@@ -856,7 +982,8 @@ reconcile_pair(struct run_ctx *rc, struct peer *a, struct peer *b)
 	struct fs_side sa = { a->m->node, a->m->type }, sb = { b->m->node, b->m->type };
 	struct action *acts = NULL;
 	struct vv empty = { NULL, 0 };
-	int na = 0, i = 0, j = 0, k, transport = 0;
+	struct prefetch pf;
+	int na = 0, cap = 0, i = 0, j = 0, k, transport = 0;
 
 	/* merge-walk the two sorted indexes */
 	while (i < a->ix.n || j < b->ix.n) {
@@ -880,7 +1007,10 @@ reconcile_pair(struct run_ctx *rc, struct peer *a, struct peer *b)
 		act = reconcile(&sa, &ea, &sb, &eb);
 		if (act == FA_NONE)
 			continue;
-		acts = xrealloc(acts, sizeof(*acts) * (size_t)(na + 1));
+		if (na == cap) {
+			cap = cap ? cap * 2 : 64;
+			acts = xrealloc(acts, sizeof(*acts) * (size_t)cap);
+		}
 		acts[na].act = act;
 		acts[na].path = xstrdup(fa ? fa->path : fb->path);
 		if ((act == FA_COPY_A_TO_B && fa) || (act == FA_CONFLICT_A && fb))
@@ -891,22 +1021,44 @@ reconcile_pair(struct run_ctx *rc, struct peer *a, struct peer *b)
 	}
 	if (na > 1)
 		qsort(acts, (size_t)na, sizeof(*acts), cmp_action);
+	memset(&pf, 0, sizeof(pf));
 	for (k = 0; k < na && !transport; k++) {
 		struct fs_file *fa = index_find(&a->ix, acts[k].path);
 		struct fs_file *fb = index_find(&b->ix, acts[k].path);
+		struct fs_file *pre = NULL;
 		struct vv merged;
 		char err[ERRLEN];
 		int r = 0;
 
 		err[0] = '\0';
+		if ((acts[k].act == FA_COPY_A_TO_B || acts[k].act == FA_COPY_B_TO_A) &&
+		    (k < pf.from || k >= pf.from + pf.n)) {
+			/* the block lists of this copy and the next ones from the same sender */
+			char *paths[ENTRY_WINDOW];
+			int m = 0;
+
+			while (m < ENTRY_WINDOW && k + m < na && acts[k + m].act == acts[k].act) {
+				paths[m] = acts[k + m].path;
+				m++;
+			}
+			if (prefetch_entries(acts[k].act == FA_COPY_A_TO_B ? a : b, paths, m, &pf,
+				k, err, sizeof(err)) < 0) {
+				note_error(rc, "%s: %s (%s <-> %s)", acts[k].path, err, a->m->node,
+				    b->m->node);
+				transport = 1;
+				break;
+			}
+		}
+		if (k >= pf.from && k < pf.from + pf.n)
+			pre = &pf.f[k - pf.from];
 		vv_merge(fa ? &fa->vv : &empty, fb ? &fb->vv : &empty, &merged);
 		switch (acts[k].act) {
 		case FA_COPY_A_TO_B:
-			r = transfer(rc, a, b, fa, &merged,
+			r = transfer(rc, a, b, fa, pre, &merged,
 			    vv_compare(&merged, &fa->vv) != VV_EQUAL, 0, err, sizeof(err));
 			break;
 		case FA_COPY_B_TO_A:
-			r = transfer(rc, b, a, fb, &merged,
+			r = transfer(rc, b, a, fb, pre, &merged,
 			    vv_compare(&merged, &fb->vv) != VV_EQUAL, 0, err, sizeof(err));
 			break;
 		case FA_DELETE_ON_B:
@@ -942,7 +1094,7 @@ reconcile_pair(struct run_ctx *rc, struct peer *a, struct peer *b)
 			r = do_conflict_copy(loser, lf->path, cname, err, sizeof(err));
 			if (r == 0)
 				r = transfer(
-				    rc, winner, loser, wf, &merged, 1, 1, err, sizeof(err));
+				    rc, winner, loser, wf, NULL, &merged, 1, 1, err, sizeof(err));
 			free(cname);
 			break;
 		}
@@ -964,6 +1116,7 @@ reconcile_pair(struct run_ctx *rc, struct peer *a, struct peer *b)
 		}
 		vv_free(&merged);
 	}
+	prefetch_clear(&pf);
 	/* what still waits in the batches is committed before the next pair or pass */
 	for (k = 0; k < 2; k++) {
 		char err[ERRLEN];
@@ -1043,8 +1196,11 @@ folder_run(const struct config *cfg, PGconn *meta, const struct folder_def *f, i
 
 			if (i == hub)
 				continue;
-			if (peer_index(&peers[hub], err, errlen) < 0 ||
-			    peer_index(&peers[i], err, errlen) < 0)
+			/* both scan at once; the answers are read one after the other */
+			if (peer_index_ask(&peers[hub], err, errlen) < 0 ||
+			    peer_index_ask(&peers[i], err, errlen) < 0 ||
+			    peer_index_read(&peers[hub], err, errlen) < 0 ||
+			    peer_index_read(&peers[i], err, errlen) < 0)
 				goto out;
 			n = reconcile_pair(&rc, &peers[hub], &peers[i]);
 			if (n < 0) {
